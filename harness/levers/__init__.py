@@ -1,0 +1,90 @@
+"""The one registry of optimization levers. Exact names; an unknown name fails loudly.
+
+A stack is a tuple of lever names applied in order, e.g. ("sdpa", "static", "compile").
+Each lever lives in its own small module and returns evidence that it took effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from harness.errors import unknown_choice
+
+ALL_FAMILIES = frozenset({"llama", "chameleon", "seamless", "hstu"})
+ALL_DEVICE_TYPES = frozenset({"cpu", "cuda"})
+
+
+class LeverNotInEffect(AssertionError):
+    """A lever applied but its evidence says it did not take effect."""
+
+
+@dataclass(frozen=True)
+class Lever:
+    name: str
+    slot: str  # at most one lever per slot in a stack (e.g. one attention implementation)
+    summary: str
+    configure: Callable  # (DecodePlan) -> DecodePlan
+    evidence: Callable  # (session) -> dict; raises LeverNotInEffect
+    families: frozenset[str] = ALL_FAMILIES
+    device_types: frozenset[str] = ALL_DEVICE_TYPES
+    requires: tuple[str, ...] = ()  # levers that must come earlier in the stack
+
+
+class Registry:
+    def __init__(self, levers: tuple[Lever, ...]) -> None:
+        self._levers = {lever.name: lever for lever in levers}
+
+    def get(self, name: str) -> Lever:
+        try:
+            return self._levers[name]
+        except KeyError:
+            raise unknown_choice("lever", name, self._levers) from None
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._levers)
+
+    @contextmanager
+    def temporarily(self, lever: Lever) -> Iterator[Lever]:
+        """Add a lever for the duration of a block (tests plant faulty levers this way)."""
+        if lever.name in self._levers:
+            raise ValueError(f"lever {lever.name!r} is already registered")
+        self._levers[lever.name] = lever
+        try:
+            yield lever
+        finally:
+            del self._levers[lever.name]
+
+
+def stack_name(stack: tuple[str, ...]) -> str:
+    return "+".join(stack)
+
+
+def unavailable_reason(stack: tuple[str, ...], family: str, device: str) -> str:
+    """Why this stack cannot run for this family on this device; "" when it can."""
+    device_type = device.split(":")[0]
+    seen_slots: dict[str, str] = {}
+    for position, name in enumerate(stack):
+        lever = LEVERS.get(name)
+        if family not in lever.families:
+            return f"{name} does not apply to {family}"
+        if device_type not in lever.device_types:
+            return f"{name} needs a {'/'.join(sorted(lever.device_types))} device (this run: {device_type})"
+        missing = [need for need in lever.requires if need not in stack[:position]]
+        if missing:
+            return f"{name} needs {', '.join(missing)} earlier in the stack"
+        if lever.slot in seen_slots:
+            return f"{name} and {seen_slots[lever.slot]} both set the {lever.slot}"
+        seen_slots[lever.slot] = name
+    return ""
+
+
+def _builtin_levers() -> tuple[Lever, ...]:
+    from harness.levers import compile as compile_lever
+    from harness.levers import cudagraphs, eager, sdpa, static
+
+    return (eager.LEVER, sdpa.LEVER, static.LEVER, compile_lever.LEVER, cudagraphs.LEVER)
+
+
+LEVERS = Registry(_builtin_levers())

@@ -1,0 +1,44 @@
+"""Shared evidence for attention-implementation levers: which operators really ran."""
+
+from __future__ import annotations
+
+import torch
+
+from harness.levers import LeverNotInEffect
+
+# Operator names that only one of the implementations launches (see FACTS.md, profiler names).
+SDPA_OP_PREFIXES = ("aten::scaled_dot_product", "aten::_scaled_dot_product", "aten::_flash_attention", "aten::_efficient_attention")
+EAGER_OP_NAMES = ("aten::softmax", "aten::_softmax")
+
+
+def attention_ops(session) -> list[str]:
+    """Operator names of one short forward, profiled outside any timed region."""
+    op_names = session.probe_op_names()
+    return sorted(name for name in op_names if name.startswith(SDPA_OP_PREFIXES) or name in EAGER_OP_NAMES)
+
+
+def attention_evidence(session, wanted: str) -> dict:
+    implementation = session.model.config._attn_implementation
+    ops = attention_ops(session)
+    uses_sdpa = any(op.startswith(SDPA_OP_PREFIXES) for op in ops)
+    if implementation != wanted or uses_sdpa != (wanted == "sdpa"):
+        raise LeverNotInEffect(f"{wanted}: model runs {implementation!r} attention, operators seen: {ops}")
+    return {"attn_implementation": implementation, "attention_ops": ops}
+
+
+def set_attention(plan, implementation: str):
+    import dataclasses
+
+    return dataclasses.replace(plan, attn_implementation=implementation)
+
+
+def sdpa_backends() -> dict:
+    """Which fused SDPA kernels this torch build allows (CUDA only; the CPU has one path)."""
+    if not torch.cuda.is_available():
+        return {}
+    cuda = torch.backends.cuda
+    return {
+        "flash": cuda.flash_sdp_enabled(),
+        "mem_efficient": cuda.mem_efficient_sdp_enabled(),
+        "math": cuda.math_sdp_enabled(),
+    }

@@ -1,0 +1,75 @@
+"""torch.compile of the decode step (prefill stays eager, as in gpt-fast).
+
+Evidence: graphs compiled, graph breaks, and proof that timed iterations compiled nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import contextmanager
+
+import torch
+from torch._dynamo.utils import counters
+
+from harness.levers import Lever, LeverNotInEffect
+
+
+class CompiledDuringTiming(AssertionError):
+    """torch.compile compiled inside timed iterations: the samples would include compile time."""
+
+
+def _compile_counts() -> tuple[int, int]:
+    graphs = counters["stats"]["unique_graphs"]
+    breaks = sum(counters["graph_break"].values())
+    return graphs, breaks
+
+
+class CompiledStep:
+    def __init__(self, step, session) -> None:
+        # Why reset: graphs cached for an earlier case would hide this case's compile and guards.
+        torch._dynamo.reset()
+        self._start = _compile_counts()
+        self._fn = torch.compile(step)
+        self.recompiles_during_timing: int | None = None
+
+    def __call__(self, *args):
+        return self._fn(*args)
+
+    @contextmanager
+    def timed(self):
+        before = _compile_counts()
+        try:
+            with torch._dynamo.config.patch(error_on_recompile=True):
+                yield
+        except torch._dynamo.exc.RecompileError as exc:
+            raise CompiledDuringTiming(f"compile: recompiled inside timed iterations: {exc}") from None
+        graphs, breaks = (now - then for now, then in zip(_compile_counts(), before))
+        self.recompiles_during_timing = graphs
+        if graphs or breaks:
+            raise CompiledDuringTiming(
+                f"compile: {graphs} graph(s) compiled and {breaks} graph break(s) inside timed iterations"
+            )
+
+    def stats(self) -> dict:
+        graphs, breaks = (now - then for now, then in zip(_compile_counts(), self._start))
+        return {"graphs": graphs, "graph_breaks": breaks, "recompiles_during_timing": self.recompiles_during_timing}
+
+
+def configure(plan):
+    return dataclasses.replace(plan, step_wrappers=plan.step_wrappers + (("compile", CompiledStep),))
+
+
+def evidence(session) -> dict:
+    stats = session.wrappers["compile"].stats()
+    if stats["graphs"] < 1:
+        raise LeverNotInEffect("compile: no graph was compiled")
+    return {**stats, "backend": "inductor"}
+
+
+LEVER = Lever(
+    name="compile",
+    slot="compile",
+    summary="torch.compile (inductor) of the decode step",
+    configure=configure,
+    evidence=evidence,
+)

@@ -1,0 +1,14 @@
+"""Baseline: transformers' eager attention (matmul + softmax + matmul)."""
+
+from functools import partial
+
+from harness.levers import Lever
+from harness.levers.attention import attention_evidence, set_attention
+
+LEVER = Lever(
+    name="eager",
+    slot="attention",
+    summary="eager attention (the baseline)",
+    configure=partial(set_attention, implementation="eager"),
+    evidence=partial(attention_evidence, wanted="eager"),
+)

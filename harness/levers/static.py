@@ -1,0 +1,32 @@
+"""Preallocated (static) KV cache: fixed shapes, the precondition for compile and CUDA graphs.
+
+Without compile it is slower on the CPU (attention spans the whole preallocated length);
+the ladder shows that rather than hiding it.
+"""
+
+import dataclasses
+
+from transformers import StaticCache
+
+from harness.levers import Lever, LeverNotInEffect
+
+
+def configure(plan):
+    return dataclasses.replace(plan, cache="static")
+
+
+def evidence(session) -> dict:
+    cache = session.cache
+    if not isinstance(cache, StaticCache):
+        raise LeverNotInEffect(f"static: the run used {type(cache).__name__}, not StaticCache")
+    return {"cache_class": type(cache).__name__, "max_cache_len": session.max_cache_len}
+
+
+LEVER = Lever(
+    name="static",
+    slot="cache",
+    summary="preallocated static KV cache",
+    configure=configure,
+    evidence=evidence,
+    families=frozenset({"llama", "chameleon", "seamless"}),
+)

@@ -1,0 +1,90 @@
+"""Run options: defined once here, validated once, shared by the pytest plugin and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from harness.errors import HarnessError, unknown_choice
+
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+DEVICE_AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run can be told; every default lives on this class."""
+
+    benchmark: bool = field(default=False, metadata={"help": "measure (otherwise: quick correctness checks)"})
+    preset: str = field(default="tiny", metadata={"help": "model size preset"})
+    device: str = field(default=DEVICE_AUTO, metadata={"help": "cpu, cuda, cuda:N or auto (cuda when available)"})
+    dtype: str = field(default="auto", metadata={"help": "comma list of float32,bfloat16,float16; auto = bfloat16 on cuda, float32 on cpu"})
+    families: str = field(default="", metadata={"help": "comma list of families to run (default: all)"})
+    stacks: str = field(default="", metadata={"help": "comma list of exact stack names, e.g. eager,sdpa+static (default: all)"})
+    results_dir: str = field(default="results", metadata={"help": "folder for the per-run results JSON"})
+    warmup: int = field(default=2, metadata={"help": "untimed warm-up generations per case (after the output check)"})
+    iterations: int = field(default=10, metadata={"help": "timed generations per case"})
+    quick_tokens: int = field(default=8, metadata={"help": "tokens generated per case without --benchmark"})
+    seed: int = field(default=0, metadata={"help": "seed for weights, inputs and length draws"})
+    checkpoint_dir: str = field(default="", metadata={"help": "load weights from this local folder instead of random ones"})
+
+    def with_values(self, **changes: object) -> "RunOptions":
+        return dataclasses.replace(self, **changes)
+
+
+def option_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def option_specs() -> list[tuple[str, str, object, str]]:
+    """(dest, flag, default, help) for each option: the single source for pytest and argparse."""
+    return [(f.name, option_flag(f.name), f.default, f.metadata["help"]) for f in fields(RunOptions)]
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def resolve_device(name: str, cuda_available: bool) -> str:
+    """Turn the device option into a concrete torch device string, or fail with one line."""
+    if name == DEVICE_AUTO:
+        return "cuda" if cuda_available else "cpu"
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda") or (index and not index.isdigit()):
+        raise unknown_choice("device", name, ("auto", "cpu", "cuda", "cuda:N"))
+    if kind == "cuda" and not cuda_available:
+        raise HarnessError(f"device {name!r} asked for, but torch sees no CUDA device here")
+    return name
+
+
+def resolve_dtypes(text: str, device: str) -> tuple[str, ...]:
+    if text == "auto":
+        return ("bfloat16",) if device.startswith("cuda") else ("float32",)
+    names = split_list(text)
+    for name in names:
+        if name not in DTYPE_NAMES:
+            raise unknown_choice("dtype", name, DTYPE_NAMES)
+    if not names:
+        raise HarnessError("--dtype is empty; give auto or a comma list of " + ", ".join(DTYPE_NAMES))
+    return names
+
+
+def check_counts(options: RunOptions) -> None:
+    for name in ("warmup", "iterations", "quick_tokens"):
+        value = getattr(options, name)
+        minimum = 0 if name == "warmup" else 1
+        if value < minimum:
+            raise HarnessError(f"{option_flag(name)} must be at least {minimum}, got {value}")
+
+
+def check_writable_dir(path: Path) -> None:
+    """Fail before any model is built when results could not be saved."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise HarnessError(f"results directory {str(path)!r} is not writable: {exc.strerror or exc}") from None

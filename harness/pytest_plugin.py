@@ -1,0 +1,155 @@
+"""The only bridge between pytest and the harness library.
+
+Registers `--benchmark` and the harness options, parametrizes suites over the matrix,
+routes each case's timed loop through pytest-benchmark, writes the run's results file and
+prints the end-of-run table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.bench import RunContext, execute, plain_loop
+from harness.env import environment
+from harness.errors import HarnessError
+from harness.options import RunOptions, check_writable_dir, option_specs
+from harness.records import ResultsFile, new_results_path
+from harness.report import render_text, rows
+from harness.selection import Selection, select
+
+DEST_PREFIX = "harness_"
+
+
+class HarnessRun:
+    """State of one pytest session: the selection, shared run context, records so far."""
+
+    def __init__(self, selection: Selection, config: pytest.Config) -> None:
+        self.selection = selection
+        self.config = config
+        self.ctx = RunContext(selection.options, selection.device, progress=self.progress)
+        self.dropped: dict[str, str] = {}
+        self.records: list[dict] = []
+        self.results: ResultsFile | None = None
+        self.total = 0
+
+    def progress(self, message: str) -> None:
+        if not self.selection.options.benchmark:
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or capture is None:
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"  [{len(self.records) + 1}/{self.total}] {message}")
+
+    def open_results(self) -> None:
+        options = self.selection.options
+        env = environment(self.selection.device, Path(self.config.rootpath))
+        recorded = {**vars(options), "dtypes": list(self.selection.dtypes)}
+        self.results = ResultsFile(new_results_path(Path(options.results_dir)), env, recorded)
+
+
+RUN_KEY = pytest.StashKey[HarnessRun]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "benchmark harness (harness/options.py holds the defaults)")
+    for dest, flag, default, help_text in option_specs():
+        if isinstance(default, bool):
+            group.addoption(flag, action="store_true", default=default, dest=DEST_PREFIX + dest, help=help_text)
+        else:
+            group.addoption(
+                flag, type=type(default), default=default, dest=DEST_PREFIX + dest,
+                help=f"{help_text} (default: {default!r})",
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "family(name): the model family a suite module parametrizes over")
+    values = {dest: config.getoption(DEST_PREFIX + dest) for dest, *_ in option_specs()}
+    try:
+        selection = select(RunOptions(**values), torch.cuda.is_available())
+        if selection.options.benchmark:
+            check_writable_dir(Path(selection.options.results_dir))
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    run = HarnessRun(selection, config)
+    config.stash[RUN_KEY] = run
+    if selection.options.benchmark:
+        run.open_results()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("family")
+    if marker is None:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: a suite using `case` needs @pytest.mark.family(...)")
+    run = metafunc.config.stash[RUN_KEY]
+    family = marker.args[0]
+    if family not in run.selection.families:
+        metafunc.parametrize("case", [], ids=[])
+        return
+    cases, dropped = run.selection.expand(family)
+    run.dropped.update((cell.case_id, cell.reason) for cell in dropped)
+    metafunc.parametrize("case", cases, ids=[case.id for case in cases])
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    config.stash[RUN_KEY].total = sum(1 for item in items if "case" in getattr(item, "fixturenames", ()))
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    run = config.stash[RUN_KEY]
+    selection = run.selection
+    lines = [
+        f"harness: device {selection.device}, preset {selection.options.preset}, "
+        f"dtypes {','.join(selection.dtypes)}, mode {'benchmark' if selection.options.benchmark else 'quick check'}"
+    ]
+    if run.dropped:
+        lines.append(f"harness: {len(run.dropped)} matrix cell(s) dropped at expansion:")
+        lines += [f"  {case_id}: {reason}" for case_id, reason in sorted(run.dropped.items())]
+    return lines
+
+
+@pytest.fixture
+def harness(request: pytest.FixtureRequest):
+    """Call `harness(case)` in a suite: checks (and with --benchmark, measures) one case."""
+    run = request.config.stash[RUN_KEY]
+    measure = run.selection.options.benchmark
+
+    def run_case(case):
+        loop = plain_loop
+        benchmark = None
+        if measure:
+            benchmark = request.getfixturevalue("benchmark")
+            loop = lambda iteration, rounds: benchmark.pedantic(iteration, rounds=rounds, iterations=1)
+        result = execute(case, run.ctx, measure, loop)
+        record = result.to_record()
+        run.records.append(record)
+        if benchmark is not None:
+            benchmark.extra_info.update(record)
+            run.results.add(record)
+        if result.status != "ok":
+            pytest.fail(f"{case.id}: {result.status}: {result.message}", pytrace=False)
+        return result
+
+    return run_case
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or not run.records:
+        return
+    if run.selection.options.benchmark:
+        width = max(120, terminalreporter._tw.fullwidth)
+        text = render_text(rows(run.records), width=width, color=terminalreporter.hasmarkup)
+        terminalreporter.write_sep("=", "harness")
+        terminalreporter.write(text)
+        terminalreporter.write_line(f"harness: results written to {run.results.path}")
+    else:
+        matched = sum(1 for record in run.records if record["outputs_match"])
+        terminalreporter.write_line(f"harness: {len(run.records)} case(s) checked, {matched} matched the baseline outputs")

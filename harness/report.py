@@ -1,0 +1,130 @@
+"""End-of-run table: pure functions from case records to rows, then to a rich Table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from rich.table import Table
+
+from harness.families import FAMILIES
+from harness.stats import median, reported_quantile, speedup
+
+MS_PER_S = 1e3
+BYTES_PER_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Row:
+    case_id: str
+    status: str
+    ttft_p50_s: float | None
+    tpot_p50_s: float | None
+    tpot_p90_s: float | None
+    tokens_per_s: float | None
+    peak_mem_bytes: int | None
+    speedup: float | None
+    outputs_match: bool | None
+    evidence: str
+
+
+def output_tokens_per_s(record: Mapping) -> float | None:
+    """Median over iterations of generated tokens (whole batch) per second of e2e time."""
+    rates = [record["batch_size"] * n / s for n, s in zip(record["gen_lens"], record["e2e_s"]) if s > 0]
+    return median(rates) if rates else None
+
+
+def baseline_stack(family: str) -> str:
+    spec = FAMILIES.get(family)
+    return "+".join(spec.baseline) if spec else "eager"
+
+
+def evidence_summary(evidence: Mapping) -> str:
+    """One short phrase per lever, e.g. `compile: graphs=2 graph_breaks=0`."""
+    parts = []
+    for lever, found in evidence.items():
+        items = []
+        for key, value in found.items():
+            if isinstance(value, (list, tuple)):
+                value = ",".join(str(v).removeprefix("aten::") for v in value)
+            elif isinstance(value, dict):
+                value = ",".join(k for k, on in value.items() if on)
+            items.append(f"{key}={value}")
+        parts.append(f"{lever}: " + " ".join(items))
+    return "; ".join(parts)
+
+
+def _median_or_none(samples) -> float | None:
+    return median(samples) if samples else None
+
+
+def rows(records: Iterable[Mapping]) -> list[Row]:
+    records = list(records)
+    baselines = {
+        r["workload_id"]: r["e2e_s"]
+        for r in records
+        if r["stack"] == baseline_stack(r["family"]) and r["status"] == "ok"
+    }
+    table = []
+    for r in records:
+        measured = bool(r["e2e_s"])
+        table.append(
+            Row(
+                case_id=r["id"],
+                status=r["status"],
+                ttft_p50_s=_median_or_none(r["ttft_s"]),
+                tpot_p50_s=_median_or_none(r["tpot_s"]),
+                tpot_p90_s=reported_quantile(r["tpot_s"], 0.9) if r["tpot_s"] else None,
+                tokens_per_s=output_tokens_per_s(r) if measured else None,
+                peak_mem_bytes=r["peak_mem_bytes"],
+                speedup=speedup(baselines.get(r["workload_id"], []), r["e2e_s"]) if measured else None,
+                outputs_match=r["outputs_match"],
+                evidence=evidence_summary(r["evidence"]) or r["message"],
+            )
+        )
+    return table
+
+
+def _fmt(value: float | None, scale: float = 1.0, digits: int = 2, suffix: str = "") -> str:
+    return "—" if value is None else f"{value * scale:.{digits}f}{suffix}"
+
+
+def render(table_rows: list[Row], title: str = "harness results") -> Table:
+    table = Table(title=title, show_lines=False)
+    for header, justify in [
+        ("case", "left"), ("TTFT p50 ms", "right"), ("TPOT p50 ms", "right"), ("TPOT p90 ms", "right"),
+        ("out tok/s", "right"), ("peak MiB", "right"), ("speed-up e2e", "right"), ("match", "center"),
+        ("evidence", "left"),
+    ]:
+        table.add_column(header, justify=justify, overflow="fold")
+    for row in table_rows:
+        match = {True: "[green]yes[/]", False: "[red]NO[/]", None: "—"}[row.outputs_match]
+        case = row.case_id if row.status == "ok" else f"{row.case_id} [red]({row.status})[/]"
+        table.add_row(
+            case,
+            _fmt(row.ttft_p50_s, MS_PER_S),
+            _fmt(row.tpot_p50_s, MS_PER_S, 3),
+            _fmt(row.tpot_p90_s, MS_PER_S, 3),
+            _fmt(row.tokens_per_s, digits=1),
+            _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1),
+            _fmt(row.speedup, suffix="x"),
+            match,
+            row.evidence,
+        )
+    return table
+
+
+def render_text(table_rows: list[Row], width: int = 160, color: bool = False, title: str = "harness results") -> str:
+    from rich.console import Console
+
+    console = Console(width=width, force_terminal=color, record=True, file=_Null())
+    console.print(render(table_rows, title))
+    return console.export_text(styles=color)
+
+
+class _Null:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass

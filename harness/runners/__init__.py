@@ -1,0 +1,1 @@
+"""Runners: one per task kind; each returns raw samples, never statistics."""

@@ -1,0 +1,110 @@
+"""Decoder runner: our own prefill + per-token greedy decode loop over transformers' caches.
+
+A hand-written loop gives prefill and per-token times directly and costs less than
+`generate()` per token (FACTS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache, StaticCache
+
+StepWrapper = tuple[str, Callable]  # (lever name, factory(step, session) -> callable step)
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """What the levers of a stack decide before a session is built."""
+
+    attn_implementation: str = "eager"
+    cache: str = "dynamic"  # "dynamic" | "static"
+    step_wrappers: tuple[StepWrapper, ...] = ()
+
+
+CACHE_FACTORIES = {
+    "dynamic": lambda config, max_len: DynamicCache(config=config),
+    "static": lambda config, max_len: StaticCache(config=config, max_cache_len=max_len),
+}
+
+
+@dataclass
+class Generation:
+    tokens: torch.Tensor  # [batch, gen_len], on the CPU
+    marks_s: list[float]  # seconds from start: first token, then each decoded token
+
+
+class DecoderSession:
+    """One model under one plan. Only one session per model may be in use at a time,
+    because the attention implementation is a property of the model."""
+
+    def __init__(self, model, plan: DecodePlan, batch_size: int, max_cache_len: int) -> None:
+        self.model = model
+        self.plan = plan
+        self.batch_size = batch_size
+        self.max_cache_len = max_cache_len
+        self.device = next(model.parameters()).device
+        model.set_attn_implementation(plan.attn_implementation)
+        self.cache = None
+        self.reset()
+        self.wrappers: dict[str, object] = {}
+        step = self._greedy_step
+        for name, factory in plan.step_wrappers:
+            step = factory(step, self)
+            self.wrappers[name] = step
+        self.decode_step = step
+
+    def reset(self) -> None:
+        if isinstance(self.cache, StaticCache):
+            self.cache.reset()  # in place: captured graphs keep pointing at the same buffers
+        else:
+            self.cache = CACHE_FACTORIES[self.plan.cache](self.model.config, self.max_cache_len)
+
+    def _greedy_step(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        logits = self.model(input_ids=input_ids, cache=self.cache, position_ids=position_ids).logits
+        return logits[:, -1].argmax(-1, keepdim=True)
+
+    def prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=self.device).expand(input_ids.shape[0], -1)
+        return self._greedy_step(input_ids, positions)
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Enter every wrapper's timed-region guard (compile: no recompiles allowed)."""
+        with ExitStack() as stack:
+            for wrapper in self.wrappers.values():
+                if hasattr(wrapper, "timed"):
+                    stack.enter_context(wrapper.timed())
+            yield
+
+    def probe_op_names(self) -> set[str]:
+        """Operator names of one short uncached forward, for lever evidence (never timed)."""
+        probe = torch.zeros((1, 4), dtype=torch.long, device=self.device)
+        with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            self.model(input_ids=probe, use_cache=False)
+        return {event.key for event in prof.key_averages()}
+
+
+def decode_positions(batch_size: int, prompt_len: int, gen_len: int, device) -> list[torch.Tensor]:
+    """Position tensors made before timing; separate tensors (not views) so compile sees one kind."""
+    return [torch.full((batch_size, 1), prompt_len + i, device=device) for i in range(gen_len - 1)]
+
+
+@torch.no_grad()
+def generate(session: DecoderSession, input_ids: torch.Tensor, positions: list[torch.Tensor], clock) -> Generation:
+    """Greedy generation of len(positions)+1 tokens; one clock mark per token."""
+    session.reset()
+    step = session.decode_step
+    clock.start()
+    token = session.prefill(input_ids)
+    clock.mark()
+    tokens = [token]
+    for position in positions:
+        token = step(token, position)
+        tokens.append(token)
+        clock.mark()
+    marks = clock.elapsed_s()
+    return Generation(tokens=torch.cat(tokens, dim=1).cpu(), marks_s=marks)

@@ -1,0 +1,43 @@
+"""Pure statistics over raw samples. No I/O, no torch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def min_samples_for_quantile(q: float) -> int:
+    """Samples needed before a quantile is reported: at least two beyond it (p90 -> 20)."""
+    return math.ceil(2 / (1 - q)) if q < 1 else math.inf
+
+
+def quantile(samples: Sequence[float], q: float) -> float:
+    """Linear-interpolated quantile (numpy's default method)."""
+    if not samples:
+        raise ValueError("quantile of no samples")
+    ordered = sorted(samples)
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(samples: Sequence[float]) -> float:
+    return quantile(samples, 0.5)
+
+
+def reported_quantile(samples: Sequence[float], q: float) -> float | None:
+    """The quantile, or None when there are too few samples for it to mean anything."""
+    return quantile(samples, q) if len(samples) >= min_samples_for_quantile(q) else None
+
+
+def decode_intervals(marks_s: Sequence[float]) -> list[float]:
+    """Per-token decode times from cumulative marks (first mark = first token)."""
+    return [later - earlier for earlier, later in zip(marks_s, marks_s[1:])]
+
+
+def speedup(baseline_s: Sequence[float], candidate_s: Sequence[float]) -> float | None:
+    """Median-over-median speed-up; > 1 means the candidate is faster."""
+    if not baseline_s or not candidate_s:
+        return None
+    return median(baseline_s) / median(candidate_s)
