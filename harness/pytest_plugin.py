@@ -33,6 +33,7 @@ class HarnessRun:
         self.dropped: dict[str, str] = {}
         self.records: list[dict] = []
         self.results: ResultsFile | None = None
+        self.notes: list[str] = []
         self.total = 0
 
     def progress(self, message: str) -> None:
@@ -140,12 +141,22 @@ def harness(request: pytest.FixtureRequest):
     return run_case
 
 
+@pytest.fixture
+def harness_run(request: pytest.FixtureRequest) -> HarnessRun:
+    """The session's selection and shared context, for suites that are not matrix cases."""
+    return request.config.stash[RUN_KEY]
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
-    if run is None or not run.records:
+    if run is None:
+        return
+    for note in run.notes:
+        terminalreporter.write_line(f"harness: {note}")
+    if not run.records:
         return
     if run.selection.options.benchmark:
-        width = max(120, terminalreporter._tw.fullwidth)
+        width = max(160, terminalreporter._tw.fullwidth)
         text = render_text(rows(run.records), width=width, color=terminalreporter.hasmarkup)
         terminalreporter.write_sep("=", "harness")
         terminalreporter.write(text)

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
+from harness.errors import HarnessError
 from harness.families import FAMILIES
+from harness.levers import LEVERS
 from harness.stats import median, reported_quantile, speedup
 
 MS_PER_S = 1e3
@@ -40,17 +42,14 @@ def baseline_stack(family: str) -> str:
 
 
 def evidence_summary(evidence: Mapping) -> str:
-    """One short phrase per lever, e.g. `compile: graphs=2 graph_breaks=0`."""
+    """One short phrase per lever, each in the lever's own words (Lever.brief)."""
     parts = []
     for lever, found in evidence.items():
-        items = []
-        for key, value in found.items():
-            if isinstance(value, (list, tuple)):
-                value = ",".join(str(v).removeprefix("aten::") for v in value)
-            elif isinstance(value, dict):
-                value = ",".join(k for k, on in value.items() if on)
-            items.append(f"{key}={value}")
-        parts.append(f"{lever}: " + " ".join(items))
+        try:
+            text = LEVERS.get(lever).brief(found)
+        except (HarnessError, KeyError):  # a record from a harness with other levers
+            text = " ".join(f"{key}={value}" for key, value in found.items())
+        parts.append(f"{lever}: {text}")
     return "; ".join(parts)
 
 

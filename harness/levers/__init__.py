@@ -30,6 +30,7 @@ class Lever:
     families: frozenset[str] = ALL_FAMILIES
     device_types: frozenset[str] = ALL_DEVICE_TYPES
     requires: tuple[str, ...] = ()  # levers that must come earlier in the stack
+    brief: Callable = lambda evidence: " ".join(f"{k}={v}" for k, v in evidence.items())  # table cell
 
 
 class Registry:

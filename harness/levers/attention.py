@@ -42,3 +42,9 @@ def sdpa_backends() -> dict:
         "mem_efficient": cuda.mem_efficient_sdp_enabled(),
         "math": cuda.math_sdp_enabled(),
     }
+
+
+def brief(evidence: dict) -> str:
+    """The attention operator that ran, without the aten:: prefix."""
+    ops = [op.removeprefix("aten::") for op in evidence["attention_ops"]]
+    return max(ops, key=len) if ops else "?"  # the most specific name tells the backend

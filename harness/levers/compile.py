@@ -71,5 +71,6 @@ LEVER = Lever(
     slot="compile",
     summary="torch.compile (inductor) of the decode step",
     configure=configure,
+    brief=lambda found: f"graphs={found['graphs']} breaks={found['graph_breaks']} recompiles={found['recompiles_during_timing']}",
     evidence=evidence,
 )

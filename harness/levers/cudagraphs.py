@@ -73,6 +73,7 @@ LEVER = Lever(
     slot="graphs",
     summary="CUDA graph capture and replay of the decode step",
     configure=configure,
+    brief=lambda found: f"replays={found['replays']}",
     evidence=evidence,
     device_types=frozenset({"cuda"}),
     requires=("static",),

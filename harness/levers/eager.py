@@ -3,12 +3,13 @@
 from functools import partial
 
 from harness.levers import Lever
-from harness.levers.attention import attention_evidence, set_attention
+from harness.levers.attention import brief, attention_evidence, set_attention
 
 LEVER = Lever(
     name="eager",
     slot="attention",
     summary="eager attention (the baseline)",
     configure=partial(set_attention, implementation="eager"),
+    brief=brief,
     evidence=partial(attention_evidence, wanted="eager"),
 )

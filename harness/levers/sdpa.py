@@ -3,7 +3,7 @@
 from functools import partial
 
 from harness.levers import Lever
-from harness.levers.attention import attention_evidence, sdpa_backends, set_attention
+from harness.levers.attention import brief, attention_evidence, sdpa_backends, set_attention
 
 
 def evidence(session) -> dict:
@@ -17,5 +17,6 @@ LEVER = Lever(
     slot="attention",
     summary="fused scaled-dot-product attention",
     configure=partial(set_attention, implementation="sdpa"),
+    brief=brief,
     evidence=evidence,
 )

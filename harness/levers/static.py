@@ -27,6 +27,7 @@ LEVER = Lever(
     slot="cache",
     summary="preallocated static KV cache",
     configure=configure,
+    brief=lambda found: f"{found['cache_class']}[{found['max_cache_len']}]",
     evidence=evidence,
     families=frozenset({"llama", "chameleon", "seamless"}),
 )

@@ -1,0 +1,48 @@
+"""The harness's own cost: its per-token decode timing against a bare loop of the same forwards.
+
+A benchmark, not a timed test: the ratio is measured in one run and reported, never asserted
+against wall-clock limits. Without --benchmark it only checks that both loops run the same forwards.
+"""
+
+import pytest
+import torch
+
+from harness.bench import plan_for
+from harness.clock import make_clock
+from harness.overhead import measure_overhead
+from harness.runners.decoder import DecoderSession, decode_positions, generate
+from harness.stats import median
+from harness.workload import prompt_ids
+
+PROMPT_LEN, GEN_LEN = 32, 64
+BENCH_PAIRS, QUICK_PAIRS = 30, 2
+STACK = ("sdpa",)
+
+
+def test_timing_overhead(harness_run, request):
+    selection = harness_run.selection
+    if "llama" not in selection.families:
+        pytest.skip("llama is not selected (--families)")
+    options = selection.options
+    model = harness_run.ctx.models.get("llama", "tiny", selection.dtypes[0], selection.device, options.seed, "")
+    session = DecoderSession(model, plan_for(STACK), 1, PROMPT_LEN + GEN_LEN)
+    ids = prompt_ids(1, PROMPT_LEN, model.config.vocab_size, options.seed).to(selection.device)
+    positions = decode_positions(1, PROMPT_LEN, GEN_LEN, selection.device)
+    first = generate(session, ids, positions, make_clock(selection.device, GEN_LEN)).tokens
+    second = generate(session, ids, positions, make_clock(selection.device, GEN_LEN)).tokens
+    assert torch.equal(first, second), "the decode loop is not deterministic; timing comparisons would be meaningless"
+
+    found = measure_overhead(session, ids, positions, BENCH_PAIRS if options.benchmark else QUICK_PAIRS)
+    assert len(found["harness_decode_s"]) == len(found["bare_decode_s"])
+    if options.benchmark:
+        benchmark = request.getfixturevalue("benchmark")
+        benchmark.extra_info.update(found)
+        # Route the harness loop through pytest-benchmark too, so --benchmark-json carries it.
+        benchmark.pedantic(generate, args=(session, ids, positions, make_clock(selection.device, GEN_LEN)), rounds=5)
+        per_token_ms = 1e3 / (GEN_LEN - 1)
+        harness_run.notes.append(
+            f"timing overhead {100 * (found['overhead_ratio'] - 1):+.2f}% of decode time "
+            f"(tiny llama sdpa, {BENCH_PAIRS} interleaved pairs; harness "
+            f"{per_token_ms * median(found['harness_decode_s']):.3f} ms/token, bare "
+            f"{per_token_ms * median(found['bare_decode_s']):.3f} ms/token)"
+        )
