@@ -8,7 +8,9 @@ from collections.abc import Sequence
 
 def min_samples_for_quantile(q: float) -> int:
     """Samples needed before a quantile is reported: at least two beyond it (p90 -> 20)."""
-    return math.ceil(2 / (1 - q)) if q < 1 else math.inf
+    if not 0 <= q < 1:
+        raise ValueError(f"quantile must be in [0, 1): {q}")
+    return math.ceil(round(2 / (1 - q), 9))  # round: 2 / 0.1 is 20.000000000000004 in floats
 
 
 def quantile(samples: Sequence[float], q: float) -> float:

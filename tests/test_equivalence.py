@@ -1,0 +1,98 @@
+"""Output equivalence, including a planted lever that changes the answer and must fail."""
+
+import dataclasses
+
+import torch
+
+from harness.bench import execute
+from harness.equivalence import first_mismatch
+from harness.families import FAMILIES
+from harness.levers import LEVERS, Lever
+from harness.matrix import Case, FamilySpec
+from harness.workload import Lengths
+
+WRONG_AT_STEP = 3  # decode step whose token the planted lever corrupts
+
+
+def test_first_mismatch_finds_row_and_position():
+    expected = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    assert first_mismatch(expected, expected.clone()) is None
+    got = expected.clone()
+    got[1, 2] = 9
+    found = first_mismatch(expected, got)
+    assert (found.row, found.position, found.expected, found.got) == (1, 2, 6, 9)
+    assert "batch row 1, token 2: expected 6, got 9" in found.describe()
+
+
+def test_first_mismatch_on_different_lengths():
+    found = first_mismatch(torch.tensor([[1, 2, 3]]), torch.tensor([[1, 2]]))
+    assert (found.position, found.expected, found.got) == (2, 3, None)
+
+
+class CorruptingStep:
+    """Returns a wrong token at one decode step: a lever that changes the answer."""
+
+    def __init__(self, step, session) -> None:
+        self._step = step
+        self.calls = 0
+
+    def __call__(self, *args):
+        token = self._step(*args)
+        self.calls += 1
+        return (token + 1) % 1024 if self.calls == WRONG_AT_STEP else token
+
+
+PLANTED = Lever(
+    name="planted",
+    slot="planted",
+    summary="corrupts one token (test only)",
+    configure=lambda plan: dataclasses.replace(plan, step_wrappers=plan.step_wrappers + (("planted", CorruptingStep),)),
+    evidence=lambda session: {"calls": session.wrappers["planted"].calls},
+)
+
+
+def tiny_case(stack):
+    return Case("llama", "tt", "tiny", "float32", 2, Lengths(16, 8), stack)
+
+
+def test_planted_mismatch_fails_with_first_position(ctx_factory):
+    ctx = ctx_factory()
+    with LEVERS.temporarily(PLANTED):
+        result = execute(tiny_case(("sdpa", "planted")), ctx, measure=True)
+    assert result.status == "mismatch"
+    assert result.outputs_match is False
+    # token 0 comes from prefill; decode step k produces token k
+    assert f"token {WRONG_AT_STEP}" in result.message and "batch row 0" in result.message
+    assert result.samples.get("e2e_s") is None, "a case whose answer changed must not be measured"
+
+
+def test_matching_case_is_measured_with_evidence(ctx_factory):
+    ctx = ctx_factory()
+    result = execute(tiny_case(("sdpa", "static")), ctx, measure=True)
+    assert result.status == "ok", result.message
+    assert result.outputs_match is True
+    assert len(result.samples["e2e_s"]) == 3 and len(result.samples["ttft_s"]) == 3
+    assert len(result.samples["tpot_s"]) == 3 * 7
+    assert set(result.evidence) == {"sdpa", "static"}
+    record = result.to_record()
+    assert record["evidence"]["static"]["cache_class"] == "StaticCache"
+
+
+def test_quick_check_generates_quick_tokens_only(ctx_factory):
+    ctx = ctx_factory(quick_tokens=4)
+    result = execute(tiny_case(("sdpa",)), ctx, measure=False)
+    assert result.status == "ok" and result.outputs_match
+    assert "e2e_s" not in result.samples
+    assert list(ctx.references) == [("llama-tt-tiny-b2-p16-g8-fp32", 16, 4)]
+
+
+def test_a_raising_case_is_recorded_as_an_error(ctx_factory):
+    def explode(session):
+        raise RuntimeError("planted failure")
+
+    broken = Lever("broken", "broken", "raises", configure=lambda plan: plan, evidence=explode)
+    with LEVERS.temporarily(broken):
+        result = execute(tiny_case(("sdpa", "broken")), ctx_factory(), measure=True)
+    assert result.status == "error"
+    assert result.message == "RuntimeError: planted failure"
+    assert result.samples["e2e_s"], "samples measured before the failure are kept"

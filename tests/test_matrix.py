@@ -1,0 +1,120 @@
+import re
+
+import pytest
+from hypothesis import given
+
+from harness.errors import HarnessError
+from harness.families import DECODER_STACKS, FAMILIES
+from harness.levers import LEVERS, Lever, unavailable_reason
+from harness.matrix import Case, expand, fingerprint
+from harness.options import RunOptions
+from harness.selection import select
+from harness.workload import Lengths
+
+from tests.strategies import cases
+
+LLAMA = FAMILIES["llama"]
+
+
+def test_cpu_expansion_drops_cuda_graphs_with_reason():
+    cases_, dropped = expand(LLAMA, "tiny", ("float32",), "cpu")
+    workloads = len(LLAMA.workloads["tiny"])
+    assert len(cases_) == 5 * workloads
+    assert len(dropped) == 2 * workloads
+    assert all("cudagraphs" in cell.case_id for cell in dropped)
+    assert all(cell.reason == "cudagraphs needs a cuda device (this run: cpu)" for cell in dropped)
+    assert not any("cudagraphs" in case.stack for case in cases_)
+
+
+def test_cuda_expansion_keeps_every_declared_stack():
+    cases_, dropped = expand(LLAMA, "tiny", ("bfloat16",), "cuda:0")
+    assert dropped == []
+    assert {case.stack for case in cases_} == set(DECODER_STACKS)
+
+
+def test_ids_are_readable_unique_and_stable():
+    cases_, _ = expand(LLAMA, "tiny", ("float32", "bfloat16"), "cpu")
+    ids = [case.id for case in cases_]
+    assert len(ids) == len(set(ids))
+    assert "llama-tt-tiny-b1-p128-g64-fp32-sdpa+static+compile" in ids
+    assert "llama-tt-tiny-b1-lognormal-p64-g32-bf16-eager" in ids
+    for case_id in ids:
+        assert re.fullmatch(r"[a-z0-9+.-]+", case_id), case_id
+
+
+def test_stack_filter_is_exact():
+    cases_, _ = expand(LLAMA, "tiny", ("float32",), "cpu", only_stacks=("sdpa",))
+    assert {case.stack_name for case in cases_} == {"sdpa"}
+
+
+def test_unknown_preset_names_allowed_values():
+    with pytest.raises(HarnessError, match="unknown preset for llama 'huge'; allowed: paper, paper-7b, small, tiny"):
+        expand(LLAMA, "huge", ("float32",), "cpu")
+
+
+def test_unknown_lever_fails_loudly():
+    with pytest.raises(HarnessError, match="unknown lever 'flash'; allowed: .*sdpa"):
+        unavailable_reason(("flash",), "llama", "cpu")
+
+
+@pytest.mark.parametrize(
+    "stack, reason",
+    [
+        (("eager", "sdpa"), "sdpa and eager both set the attention"),
+        (("sdpa", "cudagraphs"), "cudagraphs needs static earlier in the stack"),
+        (("sdpa", "static"), ""),
+    ],
+)
+def test_structural_reasons(stack, reason):
+    assert unavailable_reason(stack, "llama", "cuda") == reason
+
+
+def test_family_restriction_is_a_reason():
+    planted = Lever("llamaonly", "x", "test", configure=lambda p: p, evidence=lambda s: {}, families=frozenset({"llama"}))
+    with LEVERS.temporarily(planted):
+        assert unavailable_reason(("llamaonly",), "hstu", "cpu") == "llamaonly does not apply to hstu"
+    with pytest.raises(HarnessError):
+        LEVERS.get("llamaonly")
+
+
+@given(cases)
+def test_case_round_trips_through_dict(case):
+    assert Case.from_dict(case.to_dict()) == case
+
+
+@given(cases)
+def test_fingerprint_depends_on_definition_and_model(case):
+    model = {"hidden_size": 128}
+    assert fingerprint(case, model) == fingerprint(Case.from_dict(case.to_dict()), dict(model))
+    assert fingerprint(case, model) != fingerprint(case, {"hidden_size": 256})
+
+
+def test_fingerprint_changes_with_lengths():
+    case = Case("llama", "tt", "tiny", "float32", 1, Lengths(128, 64), ("eager",))
+    other = Case("llama", "tt", "tiny", "float32", 1, Lengths(128, 65), ("eager",))
+    assert fingerprint(case, {}) != fingerprint(other, {})
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"preset": "huge"}, "unknown preset for llama 'huge'"),
+        ({"device": "tpu"}, "unknown device 'tpu'; allowed: auto, cpu, cuda, cuda:N"),
+        ({"device": "cuda"}, "torch sees no CUDA device"),
+        ({"dtype": "float8"}, "unknown dtype 'float8'; allowed: bfloat16, float16, float32"),
+        ({"families": "gpt"}, "unknown family 'gpt'; allowed: llama"),
+        ({"stacks": "sdpa+turbo"}, "unknown lever 'turbo'"),
+        ({"stacks": "static+sdpa"}, "unknown stack 'static\\+sdpa'"),
+        ({"iterations": 0}, "--iterations must be at least 1"),
+    ],
+)
+def test_bad_options_give_one_clear_line(changes, message):
+    with pytest.raises(HarnessError, match=message) as info:
+        select(RunOptions(**changes), cuda_available=False)
+    assert "\n" not in str(info.value)
+
+
+def test_auto_device_and_dtype():
+    assert select(RunOptions(), cuda_available=False).dtypes == ("float32",)
+    chosen = select(RunOptions(), cuda_available=True)
+    assert (chosen.device, chosen.dtypes) == ("cuda", ("bfloat16",))

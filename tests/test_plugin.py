@@ -1,0 +1,115 @@
+"""The pytest plugin end to end, in a subprocess per run (pytester)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.records import load_results
+
+SUITE = (Path(__file__).parent.parent / "suites" / "test_llama.py").read_text()
+CONFTEST = 'pytest_plugins = ("harness.pytest_plugin",)\n'
+FAST = ["-p", "no:cacheprovider", "--stacks", "eager,sdpa", "--iterations", "3", "--warmup", "1"]
+REQUIRED_KEYS = {
+    "family", "task", "preset", "stack", "batch_size", "prompt_len", "gen_len", "ttft_s", "tpot_s",
+    "e2e_s", "peak_mem_bytes", "evidence", "outputs_match",
+}
+
+
+@pytest.fixture
+def suite(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_llama=SUITE)
+    return pytester
+
+
+def test_benchmark_run_writes_json_results_and_table(suite):
+    result = suite.runpytest_subprocess(*FAST, "--benchmark", "--benchmark-json=out.json", "--results-dir=res")
+    result.assert_outcomes(passed=6)
+    out = result.stdout.str()
+    assert "harness results" in out and "speed-up e2e" in out
+    assert "llama-tt-tiny-b1-p128-g64-fp32-sdpa" in out
+    assert "measuring 3 iterations" in out  # progress shows the running case
+    benchmarks = json.loads((suite.path / "out.json").read_text())["benchmarks"]
+    assert len(benchmarks) == 6
+    for bench in benchmarks:
+        info = bench["extra_info"]
+        assert REQUIRED_KEYS <= set(info)
+        assert info["outputs_match"] is True
+        assert len(info["ttft_s"]) == len(info["e2e_s"]) == 3 and info["tpot_s"]
+        assert bench["stats"]["rounds"] == 3
+    (results_file,) = (suite.path / "res").glob("run-*.json")
+    data = load_results(results_file)
+    assert [case["status"] for case in data["cases"]] == ["ok"] * 6
+    assert {"torch", "transformers", "python", "cpu_model", "git_commit"} <= set(data["environment"])
+
+
+def test_quick_mode_checks_without_measuring(suite):
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "--stacks", "eager,sdpa+static", "--results-dir=res")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*6 case(s) checked, 6 matched the baseline outputs*"])
+    assert not (suite.path / "res").exists()
+
+
+def test_collect_only_lists_dropped_cells_with_reasons(suite):
+    result = suite.runpytest_subprocess("--collect-only", "-q")
+    result.stdout.fnmatch_lines([
+        "*matrix cell(s) dropped at expansion:*",
+        "*llama-tt-tiny-b1-p128-g64-fp32-sdpa+static+cudagraphs: cudagraphs needs a cuda device (this run: cpu)",
+    ])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--preset", "huge"], "ERROR: unknown preset for llama 'huge'; allowed: paper, paper-7b, small, tiny"),
+        (["--stacks", "sdpa+warp"], "ERROR: unknown lever 'warp'; allowed: compile, cudagraphs, eager, sdpa, static"),
+        (["--device", "npu"], "ERROR: unknown device 'npu'; allowed: auto, cpu, cuda, cuda:N"),
+    ],
+)
+def test_bad_input_is_one_line_not_a_traceback(suite, args, message):
+    result = suite.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_unwritable_results_dir_is_reported_before_any_model_is_built(suite):
+    (suite.path / "blocker").write_text("a file, not a folder")
+    result = suite.runpytest_subprocess("--benchmark", "--results-dir", "blocker/results")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: results directory 'blocker/results' is not writable*"])
+    assert "passed" not in result.stdout.str()
+
+
+PLANTED_CONFTEST = CONFTEST + '''
+import dataclasses
+from harness.families import FAMILIES
+from harness.levers import LEVERS, Lever
+
+class Corrupt:
+    def __init__(self, step, session):
+        self.step, self.calls = step, 0
+    def __call__(self, *args):
+        self.calls += 1
+        token = self.step(*args)
+        return (token + 1) % 1024 if self.calls == 3 else token
+
+LEVERS._levers["planted"] = Lever(
+    "planted", "planted", "corrupts token 3",
+    configure=lambda plan: dataclasses.replace(plan, step_wrappers=plan.step_wrappers + (("planted", Corrupt),)),
+    evidence=lambda session: {},
+)
+FAMILIES["llama"] = dataclasses.replace(FAMILIES["llama"], stacks=(("eager",), ("sdpa", "planted")))
+'''
+
+
+def test_planted_mismatch_fails_the_case_through_the_plugin(pytester):
+    pytester.makeconftest(PLANTED_CONFTEST)
+    pytester.makepyfile(test_llama=SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark", "--iterations", "2", "--warmup", "0", "--results-dir=res")
+    result.assert_outcomes(passed=3, failed=3)
+    result.stdout.fnmatch_lines(["*sdpa+planted: mismatch: outputs differ from the baseline stack at batch row 0, token 3*"])
+    (results_file,) = (pytester.path / "res").glob("run-*.json")
+    statuses = {case["stack"]: case["status"] for case in load_results(results_file)["cases"]}
+    assert statuses == {"eager": "ok", "sdpa+planted": "mismatch"}

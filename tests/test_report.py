@@ -1,0 +1,44 @@
+import pytest
+
+from harness.report import evidence_summary, output_tokens_per_s, render_text, rows
+
+
+def record(stack, e2e, status="ok", workload="llama-tt-tiny-b1-p8-g4-fp32", **extra):
+    return {
+        "id": f"{workload}-{stack}", "workload_id": workload, "family": "llama", "stack": stack,
+        "status": status, "message": "", "batch_size": 2, "gen_lens": [4] * len(e2e),
+        "ttft_s": [0.01] * len(e2e), "tpot_s": [0.002] * (3 * len(e2e)), "e2e_s": e2e,
+        "peak_mem_bytes": 2 * 1024 * 1024, "outputs_match": True, "evidence": {}, **extra,
+    }
+
+
+def test_speedup_is_against_the_baseline_of_the_same_workload():
+    table = rows([record("eager", [0.4, 0.4]), record("sdpa", [0.2, 0.2]), record("sdpa", [0.1], workload="other")])
+    by_id = {row.case_id: row for row in table}
+    assert by_id["llama-tt-tiny-b1-p8-g4-fp32-eager"].speedup == pytest.approx(1.0)
+    assert by_id["llama-tt-tiny-b1-p8-g4-fp32-sdpa"].speedup == pytest.approx(2.0)
+    assert by_id["other-sdpa"].speedup is None  # no baseline measured in this run
+
+
+def test_p90_hidden_with_few_samples_and_tokens_per_s():
+    row = rows([record("eager", [0.4, 0.4])])[0]
+    assert row.tpot_p90_s is None and row.tpot_p50_s == pytest.approx(0.002)
+    assert output_tokens_per_s(record("eager", [0.4, 0.2])) == pytest.approx(30.0)
+
+
+def test_evidence_summary_uses_lever_briefs():
+    text = evidence_summary({
+        "sdpa": {"attn_implementation": "sdpa", "attention_ops": ["aten::scaled_dot_product_attention", "aten::_scaled_dot_product_flash_attention_for_cpu"]},
+        "static": {"cache_class": "StaticCache", "max_cache_len": 12},
+        "compile": {"graphs": 1, "graph_breaks": 0, "recompiles_during_timing": 0, "backend": "inductor"},
+        "retired-lever": {"x": 1},
+    })
+    assert text == (
+        "sdpa: _scaled_dot_product_flash_attention_for_cpu; static: StaticCache[12]; "
+        "compile: graphs=1 breaks=0 recompiles=0; retired-lever: x=1"
+    )
+
+
+def test_render_shows_failed_cases_with_status():
+    text = render_text(rows([record("eager", [0.4]), record("sdpa", [], status="mismatch", message="differs")]))
+    assert "llama-tt-tiny-b1-p8-g4-fp32-eager" in text and "(mismatch)" in text

@@ -1,0 +1,98 @@
+"""The decoder runner and the levers on the tiny Llama model (CPU)."""
+
+import pytest
+import torch
+from transformers import DynamicCache, StaticCache
+
+from harness.bench import plan_for
+from harness.clock import CpuClock
+from harness.levers import LEVERS, LeverNotInEffect
+from harness.memory import make_peak
+from harness.models import build_model
+from harness.runners.decoder import DecoderSession, decode_positions, generate
+from harness.workload import prompt_ids
+
+PROMPT, GEN = 16, 6
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model("llama", "tiny", "float32", "cpu", seed=0)
+
+
+def run(model, stack, batch=2):
+    session = DecoderSession(model, plan_for(stack), batch, PROMPT + GEN)
+    ids = prompt_ids(batch, PROMPT, model.config.vocab_size, seed=0)
+    out = generate(session, ids, decode_positions(batch, PROMPT, GEN, "cpu"), CpuClock(GEN))
+    return session, out
+
+
+def test_generation_marks_one_per_token(model):
+    _, out = run(model, ("eager",))
+    assert out.tokens.shape == (2, GEN)
+    assert len(out.marks_s) == GEN
+    assert all(later > earlier for earlier, later in zip(out.marks_s, out.marks_s[1:]))
+
+
+@pytest.mark.parametrize("stack", [("sdpa",), ("sdpa", "static"), ("eager", "static")])
+def test_levers_keep_greedy_tokens(model, stack):
+    _, reference = run(model, ("eager",))
+    _, out = run(model, stack)
+    assert torch.equal(reference.tokens, out.tokens)
+
+
+def test_attention_evidence_sees_different_operators(model):
+    eager_session, _ = run(model, ("eager",))
+    eager = LEVERS.get("eager").evidence(eager_session)
+    sdpa_session, _ = run(model, ("sdpa",))
+    sdpa = LEVERS.get("sdpa").evidence(sdpa_session)
+    assert eager["attn_implementation"] == "eager" and "aten::softmax" in eager["attention_ops"]
+    assert any("scaled_dot_product" in op for op in sdpa["attention_ops"])
+    assert not any("scaled_dot_product" in op for op in eager["attention_ops"])
+
+
+def test_attention_evidence_catches_a_lever_that_did_not_apply(model):
+    session, _ = run(model, ("eager",))
+    with pytest.raises(LeverNotInEffect, match="sdpa: model runs 'eager' attention"):
+        LEVERS.get("sdpa").evidence(session)
+
+
+def test_static_cache_evidence(model):
+    session, _ = run(model, ("sdpa", "static"))
+    assert isinstance(session.cache, StaticCache)
+    assert LEVERS.get("static").evidence(session) == {"cache_class": "StaticCache", "max_cache_len": PROMPT + GEN}
+    dynamic, _ = run(model, ("sdpa",))
+    assert isinstance(dynamic.cache, DynamicCache)
+    with pytest.raises(LeverNotInEffect, match="not StaticCache"):
+        LEVERS.get("static").evidence(dynamic)
+
+
+def test_compile_evidence_and_no_recompile_in_timed_region(model):
+    session, reference = run(model, ("sdpa", "static", "compile"))
+    ids = prompt_ids(2, PROMPT, model.config.vocab_size, seed=0)
+    with session.timed():
+        out = generate(session, ids, decode_positions(2, PROMPT, GEN, "cpu"), CpuClock(GEN))
+    assert torch.equal(out.tokens, reference.tokens)
+    found = LEVERS.get("compile").evidence(session)
+    assert found["graphs"] >= 1 and found["graph_breaks"] == 0 and found["recompiles_during_timing"] == 0
+
+
+def test_compile_fails_the_case_when_timing_recompiles(model):
+    from harness.levers.compile import CompiledDuringTiming
+
+    session, _ = run(model, ("sdpa", "static", "compile"))
+    ids = prompt_ids(1, PROMPT, model.config.vocab_size, seed=0)  # another batch size: new guards
+    with pytest.raises(CompiledDuringTiming, match="inside timed iterations"):
+        with session.timed():
+            session.batch_size = 1
+            session.cache = None
+            session.reset()
+            generate(session, ids, decode_positions(1, PROMPT, GEN, "cpu"), CpuClock(GEN))
+
+
+def test_peak_memory_sees_an_allocation():
+    peak = make_peak("cpu")
+    peak.start()
+    block = torch.ones(64 * 1024 * 1024 // 4)  # 64 MiB, touched
+    assert peak.peak_bytes() >= 48 * 1024 * 1024
+    del block
