@@ -11,25 +11,20 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
-
-from harness.clock import make_clock
-from harness.equivalence import first_mismatch
 from harness.families import family_spec
 from harness.levers import LEVERS
 from harness.matrix import Case, fingerprint
 from harness.memory import make_peak
 from harness.models import ModelCache, family_models
 from harness.options import RunOptions
-from harness.runners.decoder import DecodePlan, DecoderSession, decode_positions, generate
-from harness.stats import decode_intervals
-from harness.workload import prompt_ids
+from harness.runners import Output, Plan, runner_class
 
-LoopRunner = Callable[[Callable[[], None], int], None]
+LoopRunner = Callable[[Callable[[], None], int, Callable[[], None]], None]  # (iteration, rounds, setup)
 
 
-def plain_loop(iteration: Callable[[], None], rounds: int) -> None:
+def plain_loop(iteration: Callable[[], None], rounds: int, setup: Callable[[], None]) -> None:
     for _ in range(rounds):
+        setup()
         iteration()
 
 
@@ -78,6 +73,7 @@ class CaseResult:
             "ttft_s": self.samples.get("ttft_s", []),
             "tpot_s": self.samples.get("tpot_s", []),
             "e2e_s": self.samples.get("e2e_s", []),
+            "stages_s": self.samples.get("stages_s", {}),
             "warmup_e2e_s": self.samples.get("warmup_e2e_s", []),
             "first_call_s": self.samples.get("first_call_s", []),
             "prompt_lens": self.samples.get("prompt_lens", []),
@@ -92,11 +88,20 @@ class CaseResult:
         }
 
 
-def plan_for(stack: tuple[str, ...]) -> DecodePlan:
-    plan = DecodePlan()
+def plan_for(stack: tuple[str, ...]) -> Plan:
+    plan = Plan()
     for name in stack:
         plan = LEVERS.get(name).configure(plan)
     return plan
+
+
+def merge_samples(samples: dict, output: Output) -> None:
+    """Append one iteration's raw times: a float is one sample, a list several."""
+    for metric, value in output.metrics.items():
+        target = samples.setdefault(metric, [])
+        target.extend(value) if isinstance(value, list) else target.append(value)
+    for stage, seconds in output.stages_s.items():
+        samples.setdefault("stages_s", {}).setdefault(stage, []).append(seconds)
 
 
 class CaseRun:
@@ -104,52 +109,41 @@ class CaseRun:
         self.case = case
         self.ctx = ctx
         options = ctx.options
-        self.model = ctx.models.get(case.family, case.preset, case.dtype, ctx.device, options.seed, options.checkpoint_dir)
+        model = ctx.models.get(case.family, case.preset, case.dtype, ctx.device, options.seed, options.checkpoint_dir)
+        self.spec = family_spec(case.family)
+        self.runner = runner_class(self.spec.runner)(case, model, ctx.device, options.seed)
         self.draws = case.lengths.draws(options.iterations, options.seed)
         preset_config = family_models(case.family).presets[case.preset]
         self.result = CaseResult(case, fingerprint(case, preset_config), ctx.device)
-        self.session: DecoderSession | None = None
+        self.session = None
 
-    # -- pieces -------------------------------------------------------------------------
-    def _inputs(self, prompt_len: int, gen_len: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        ids = prompt_ids(self.case.batch_size, prompt_len, self.model.config.vocab_size, self.ctx.options.seed)
-        ids = ids.to(self.ctx.device)
-        return ids, decode_positions(self.case.batch_size, prompt_len, gen_len, self.ctx.device)
+    def _run(self, draw: tuple[int, int]) -> Output:
+        return self.runner.run(self.session, self.runner.inputs(draw))
 
-    def _session(self, stack: tuple[str, ...]) -> DecoderSession:
-        max_len = self.case.lengths.max_total_len()
-        return DecoderSession(self.model, plan_for(stack), self.case.batch_size, max_len)
-
-    def _generate(self, prompt_len: int, gen_len: int):
-        ids, positions = self._inputs(prompt_len, gen_len)
-        return generate(self.session, ids, positions, make_clock(self.ctx.device, gen_len))
-
-    def _reference(self, prompt_len: int, gen_len: int) -> torch.Tensor | None:
-        """Baseline-stack tokens for this workload, computed once per run (None for the baseline)."""
-        baseline = family_spec(self.case.family).baseline
-        if self.case.stack == baseline:
+    def _reference(self, draw: tuple[int, int]):
+        """The baseline stack's output for this workload, computed once per run (None for the baseline)."""
+        if self.case.stack == self.spec.baseline:
             return None
-        key = (self.case.workload_id, prompt_len, gen_len)
+        key = (self.case.workload_id, *draw)
         if key not in self.ctx.references:
-            self.session = self._session(baseline)
-            self.ctx.references[key] = self._generate(prompt_len, gen_len).tokens
+            self.session = self.runner.session(plan_for(self.spec.baseline))
+            self.ctx.references[key] = self._run(draw).value
         return self.ctx.references[key]
 
     # -- phases -------------------------------------------------------------------------
-    def check(self, gen_len: int) -> bool:
-        """Generate once with the case's stack and compare with the baseline stack."""
-        prompt_len = self.draws[0][0]
-        reference = self._reference(prompt_len, gen_len)
-        self.session = self._session(self.case.stack)
-        self.ctx.progress(f"{self.case.id}: output check ({gen_len} tokens)")
+    def check(self, draw: tuple[int, int]) -> bool:
+        """Run once with the case's stack and compare with the baseline stack's output."""
+        reference = self._reference(draw)
+        self.session = self.runner.session(plan_for(self.case.stack))
+        self.ctx.progress(f"{self.case.id}: output check (lengths {draw[0]}, {draw[1]})")
         started = time.perf_counter()
-        tokens = self._generate(prompt_len, gen_len).tokens
+        value = self._run(draw).value
         self.result.samples["first_call_s"] = [time.perf_counter() - started]
         if reference is None:
-            self.ctx.references[(self.case.workload_id, prompt_len, gen_len)] = tokens
+            self.ctx.references[(self.case.workload_id, *draw)] = value
             self.result.outputs_match = True
             return True
-        mismatch = first_mismatch(reference, tokens)
+        mismatch = self.runner.compare(reference, value)
         self.result.outputs_match = mismatch is None
         if mismatch:
             self.result.status, self.result.message = "mismatch", mismatch.describe()
@@ -160,30 +154,32 @@ class CaseRun:
         longest, shortest = max(self.draws, key=sum), min(self.draws, key=sum)
         picks = [(longest, shortest)[index % 2] for index in range(self.ctx.options.warmup)]
         times = []
-        for index, (prompt_len, gen_len) in enumerate(picks, 1):
+        for index, draw in enumerate(picks, 1):
             self.ctx.progress(f"{self.case.id}: warm-up {index}/{len(picks)}")
-            times.append(self._generate(prompt_len, gen_len).marks_s[-1])
+            times.append(self._run(draw).metrics["e2e_s"])
         self.result.samples["warmup_e2e_s"] = times
 
     def measure(self, loop_runner: LoopRunner = plain_loop) -> None:
-        samples = {key: [] for key in ("ttft_s", "tpot_s", "e2e_s", "prompt_lens", "gen_lens")}
+        samples: dict = {"prompt_lens": [], "gen_lens": []}
         draws = iter(self.draws)
-        total = len(self.draws)
+        prepared = []
+
+        def prepare_next() -> None:
+            # Inputs are made outside the timed call (pytest-benchmark's `setup`).
+            draw = next(draws)
+            prepared.append((draw, self.runner.inputs(draw)))
 
         def iteration() -> None:
-            prompt_len, gen_len = next(draws)
-            marks = self._generate(prompt_len, gen_len).marks_s
-            samples["ttft_s"].append(marks[0])
-            samples["tpot_s"].extend(decode_intervals(marks))
-            samples["e2e_s"].append(marks[-1])
-            samples["prompt_lens"].append(prompt_len)
-            samples["gen_lens"].append(gen_len)
+            draw, inputs = prepared.pop()
+            merge_samples(samples, self.runner.run(self.session, inputs))
+            samples["prompt_lens"].append(draw[0])
+            samples["gen_lens"].append(draw[1])
 
-        self.ctx.progress(f"{self.case.id}: measuring {total} iterations")
+        self.ctx.progress(f"{self.case.id}: measuring {len(self.draws)} iterations")
         peak = make_peak(self.ctx.device)
         peak.start()
         with self.session.timed():
-            loop_runner(iteration, total)
+            loop_runner(iteration, len(self.draws), prepare_next)
         self.result.peak_mem_bytes = peak.peak_bytes()
         self.result.peak_mem_method = peak.method
         self.result.samples.update(samples)
@@ -197,8 +193,8 @@ def execute(case: Case, ctx: RunContext, measure: bool, loop_runner: LoopRunner 
     run = None
     try:
         run = CaseRun(case, ctx)
-        gen_len = run.draws[0][1] if measure else min(run.draws[0][1], ctx.options.quick_tokens)
-        if run.check(gen_len) and measure:
+        prompt_len, gen_len = run.draws[0]
+        if run.check((prompt_len, gen_len if measure else min(gen_len, ctx.options.quick_tokens))) and measure:
             run.warmup()
             run.measure(loop_runner)
         if run.result.status == "ok":

@@ -31,6 +31,7 @@ class FamilySpec:
     tasks: tuple[str, ...]
     stacks: tuple[tuple[str, ...], ...]
     workloads: Mapping[str, tuple[Workload, ...]] = field(default_factory=dict)
+    runner: str = "decoder"  # harness.runners.runner_class
 
     @property
     def baseline(self) -> tuple[str, ...]:

@@ -127,7 +127,7 @@ def harness(request: pytest.FixtureRequest):
         benchmark = None
         if measure:
             benchmark = request.getfixturevalue("benchmark")
-            loop = lambda iteration, rounds: benchmark.pedantic(iteration, rounds=rounds, iterations=1)
+            loop = lambda iteration, rounds, setup: benchmark.pedantic(iteration, setup=setup, rounds=rounds)
         result = execute(case, run.ctx, measure, loop)
         record = result.to_record()
         run.records.append(record)

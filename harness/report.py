@@ -95,7 +95,7 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
         ("out tok/s", "right"), ("peak MiB", "right"), ("speed-up e2e", "right"), ("match", "center"),
         ("evidence", "left"),
     ]:
-        table.add_column(header, justify=justify, overflow="fold")
+        table.add_column(header, justify=justify, overflow="fold", no_wrap=header == "case")
     for row in table_rows:
         match = {True: "[green]yes[/]", False: "[red]NO[/]", None: "—"}[row.outputs_match]
         case = row.case_id if row.status == "ok" else f"{row.case_id} [red]({row.status})[/]"

@@ -34,7 +34,7 @@ def test_evidence_summary_uses_lever_briefs():
         "retired-lever": {"x": 1},
     })
     assert text == (
-        "sdpa: _scaled_dot_product_flash_attention_for_cpu; static: StaticCache[12]; "
+        "sdpa: flash_attention_for_cpu; static: StaticCache[12]; "
         "compile: graphs=1 breaks=0 recompiles=0; retired-lever: x=1"
     )
 

@@ -25,7 +25,7 @@ class Lever:
     name: str
     slot: str  # at most one lever per slot in a stack (e.g. one attention implementation)
     summary: str
-    configure: Callable  # (DecodePlan) -> DecodePlan
+    configure: Callable  # (harness.runners.Plan) -> Plan
     evidence: Callable  # (session) -> dict; raises LeverNotInEffect
     families: frozenset[str] = ALL_FAMILIES
     device_types: frozenset[str] = ALL_DEVICE_TYPES

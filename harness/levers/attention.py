@@ -46,5 +46,5 @@ def sdpa_backends() -> dict:
 
 def brief(evidence: dict) -> str:
     """The attention operator that ran, without the aten:: prefix."""
-    ops = [op.removeprefix("aten::") for op in evidence["attention_ops"]]
+    ops = [op.removeprefix("aten::").removeprefix("_scaled_dot_product_") for op in evidence["attention_ops"]]
     return max(ops, key=len) if ops else "?"  # the most specific name tells the backend

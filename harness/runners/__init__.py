@@ -1,1 +1,53 @@
-"""Runners: one per task kind; each returns raw samples, never statistics."""
+"""Runners: one per task kind (decoder generation, pipelines, recommendation, ...).
+
+A runner turns a case into sessions (one per lever stack), prepares inputs outside any timed
+region, runs one iteration and returns an Output: the value compared with the baseline
+stack's, and raw times only. Statistics live in harness.stats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the levers of a stack decide before a session is built; each runner reads the
+    fields that apply to it, and each lever's evidence proves it took effect."""
+
+    attn_implementation: str = "eager"
+    cache: str = "dynamic"  # "dynamic" | "static"
+    step_wrappers: tuple[tuple[str, Callable], ...] = ()  # (lever, factory(step, session) -> step)
+
+
+@dataclass
+class Output:
+    value: object  # compared with the baseline stack's value by the runner's `compare`
+    metrics: dict  # metric -> one sample (float) or several (list of floats), seconds
+    stages_s: dict = field(default_factory=dict)  # stage -> seconds of this iteration
+
+
+class Runner(Protocol):
+    def __init__(self, case, model, device: str, seed: int) -> None: ...
+
+    def session(self, plan: Plan): ...
+
+    def inputs(self, draw: tuple[int, int]) -> object: ...
+
+    def run(self, session, inputs) -> Output: ...
+
+    def compare(self, expected, got):  # -> None, or an object with .describe()
+        ...
+
+
+def runner_class(kind: str) -> type:
+    from harness.errors import unknown_choice
+    from harness.runners.decoder import DecoderRunner
+
+    runners = {"decoder": DecoderRunner}
+    try:
+        return runners[kind]
+    except KeyError:
+        raise unknown_choice("runner", kind, runners) from None

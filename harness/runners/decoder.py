@@ -6,24 +6,18 @@ A hand-written loop gives prefill and per-token times directly and costs less th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache, StaticCache
 
-StepWrapper = tuple[str, Callable]  # (lever name, factory(step, session) -> callable step)
-
-
-@dataclass(frozen=True)
-class DecodePlan:
-    """What the levers of a stack decide before a session is built."""
-
-    attn_implementation: str = "eager"
-    cache: str = "dynamic"  # "dynamic" | "static"
-    step_wrappers: tuple[StepWrapper, ...] = ()
-
+from harness.clock import make_clock
+from harness.equivalence import first_mismatch
+from harness.runners import Output, Plan
+from harness.stats import decode_intervals
+from harness.workload import prompt_ids
 
 CACHE_FACTORIES = {
     "dynamic": lambda config, max_len: DynamicCache(config=config),
@@ -41,7 +35,7 @@ class DecoderSession:
     """One model under one plan. Only one session per model may be in use at a time,
     because the attention implementation is a property of the model."""
 
-    def __init__(self, model, plan: DecodePlan, batch_size: int, max_cache_len: int) -> None:
+    def __init__(self, model, plan: Plan, batch_size: int, max_cache_len: int) -> None:
         self.model = model
         self.plan = plan
         self.batch_size = batch_size
@@ -108,3 +102,30 @@ def generate(session: DecoderSession, input_ids: torch.Tensor, positions: list[t
         clock.mark()
     marks = clock.elapsed_s()
     return Generation(tokens=torch.cat(tokens, dim=1).cpu(), marks_s=marks)
+
+
+class DecoderRunner:
+    """Greedy text generation: prefill, then one decode step per token."""
+
+    compare = staticmethod(first_mismatch)
+
+    def __init__(self, case, model, device: str, seed: int) -> None:
+        self.case = case
+        self.model = model
+        self.device = device
+        self.seed = seed
+
+    def session(self, plan: Plan) -> DecoderSession:
+        return DecoderSession(self.model, plan, self.case.batch_size, self.case.lengths.max_total_len())
+
+    def inputs(self, draw: tuple[int, int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        prompt_len, gen_len = draw
+        ids = prompt_ids(self.case.batch_size, prompt_len, self.model.config.vocab_size, self.seed)
+        return ids.to(self.device), decode_positions(self.case.batch_size, prompt_len, gen_len, self.device)
+
+    def run(self, session: DecoderSession, inputs) -> Output:
+        ids, positions = inputs
+        generation = generate(session, ids, positions, make_clock(self.device, len(positions) + 1))
+        marks = generation.marks_s
+        metrics = {"ttft_s": marks[0], "tpot_s": decode_intervals(marks), "e2e_s": marks[-1]}
+        return Output(value=generation.tokens, metrics=metrics)
