@@ -46,5 +46,6 @@ def sdpa_backends() -> dict:
 
 def brief(evidence: dict) -> str:
     """The attention operator that ran, without the aten:: prefix."""
-    ops = [op.removeprefix("aten::").removeprefix("_scaled_dot_product_") for op in evidence["attention_ops"]]
-    return max(ops, key=len) if ops else "?"  # the most specific name tells the backend
+    ops = evidence["attention_ops"]
+    specific = [op for op in ops if op.startswith("aten::_")] or ops  # aten::_* ops name the backend
+    return specific[0].removeprefix("aten::_").removeprefix("scaled_dot_product_") if specific else "?"
