@@ -11,6 +11,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from harness.calibration import probe_s
+from harness.records import check_finite
 from harness.families import family_spec
 from harness.levers import LEVERS
 from harness.matrix import Case, fingerprint
@@ -76,6 +78,7 @@ class CaseResult:
             "stages_s": self.samples.get("stages_s", {}),
             "warmup_e2e_s": self.samples.get("warmup_e2e_s", []),
             "first_call_s": self.samples.get("first_call_s", []),
+            "calibration_s": self.samples.get("calibration_s", []),
             "prompt_lens": self.samples.get("prompt_lens", []),
             "gen_lens": self.samples.get("gen_lens", []),
             "peak_mem_bytes": self.peak_mem_bytes,
@@ -97,6 +100,7 @@ def plan_for(stack: tuple[str, ...]) -> Plan:
 
 def merge_samples(samples: dict, output: Output) -> None:
     """Append one iteration's raw times: a float is one sample, a list several."""
+    check_finite({"metrics": output.metrics, "stages_s": output.stages_s})  # reject NaN/inf where they arise
     for metric, value in output.metrics.items():
         target = samples.setdefault(metric, [])
         target.extend(value) if isinstance(value, list) else target.append(value)
@@ -176,11 +180,13 @@ class CaseRun:
             samples["gen_lens"].append(draw[1])
 
         self.ctx.progress(f"{self.case.id}: measuring {len(self.draws)} iterations")
+        calibration = probe_s()
         peak = make_peak(self.ctx.device)
         peak.start()
         with self.session.timed():
             loop_runner(iteration, len(self.draws), prepare_next)
         self.result.peak_mem_bytes = peak.peak_bytes()
+        samples["calibration_s"] = calibration + probe_s()  # before and after: drift within the case
         self.result.peak_mem_method = peak.method
         self.result.samples.update(samples)
 

@@ -9,10 +9,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from harness.errors import EXIT_HARNESS_ERROR, HarnessError
+from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION, HarnessError
 from harness.options import RunOptions, option_specs
 
 MATRIX_OPTIONS = ("preset", "device", "dtype", "families", "stacks")
+GATE_OPTIONS = ("alpha", "thresholds", "allow_env_diff", "normalize")
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -46,6 +47,86 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_result_set(path: str) -> tuple[list[dict], dict]:
+    """Cases of a results file, or of every run-*.json in a folder (later files win per case)."""
+    from pathlib import Path
+
+    from harness.records import load_results
+
+    target = Path(path)
+    files = sorted(target.glob("run-*.json")) if target.is_dir() else [target]
+    if not files:
+        raise HarnessError(f"{target}: no run-*.json results files in this folder")
+    cases: dict[str, dict] = {}
+    environment: dict = {}
+    for file in files:
+        data = load_results(file)
+        environment = data.get("environment", {})
+        cases.update((case["id"], case) for case in data["cases"])
+    return list(cases.values()), environment
+
+
+def gate_policy(args: argparse.Namespace):
+    from harness.machine import ENV_FIELDS
+    from harness.options import split_list
+    from harness.selection import parse_thresholds
+    from harness.verdict import Policy
+
+    allowed = split_list(args.allow_env_diff)
+    unknown = [name for name in allowed if name not in ENV_FIELDS]
+    if unknown:
+        from harness.errors import unknown_choice
+
+        raise unknown_choice("environment field", unknown[0], ENV_FIELDS)
+    from harness.selection import resolve_normalize
+
+    device = "cuda" if args.normalize == "auto" and _recorded_on_gpu(args) else "cpu"
+    policy = Policy(alpha=float(args.alpha), normalize=resolve_normalize(args.normalize, device))
+    return policy.with_thresholds(parse_thresholds(args.thresholds)), allowed
+
+
+def _recorded_on_gpu(args: argparse.Namespace) -> bool:
+    _, environment = load_result_set(args.new)
+    return bool(environment.get("gpu_count"))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.baselines import case_entry
+    from harness.compare import compare_records, regressions
+    from harness.verdict_report import markdown, render_verdicts, write_step_summary
+
+    policy, allowed = gate_policy(args)
+    old_records, old_env = load_result_set(args.old)
+    new_records, new_env = load_result_set(args.new)
+    baselines = {r["id"]: case_entry(r, old_env) for r in old_records if r.get("status") == "ok"}
+    results = compare_records(new_records, baselines, new_env, policy, allowed)
+    title = f"{args.new} vs {args.old}"
+    Console(width=max(Console().width, 160)).print(render_verdicts(results, title))
+    text = markdown(results, title)
+    if args.markdown:
+        from pathlib import Path
+
+        Path(args.markdown).write_text(text, encoding="utf-8")
+    write_step_summary(text)
+    return EXIT_REGRESSION if regressions(results) else 0
+
+
+def cmd_baseline_update(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.baselines import update_baselines
+    from harness.machine import machine_class
+
+    for path in args.results:
+        records, environment = load_result_set(path)
+        machine = machine_class(environment)
+        for target, added, replaced in update_baselines(Path(args.baseline_dir), machine, records, environment):
+            print(f"{target}: {added} case(s) added, {replaced} replaced (machine class {machine})")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="harness", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -57,6 +138,19 @@ def parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="render the results table of recorded run files")
     show.add_argument("results", nargs="+", help="results JSON files written by a --benchmark run")
     show.set_defaults(run=cmd_show)
+    compare = commands.add_parser("compare", help="verdict per case and metric of NEW against OLD (files or folders)")
+    compare.add_argument("old", help="results file or folder: the reference")
+    compare.add_argument("new", help="results file or folder: the candidate")
+    compare.add_argument("--markdown", help="also write the Markdown table to this file")
+    for dest, flag, default, help_text in option_specs():
+        if dest in GATE_OPTIONS:
+            compare.add_argument(flag, dest=dest, default=default, help=f"{help_text} (default: {default!r})")
+    compare.set_defaults(run=cmd_compare)
+    baseline = commands.add_parser("baseline", help="manage stored baselines").add_subparsers(dest="action", required=True)
+    update = baseline.add_parser("update", help="merge measured cases of results files into baselines/<machine-class>/")
+    update.add_argument("results", nargs="+", help="results files or folders")
+    update.add_argument("--baseline-dir", default=RunOptions().baseline_dir, help="baseline root (default: %(default)s)")
+    update.set_defaults(run=cmd_baseline_update)
     return top
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-# pytest owns 0..5; the harness's own statuses start above them (README, "Exit statuses").
-EXIT_HARNESS_ERROR = 6  # bad arguments, unreadable or foreign files
+# pytest owns 0..6 (6: max warnings in pytest 9); the harness's statuses stay clear of them
+# (README, "Exit statuses").
+EXIT_HARNESS_ERROR = 10  # bad arguments, unreadable, corrupt or foreign files
+EXIT_REGRESSION = 11  # a gated metric regressed against the baseline (tests themselves passed)
 
 
 class HarnessError(Exception):

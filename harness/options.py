@@ -25,10 +25,16 @@ class RunOptions:
     stacks: str = field(default="", metadata={"help": "comma list of exact stack names, e.g. eager,sdpa+static (default: all)"})
     results_dir: str = field(default="results", metadata={"help": "folder for the per-run results JSON"})
     warmup: int = field(default=2, metadata={"help": "untimed warm-up generations per case (after the output check)"})
-    iterations: int = field(default=10, metadata={"help": "timed generations per case"})
+    iterations: int = field(default=12, metadata={"help": "timed generations per case (12: see harness/verdict.py)"})
     quick_tokens: int = field(default=8, metadata={"help": "tokens generated per case without --benchmark"})
     seed: int = field(default=0, metadata={"help": "seed for weights, inputs and length draws"})
     checkpoint_dir: str = field(default="", metadata={"help": "load weights from this local folder instead of random ones"})
+    baseline_dir: str = field(default="baselines", metadata={"help": "root of baselines/<machine-class>/<family>.json"})
+    update_baselines: bool = field(default=False, metadata={"help": "merge this run's cases into the baselines instead of gating"})
+    alpha: float = field(default=0.001, metadata={"help": "significance level of the rank test per metric"})
+    thresholds: str = field(default="", metadata={"help": "per-metric change thresholds, e.g. e2e_s=0.05,ttft_s=0.1 (default 5%%)"})
+    normalize: str = field(default="auto", metadata={"help": "divide times by the machine-speed probe's ratio before gating: on, off, auto (on for cpu)"})
+    allow_env_diff: str = field(default="", metadata={"help": "environment fields allowed to differ from the baseline's, e.g. torch,driver_version"})
 
     def with_values(self, **changes: object) -> "RunOptions":
         return dataclasses.replace(self, **changes)

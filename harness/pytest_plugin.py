@@ -12,13 +12,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness.baselines import load_baselines, update_baselines
 from harness.bench import RunContext, execute, plain_loop
+from harness.compare import compare_records, regressions
 from harness.env import environment
-from harness.errors import HarnessError
+from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION, HarnessError
+from harness.machine import machine_class
 from harness.options import RunOptions, check_writable_dir, option_specs
 from harness.records import ResultsFile, new_results_path
-from harness.report import render_text, rows
+from harness.report import render_text, render_text_table, rows
 from harness.selection import Selection, select
+from harness.verdict_report import markdown, render_verdicts, write_step_summary
 
 DEST_PREFIX = "harness_"
 
@@ -35,6 +39,11 @@ class HarnessRun:
         self.results: ResultsFile | None = None
         self.notes: list[str] = []
         self.total = 0
+        self.environment: dict = {}
+        self.machine = ""
+        self.baselines: dict[str, dict] = {}
+        self.verdicts: list = []
+        self.error = ""
 
     def progress(self, message: str) -> None:
         if not self.selection.options.benchmark:
@@ -47,10 +56,25 @@ class HarnessRun:
             reporter.write_line(f"  [{len(self.records) + 1}/{self.total}] {message}")
 
     def open_results(self) -> None:
+        """Results file, machine class and baselines: all checked before any model is built."""
         options = self.selection.options
-        env = environment(self.selection.device, Path(self.config.rootpath))
-        recorded = {**vars(options), "dtypes": list(self.selection.dtypes)}
-        self.results = ResultsFile(new_results_path(Path(options.results_dir)), env, recorded)
+        self.environment = environment(self.selection.device, Path(self.config.rootpath))
+        self.machine = machine_class(self.environment)
+        recorded = {**vars(options), "dtypes": list(self.selection.dtypes), "machine_class": self.machine}
+        self.results = ResultsFile(new_results_path(Path(options.results_dir)), self.environment, recorded)
+        self.baselines = load_baselines(Path(options.baseline_dir), self.machine, self.selection.families)
+
+    def finish(self) -> int | None:
+        """Update baselines or gate against them; returns an exit status to impose, if any."""
+        options = self.selection.options
+        if options.update_baselines:
+            changes = update_baselines(Path(options.baseline_dir), self.machine, self.records, self.environment)
+            self.notes += [f"baseline {path}: {added} case(s) added, {replaced} replaced" for path, added, replaced in changes]
+            return None
+        self.verdicts = compare_records(
+            self.records, self.baselines, self.environment, self.selection.policy, self.selection.allowed_env
+        )
+        return EXIT_REGRESSION if regressions(self.verdicts) else None
 
 
 RUN_KEY = pytest.StashKey[HarnessRun]()
@@ -73,14 +97,13 @@ def pytest_configure(config: pytest.Config) -> None:
     values = {dest: config.getoption(DEST_PREFIX + dest) for dest, *_ in option_specs()}
     try:
         selection = select(RunOptions(**values), torch.cuda.is_available())
+        run = HarnessRun(selection, config)
         if selection.options.benchmark:
             check_writable_dir(Path(selection.options.results_dir))
+            run.open_results()
     except HarnessError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    run = HarnessRun(selection, config)
+        pytest.exit(f"harness error: {exc}", returncode=EXIT_HARNESS_ERROR)
     config.stash[RUN_KEY] = run
-    if selection.options.benchmark:
-        run.open_results()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -110,6 +133,9 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
         f"harness: device {selection.device}, preset {selection.options.preset}, "
         f"dtypes {','.join(selection.dtypes)}, mode {'benchmark' if selection.options.benchmark else 'quick check'}"
     ]
+    if selection.options.benchmark:
+        action = "updating baselines" if selection.options.update_baselines else f"{len(run.baselines)} baseline case(s)"
+        lines.append(f"harness: machine class {run.machine}, {action} in {selection.options.baseline_dir}")
     if run.dropped:
         lines.append(f"harness: {len(run.dropped)} matrix cell(s) dropped at expansion:")
         lines += [f"  {case_id}: {reason}" for case_id, reason in sorted(run.dropped.items())]
@@ -147,6 +173,22 @@ def harness_run(request: pytest.FixtureRequest) -> HarnessRun:
     return request.config.stash[RUN_KEY]
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is None or not run.selection.options.benchmark or not run.records:
+        return
+    try:
+        status = run.finish()
+    except HarnessError as exc:
+        run.error = str(exc)
+        session.exitstatus = EXIT_HARNESS_ERROR
+        return
+    # A failing test (exit 1) stays the headline; a clean run with a regression gets its own status.
+    if status is not None and exitstatus == 0:
+        session.exitstatus = status
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is None:
@@ -161,6 +203,14 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_sep("=", "harness")
         terminalreporter.write(text)
         terminalreporter.write_line(f"harness: results written to {run.results.path}")
+        if run.verdicts:
+            title = f"verdicts vs baselines ({run.machine})"
+            terminalreporter.write(render_text_table(render_verdicts(run.verdicts, title), width, terminalreporter.hasmarkup))
+            written = write_step_summary(markdown(run.verdicts, title))
+            if written:
+                terminalreporter.write_line(f"harness: verdicts appended to {written}")
+        if run.error:
+            terminalreporter.write_line(f"harness error: {run.error}", red=True)
     else:
         matched = sum(1 for record in run.records if record["outputs_match"])
         terminalreporter.write_line(f"harness: {len(run.records)} case(s) checked, {matched} matched the baseline outputs")

@@ -114,10 +114,14 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
 
 
 def render_text(table_rows: list[Row], width: int = 160, color: bool = False, title: str = "harness results") -> str:
+    return render_text_table(render(table_rows, title), width, color)
+
+
+def render_text_table(table: Table, width: int = 160, color: bool = False) -> str:
     from rich.console import Console
 
     console = Console(width=width, force_terminal=color, record=True, file=_Null())
-    console.print(render(table_rows, title))
+    console.print(table)
     return console.export_text(styles=color)
 
 

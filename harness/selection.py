@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.errors import unknown_choice
+from harness.compare import GATED_METRICS
+from harness.errors import HarnessError, unknown_choice
+from harness.machine import ENV_FIELDS
 from harness.families import FAMILIES, family_spec
 from harness.matrix import Case, Dropped, check_stack_names, expand
 from harness.options import RunOptions, check_counts, resolve_device, resolve_dtypes, split_list
+from harness.verdict import Policy
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,8 @@ class Selection:
     dtypes: tuple[str, ...]
     families: tuple[str, ...]
     stacks: tuple[str, ...]
+    policy: Policy
+    allowed_env: tuple[str, ...]
 
     def expand(self, family: str) -> tuple[list[Case], list[Dropped]]:
         return expand(family_spec(family), self.options.preset, self.dtypes, self.device, self.stacks)
@@ -41,4 +46,41 @@ def select(options: RunOptions, cuda_available: bool) -> Selection:
             raise unknown_choice(f"preset for {family}", options.preset, spec.workloads)
     stacks = split_list(options.stacks)
     check_stack_names(stacks, {name: FAMILIES[name] for name in families})
-    return Selection(options, device, resolve_dtypes(options.dtype, device), families, stacks)
+    policy = Policy(alpha=options.alpha, normalize=resolve_normalize(options.normalize, device))
+    policy = policy.with_thresholds(parse_thresholds(options.thresholds))
+    if not 0 < options.alpha < 1:
+        raise HarnessError(f"--alpha must be between 0 and 1, got {options.alpha}")
+    allowed_env = split_list(options.allow_env_diff)
+    for name in allowed_env:
+        if name not in ENV_FIELDS:
+            raise unknown_choice("environment field", name, ENV_FIELDS)
+    return Selection(options, device, resolve_dtypes(options.dtype, device), families, stacks, policy, allowed_env)
+
+
+NORMALIZE_CHOICES = {"on": True, "off": False}
+
+
+def resolve_normalize(choice: str, device: str) -> bool:
+    """auto: on for the CPU (shared machines drift together), off for GPUs (stable clocks)."""
+    if choice == "auto":
+        return not device.startswith("cuda")
+    if choice not in NORMALIZE_CHOICES:
+        raise unknown_choice("--normalize value", choice, ("auto", *NORMALIZE_CHOICES))
+    return NORMALIZE_CHOICES[choice]
+
+
+def parse_thresholds(text: str) -> dict[str, float]:
+    """'e2e_s=0.05,ttft_s=0.1' -> {metric: fraction}; unknown metrics and bad numbers fail loudly."""
+    thresholds = {}
+    for item in split_list(text):
+        metric, _, value = item.partition("=")
+        if metric not in GATED_METRICS:
+            raise unknown_choice("gated metric", metric, GATED_METRICS)
+        try:
+            fraction = float(value)
+        except ValueError:
+            raise HarnessError(f"threshold for {metric} must be a fraction like 0.05, got {value!r}") from None
+        if not 0 < fraction < 10:
+            raise HarnessError(f"threshold for {metric} must be a positive fraction, got {fraction}")
+        thresholds[metric] = fraction
+    return thresholds

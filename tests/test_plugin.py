@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import EXIT_HARNESS_ERROR
 from harness.records import load_results
 
 SUITE = (Path(__file__).parent.parent / "suites" / "test_llama.py").read_text()
@@ -62,14 +63,14 @@ def test_collect_only_lists_dropped_cells_with_reasons(suite):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--preset", "huge"], "ERROR: unknown preset for llama 'huge'; allowed: paper, paper-7b, small, tiny"),
-        (["--stacks", "sdpa+warp"], "ERROR: unknown lever 'warp'; allowed: compile, cudagraphs, eager, sdpa, static"),
-        (["--device", "npu"], "ERROR: unknown device 'npu'; allowed: auto, cpu, cuda, cuda:N"),
+        (["--preset", "huge"], "Exit: harness error: unknown preset for llama 'huge'; allowed: paper, paper-7b, small, tiny"),
+        (["--stacks", "sdpa+warp"], "Exit: harness error: unknown lever 'warp'; allowed: compile, cudagraphs, eager, sdpa, static"),
+        (["--device", "npu"], "Exit: harness error: unknown device 'npu'; allowed: auto, cpu, cuda, cuda:N"),
     ],
 )
 def test_bad_input_is_one_line_not_a_traceback(suite, args, message):
     result = suite.runpytest_subprocess(*args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.ret == EXIT_HARNESS_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
@@ -77,8 +78,8 @@ def test_bad_input_is_one_line_not_a_traceback(suite, args, message):
 def test_unwritable_results_dir_is_reported_before_any_model_is_built(suite):
     (suite.path / "blocker").write_text("a file, not a folder")
     result = suite.runpytest_subprocess("--benchmark", "--results-dir", "blocker/results")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: results directory 'blocker/results' is not writable*"])
+    assert result.ret == EXIT_HARNESS_ERROR
+    result.stderr.fnmatch_lines(["Exit: harness error: results directory 'blocker/results' is not writable*"])
     assert "passed" not in result.stdout.str()
 
 

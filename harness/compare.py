@@ -1,0 +1,91 @@
+"""Compare measured cases with baseline entries: one verdict per case and gated metric."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from harness.machine import env_differences, env_subset
+from harness.stats import median
+from harness.verdict import ENV_MISMATCH, ERROR, NO_BASELINE, REGRESSED, Policy, Verdict, judge
+
+GATED_METRICS = ("ttft_s", "tpot_s", "e2e_s", "peak_mem_bytes")
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    case_id: str
+    metric: str
+    verdict: Verdict
+    env_diff: tuple[str, ...] = field(default=())
+
+
+def metric_samples(samples: Mapping, metric: str) -> list[float]:
+    """The samples a verdict is computed on. TPOT: one median per iteration, because tokens of
+    one generation are not independent samples (they share the iteration's machine state)."""
+    if metric == "tpot_s":
+        per_token, gen_lens = list(samples.get("tpot_s") or []), list(samples.get("gen_lens") or [])
+        medians, start = [], 0
+        for gen_len in gen_lens:
+            chunk = per_token[start : start + gen_len - 1]
+            start += gen_len - 1
+            if chunk:
+                medians.append(median(chunk))
+        return medians
+    value = samples.get(metric)
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
+
+
+def speed_factor(baseline: Mapping, current: Mapping) -> float | None:
+    """How much slower this machine ran the calibration probe than when the baseline was recorded."""
+    base, now = baseline.get("calibration_s") or [], current.get("calibration_s") or []
+    return median(now) / median(base) if base and now else None
+
+
+def normalized(samples: list[float], metric: str, factor: float | None) -> list[float]:
+    return [value / factor for value in samples] if factor and metric.endswith("_s") else samples
+
+
+def compare_case(
+    record: Mapping, entry: Mapping | None, environment: Mapping, policy: Policy, allowed_env: tuple[str, ...] = ()
+) -> list[MetricResult]:
+    case_id = record["id"]
+
+    def every_metric(verdict: Verdict, diff: tuple[str, ...] = ()) -> list[MetricResult]:
+        return [MetricResult(case_id, metric, verdict, diff) for metric in GATED_METRICS]
+
+    if record.get("status") != "ok":
+        return every_metric(Verdict(ERROR, reason=f"{record.get('status')}: {record.get('message', '')}"))
+    if entry is None:
+        return every_metric(Verdict(NO_BASELINE, reason="no baseline for this case"))
+    if entry["fingerprint"] != record["fingerprint"]:
+        return every_metric(Verdict(NO_BASELINE, reason="case definition changed since the baseline"))
+    diff = tuple(env_differences(entry["environment"], env_subset(environment), allowed_env))
+    if diff:
+        return every_metric(Verdict(ENV_MISMATCH, reason="; ".join(diff)), diff)
+    factor = speed_factor(entry["samples"], record) if policy.normalize else None
+    results = []
+    for metric in GATED_METRICS:
+        current = normalized(metric_samples(record, metric), metric, factor)
+        verdict = judge(metric_samples(entry["samples"], metric), current, policy.for_metric(metric), policy.alpha)
+        if factor and metric.endswith("_s"):
+            note = f"times divided by machine speed factor {factor:.3f}"
+            verdict = replace(verdict, reason=f"{verdict.reason}; {note}" if verdict.reason else note)
+        results.append(MetricResult(case_id, metric, verdict))
+    return results
+
+
+def compare_records(
+    records: Iterable[Mapping], baselines: Mapping[str, Mapping], environment: Mapping, policy: Policy,
+    allowed_env: tuple[str, ...] = (),
+) -> list[MetricResult]:
+    results: list[MetricResult] = []
+    for record in records:
+        results += compare_case(record, baselines.get(record["id"]), environment, policy, allowed_env)
+    return results
+
+
+def regressions(results: Iterable[MetricResult]) -> list[MetricResult]:
+    return [result for result in results if result.verdict.status == REGRESSED]

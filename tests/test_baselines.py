@@ -1,0 +1,127 @@
+"""Baseline store and comparison: merging, fingerprints, environments, bad files."""
+
+import json
+
+import pytest
+
+from harness.baselines import BASELINE_KIND, baseline_path, load_baseline, load_baselines, update_baselines
+from harness.compare import compare_records, metric_samples, regressions
+from harness.machine import machine_class
+from harness.records import SCHEMA_VERSION, RecordError
+from harness.verdict import Policy
+
+ENV = {"device_name": "AMD EPYC", "gpu_count": 0, "driver_version": None, "cuda_version": None,
+       "torch": "2.13.0+cpu", "transformers": "5.24.0", "cpu_model": "AMD EPYC", "cpu_cores": 2}
+
+
+def record(case_id="llama-a-eager", scale=1.0, status="ok", fingerprint="f1", family="llama"):
+    n = 12
+    return {
+        "id": case_id, "family": family, "fingerprint": fingerprint, "status": status, "message": "",
+        "ttft_s": [0.004 * scale * (1 + 0.001 * i) for i in range(n)],
+        "tpot_s": [0.002 * scale * (1 + 0.001 * i) for i in range(n * 3)],
+        "gen_lens": [4] * n,
+        "e2e_s": [0.010 * scale * (1 + 0.001 * i) for i in range(n)],
+        "calibration_s": [0.003] * 10,
+        "peak_mem_bytes": 100 * 2**20,
+    }
+
+
+def test_machine_class_from_environment():
+    assert machine_class(ENV) == "cpu-amd-epyc-2c"
+    assert machine_class({**ENV, "gpu_count": 8, "device_name": "NVIDIA H100 80GB HBM3"}) == "gpu-8x-nvidia-h100-80gb-hbm3"
+
+
+def test_update_merges_cases_and_never_keeps_failures(tmp_path):
+    update_baselines(tmp_path, "m", [record("a"), record("b", status="error")], ENV)
+    update_baselines(tmp_path, "m", [record("c"), record("a", scale=2)], ENV)
+    data = load_baseline(baseline_path(tmp_path, "m", "llama"))
+    assert sorted(data["cases"]) == ["a", "c"]
+    assert data["cases"]["a"]["samples"]["e2e_s"][0] == pytest.approx(0.020)
+    assert data["schema_version"] == SCHEMA_VERSION and data["kind"] == BASELINE_KIND
+    text = baseline_path(tmp_path, "m", "llama").read_text()
+    assert text.index('"cases"') < text.index('"family"'), "keys are sorted"
+
+
+def test_tpot_is_judged_per_iteration():
+    samples = {"tpot_s": [1, 2, 3, 10, 20, 30], "gen_lens": [4, 4]}
+    assert metric_samples(samples, "tpot_s") == [2, 20]
+
+
+def compare(tmp_path, current, baseline_records, env=ENV, allowed=(), policy=Policy()):
+    update_baselines(tmp_path, "m", baseline_records, ENV)
+    return compare_records(current, load_baselines(tmp_path, "m", ["llama"]), env, policy, allowed)
+
+
+def test_same_samples_are_unchanged_and_slowdown_regresses(tmp_path):
+    same = compare(tmp_path, [record()], [record()])
+    assert {r.verdict.status for r in same} == {"unchanged"}
+    slower = compare(tmp_path, [record(scale=1.3)], [record()])
+    assert {r.metric for r in regressions(slower)} == {"ttft_s", "tpot_s", "e2e_s"}
+
+
+def test_machine_speed_factor_removes_drift_but_not_regressions(tmp_path):
+    drifted = {**record(scale=1.3), "calibration_s": [0.0039] * 10}  # whole machine 30% slower
+    results = compare(tmp_path, [drifted], [record()], policy=Policy(normalize=True))
+    assert not regressions(results)
+    assert "machine speed factor 1.300" in results[0].verdict.reason
+    code_slower = {**record(scale=1.3 * 1.3), "calibration_s": [0.0039] * 10}
+    assert regressions(compare(tmp_path, [code_slower], [record()], policy=Policy(normalize=True)))
+
+
+def test_changed_definition_is_no_baseline(tmp_path):
+    results = compare(tmp_path, [record(fingerprint="f2", scale=2)], [record()])
+    assert {r.verdict.status for r in results} == {"no_baseline"}
+    assert "definition changed" in results[0].verdict.reason
+
+
+def test_environment_mismatch_lists_fields_unless_allowed(tmp_path):
+    env = {**ENV, "torch": "2.14.0", "transformers": "5.30.0"}
+    results = compare(tmp_path, [record(scale=2)], [record()], env=env)
+    assert {r.verdict.status for r in results} == {"env_mismatch"}
+    assert results[0].verdict.reason == "torch: 2.13.0+cpu -> 2.14.0; transformers: 5.24.0 -> 5.30.0"
+    allowed = compare(tmp_path, [record()], [record()], env=env, allowed=("torch", "transformers"))
+    assert {r.verdict.status for r in allowed} == {"unchanged"}
+
+
+def test_errored_case_is_reported_not_compared(tmp_path):
+    results = compare(tmp_path, [record(status="error")], [record()])
+    assert {r.verdict.status for r in results} == {"error"}
+
+
+def baseline_text(**changes):
+    case = {"fingerprint": "f", "environment": {}, "samples": {"ttft_s": [1.0], "tpot_s": [], "e2e_s": [1.0], "gen_lens": [2], "calibration_s": [], "peak_mem_bytes": None}}
+    data = {"kind": BASELINE_KIND, "schema_version": SCHEMA_VERSION, "cases": {"c": case}}
+    for key, value in changes.items():
+        if key.startswith("case_"):
+            case[key[5:]] = value
+        else:
+            data[key] = value
+    return json.dumps(data)
+
+
+BAD = {
+    "corrupt": ("{{{", "not valid JSON"),
+    "truncated": (baseline_text()[:40], "not valid JSON"),
+    "foreign": (json.dumps({"benchmarks": [], "version": "5.1"}), "not a harness-baseline file"),
+    "newer-schema": (baseline_text(schema_version=SCHEMA_VERSION + 5), "newer than this harness reads"),
+    "hand-edited-samples": (baseline_text(case_samples={"ttft_s": ["fast"]}), "case 'c': samples.ttft_s must be a list"),
+    "hand-edited-fingerprint": (baseline_text(case_fingerprint=None), "case 'c': fingerprint missing"),
+    "negative-sample": (baseline_text(case_samples={"ttft_s": [-1], "tpot_s": [], "e2e_s": [], "gen_lens": [], "calibration_s": []}), "non-negative"),
+    "nan": (baseline_text().replace("[1.0]", "[NaN]", 1), "NaN is not allowed"),
+    "cases-list": (baseline_text(cases=[]), "'cases' missing or not an object"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_baseline_files_name_file_and_problem_and_stay_untouched(tmp_path, name):
+    text, problem = BAD[name]
+    path = baseline_path(tmp_path, "m", "llama")
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(RecordError) as info:
+        load_baselines(tmp_path, "m", ["llama"])
+    assert str(path) in str(info.value) and problem in str(info.value)
+    with pytest.raises(RecordError):
+        update_baselines(tmp_path, "m", [record()], ENV)
+    assert path.read_text() == text

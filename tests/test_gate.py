@@ -1,0 +1,94 @@
+"""Gating end to end through pytest: record baselines, re-run, plant a real slowdown."""
+
+import pytest
+
+from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION
+from harness.records import load_results
+
+from tests.test_plugin import CONFTEST, SUITE
+
+# A real slowdown: busy-wait inside every RMSNorm (a hot operator) when the variable is set.
+DELAY_CONFTEST = CONFTEST + '''
+import os, time
+from transformers.models.llama import modeling_llama
+
+DELAY_S = float(os.environ.get("PLANT_DELAY_US", "0")) / 1e6
+if DELAY_S:
+    original = modeling_llama.LlamaRMSNorm.forward
+
+    def slow_forward(self, hidden_states):
+        until = time.perf_counter() + DELAY_S
+        while time.perf_counter() < until:
+            pass
+        return original(self, hidden_states)
+
+    modeling_llama.LlamaRMSNorm.forward = slow_forward
+'''
+RUN = ["-p", "no:cacheprovider", "--benchmark", "--stacks", "eager,sdpa", "--baseline-dir", "bl", "--results-dir", "res"]
+
+
+@pytest.fixture
+def gated(pytester):
+    pytester.makeconftest(DELAY_CONFTEST)
+    pytester.makepyfile(test_llama=SUITE)
+    return pytester
+
+
+def test_back_to_back_runs_do_not_regress_and_a_planted_slowdown_does(gated, monkeypatch):
+    recorded = gated.runpytest_subprocess(*RUN, "--update-baselines")
+    assert recorded.ret == 0
+    recorded.stdout.fnmatch_lines(["*baseline bl/cpu-*/llama.json: 6 case(s) added, 0 replaced*"])
+
+    again = gated.runpytest_subprocess(*RUN)
+    assert again.ret == 0, again.stdout.str()[-3000:]
+    assert " regressed" not in again.stdout.str().split("verdicts vs baselines")[1].split("\n")[0]
+
+    monkeypatch.setenv("PLANT_DELAY_US", "150")  # 9 norms per token: roughly +50% per token
+    slowed = gated.runpytest_subprocess(*RUN)
+    assert slowed.ret == EXIT_REGRESSION
+    slowed.stdout.fnmatch_lines(["*verdicts vs baselines*regressed*", "*llama-tt-tiny-*tpot_s*regressed*"])
+
+
+def test_corrupt_baseline_is_a_harness_error_and_left_untouched(gated):
+    folder = gated.path / "bl" / "cpu-x"
+    gated.runpytest_subprocess(*RUN, "--collect-only")  # learn nothing; make the folder below by hand
+    classes = list((gated.path / "bl").glob("*")) if (gated.path / "bl").exists() else []
+    assert not classes
+    from harness.env import environment
+    from harness.machine import machine_class
+
+    folder = gated.path / "bl" / machine_class(environment("cpu"))
+    folder.mkdir(parents=True)
+    (folder / "llama.json").write_text('{"kind": "harness-baseline", "schema_version": 1, "cases": {"x": ')
+    result = gated.runpytest_subprocess(*RUN)
+    assert result.ret == EXIT_HARNESS_ERROR
+    result.stderr.fnmatch_lines([f"*harness error: {folder / 'llama.json'}: not valid JSON*"])
+    assert (folder / "llama.json").read_text().endswith('"x": ')
+    assert not (gated.path / "res").exists() or not list((gated.path / "res").glob("run-*.json"))
+
+
+ERROR_CONFTEST = CONFTEST + '''
+import dataclasses
+from harness.families import FAMILIES
+from harness.levers import LEVERS, Lever
+
+def out_of_memory(session):
+    raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (planted)")
+
+LEVERS._levers["oom"] = Lever("oom", "oom", "raises", configure=lambda plan: plan, evidence=out_of_memory)
+FAMILIES["llama"] = dataclasses.replace(FAMILIES["llama"], stacks=(("eager",), ("sdpa",), ("sdpa", "oom")))
+'''
+
+
+def test_a_failing_case_is_recorded_and_the_others_still_compared(pytester):
+    pytester.makeconftest(ERROR_CONFTEST)
+    pytester.makepyfile(test_llama=SUITE)
+    args = ["-p", "no:cacheprovider", "--benchmark", "--baseline-dir", "bl", "--results-dir", "res", "--iterations", "3"]
+    result = pytester.runpytest_subprocess(*args)
+    result.assert_outcomes(passed=6, failed=3)
+    result.stdout.fnmatch_lines(["*sdpa+oom: error: RuntimeError: CUDA out of memory*"])
+    (results_file,) = (pytester.path / "res").glob("run-*.json")
+    statuses = [case["status"] for case in load_results(results_file)["cases"]]
+    assert statuses.count("error") == 3 and statuses.count("ok") == 6
+    verdicts = result.stdout.str().split("verdicts vs baselines")[1]
+    assert "no_baseline" in verdicts and "error" in verdicts
