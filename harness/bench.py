@@ -164,13 +164,15 @@ class CaseRun:
         self.result.samples["warmup_e2e_s"] = times
 
     def measure(self, loop_runner: LoopRunner = plain_loop) -> None:
-        samples: dict = {"prompt_lens": [], "gen_lens": []}
+        samples: dict = {"prompt_lens": [], "gen_lens": [], "calibration_s": []}
         draws = iter(self.draws)
         prepared = []
 
         def prepare_next() -> None:
-            # Inputs are made outside the timed call (pytest-benchmark's `setup`).
+            # Outside the timed call (pytest-benchmark's `setup`): the inputs, and one run of the
+            # machine-speed probe, so each iteration carries the machine's speed at that moment.
             draw = next(draws)
+            samples["calibration_s"] += probe_s(1)
             prepared.append((draw, self.runner.inputs(draw)))
 
         def iteration() -> None:
@@ -180,13 +182,11 @@ class CaseRun:
             samples["gen_lens"].append(draw[1])
 
         self.ctx.progress(f"{self.case.id}: measuring {len(self.draws)} iterations")
-        calibration = probe_s()
         peak = make_peak(self.ctx.device)
         peak.start()
         with self.session.timed():
             loop_runner(iteration, len(self.draws), prepare_next)
         self.result.peak_mem_bytes = peak.peak_bytes()
-        samples["calibration_s"] = calibration + probe_s()  # before and after: drift within the case
         self.result.peak_mem_method = peak.method
         self.result.samples.update(samples)
 

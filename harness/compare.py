@@ -44,8 +44,14 @@ def speed_factor(baseline: Mapping, current: Mapping) -> float | None:
     return median(now) / median(base) if base and now else None
 
 
-def normalized(samples: list[float], metric: str, factor: float | None) -> list[float]:
-    return [value / factor for value in samples] if factor and metric.endswith("_s") else samples
+def normalized(samples: list[float], metric: str, probes: list[float], reference_s: float) -> list[float]:
+    """Times in units of the machine's speed: each iteration divided by the probe run just
+    before it (relative to the baseline's median probe); other metrics unchanged."""
+    if not metric.endswith("_s") or not probes:
+        return samples
+    if len(probes) == len(samples):
+        return [value * reference_s / probe for value, probe in zip(samples, probes)]
+    return [value * reference_s / median(probes) for value in samples]
 
 
 def compare_case(
@@ -66,12 +72,18 @@ def compare_case(
     if diff:
         return every_metric(Verdict(ENV_MISMATCH, reason="; ".join(diff)), diff)
     factor = speed_factor(entry["samples"], record) if policy.normalize else None
+    base_probes = entry["samples"].get("calibration_s") or []
+    reference_s = median(base_probes) if factor else 0.0
     results = []
     for metric in GATED_METRICS:
-        current = normalized(metric_samples(record, metric), metric, factor)
-        verdict = judge(metric_samples(entry["samples"], metric), current, policy.for_metric(metric), policy.alpha)
+        baseline = metric_samples(entry["samples"], metric)
+        current = metric_samples(record, metric)
+        if factor:
+            baseline = normalized(baseline, metric, base_probes, reference_s)
+            current = normalized(current, metric, record["calibration_s"], reference_s)
+        verdict = judge(baseline, current, policy.for_metric(metric), policy.alpha)
         if factor and metric.endswith("_s"):
-            note = f"times divided by machine speed factor {factor:.3f}"
+            note = f"per-iteration machine-speed normalized (probe {factor:.3f}x the baseline's)"
             verdict = replace(verdict, reason=f"{verdict.reason}; {note}" if verdict.reason else note)
         results.append(MetricResult(case_id, metric, verdict))
     return results

@@ -22,7 +22,7 @@ def record(case_id="llama-a-eager", scale=1.0, status="ok", fingerprint="f1", fa
         "tpot_s": [0.002 * scale * (1 + 0.001 * i) for i in range(n * 3)],
         "gen_lens": [4] * n,
         "e2e_s": [0.010 * scale * (1 + 0.001 * i) for i in range(n)],
-        "calibration_s": [0.003] * 10,
+        "calibration_s": [0.003] * n,
         "peak_mem_bytes": 100 * 2**20,
     }
 
@@ -61,12 +61,20 @@ def test_same_samples_are_unchanged_and_slowdown_regresses(tmp_path):
 
 
 def test_machine_speed_factor_removes_drift_but_not_regressions(tmp_path):
-    drifted = {**record(scale=1.3), "calibration_s": [0.0039] * 10}  # whole machine 30% slower
+    drifted = {**record(scale=1.3), "calibration_s": [0.0039] * 12}  # whole machine 30% slower
     results = compare(tmp_path, [drifted], [record()], policy=Policy(normalize=True))
     assert not regressions(results)
-    assert "machine speed factor 1.300" in results[0].verdict.reason
-    code_slower = {**record(scale=1.3 * 1.3), "calibration_s": [0.0039] * 10}
+    assert "probe 1.300x the baseline's" in results[0].verdict.reason
+    code_slower = {**record(scale=1.3 * 1.3), "calibration_s": [0.0039] * 12}
     assert regressions(compare(tmp_path, [code_slower], [record()], policy=Policy(normalize=True)))
+
+
+def test_normalization_is_per_iteration():
+    from harness.compare import normalized
+
+    # iteration 2 ran while the machine was twice as slow: its probe says so, and it is scaled back
+    assert normalized([1.0, 2.0, 1.0], "e2e_s", [0.5, 1.0, 0.5], reference_s=0.5) == [1.0, 1.0, 1.0]
+    assert normalized([7.0], "peak_mem_bytes", [1.0], reference_s=0.5) == [7.0]
 
 
 def test_changed_definition_is_no_baseline(tmp_path):
