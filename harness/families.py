@@ -20,12 +20,13 @@ DECODER_STACKS = (
     ("sdpa", "static", "compile", "cudagraphs"),
 )
 
-# HSTU: padded is the baseline; `fixed` gives the fixed shapes CUDA graphs and flex need.
+# HSTU: padded is the baseline; `fixed` gives the fixed shapes compile, flex and CUDA graphs need.
+# No jagged+compile: its per-history lengths make compile guard on them and recompile per batch.
 RECOMMENDER_STACKS = (
     ("padded",),
     ("jagged",),
     ("fixed",),
-    ("jagged", "compile"),
+    ("fixed", "compile"),
     ("fixed", "flex"),
     ("fixed", "cudagraphs"),
     ("fixed", "compile", "cudagraphs"),

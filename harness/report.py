@@ -28,6 +28,8 @@ class Row:
     speedup: float | None
     outputs_match: bool | None
     evidence: str
+    e2e_p50_s: float | None = None
+    stages_p50_s: tuple[tuple[str, float], ...] = ()  # (stage, median seconds), in the runner's order
 
 
 def output_tokens_per_s(record: Mapping) -> float | None:
@@ -57,6 +59,14 @@ def _median_or_none(samples) -> float | None:
     return median(samples) if samples else None
 
 
+def stage_medians(record: Mapping) -> tuple[tuple[str, float], ...]:
+    return tuple((stage, median(samples)) for stage, samples in record.get("stages_s", {}).items() if samples)
+
+
+def _stages_text(stages: tuple[tuple[str, float], ...]) -> str:
+    return " ".join(f"{stage} {seconds * MS_PER_S:.2f}" for stage, seconds in stages) or "—"
+
+
 def rows(records: Iterable[Mapping]) -> list[Row]:
     records = list(records)
     baselines = {
@@ -79,6 +89,8 @@ def rows(records: Iterable[Mapping]) -> list[Row]:
                 speedup=speedup(baselines.get(r["workload_id"], []), r["e2e_s"]) if measured else None,
                 outputs_match=r["outputs_match"],
                 evidence=evidence_summary(r["evidence"]) or r["message"],
+                e2e_p50_s=_median_or_none(r["e2e_s"]),
+                stages_p50_s=stage_medians(r),
             )
         )
     return table
@@ -92,8 +104,8 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
     table = Table(title=title, show_lines=False)
     for header, justify in [
         ("case", "left"), ("TTFT p50 ms", "right"), ("TPOT p50 ms", "right"), ("TPOT p90 ms", "right"),
-        ("out tok/s", "right"), ("peak MiB", "right"), ("speed-up e2e", "right"), ("match", "center"),
-        ("evidence", "left"),
+        ("out tok/s", "right"), ("e2e p50 ms", "right"), ("stages p50 ms", "left"), ("peak MiB", "right"),
+        ("speed-up e2e", "right"), ("match", "center"), ("evidence", "left"),
     ]:
         table.add_column(header, justify=justify, overflow="fold", no_wrap=header == "case")
     for row in table_rows:
@@ -105,6 +117,8 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
             _fmt(row.tpot_p50_s, MS_PER_S, 3),
             _fmt(row.tpot_p90_s, MS_PER_S, 3),
             _fmt(row.tokens_per_s, digits=1),
+            _fmt(row.e2e_p50_s, MS_PER_S),
+            _stages_text(row.stages_p50_s),
             _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1),
             _fmt(row.speedup, suffix="x"),
             match,

@@ -193,8 +193,9 @@ class HSTU(nn.Module):
 
     def encode_jagged(self, x, timestamps, lengths: Sequence[int]) -> torch.Tensor:
         """x: [T, dim] packed histories of `lengths` (host ints) -> user embeddings [B, dim]."""
-        longest = max(lengths)
-        all_positions = relative_positions(longest, self.config.max_seq_len, x.device)
+        # Why the full [max_seq_len]² table: sized by the batch's longest history, compile would
+        # guard on which user is the longest and recompile for every new batch.
+        all_positions = relative_positions(self.config.max_seq_len, self.config.max_seq_len, x.device)
         per_user = [
             (all_positions[:n, :n], time_buckets(t, self.config.num_time_buckets).unsqueeze(0))
             for n, t in zip(lengths, timestamps.split(lengths))
