@@ -14,6 +14,7 @@ from harness.stats import median, reported_quantile, speedup
 
 MS_PER_S = 1e3
 BYTES_PER_MIB = 1024 * 1024
+EMPTY = "—"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def stage_medians(record: Mapping) -> tuple[tuple[str, float], ...]:
 
 
 def _stages_text(stages: tuple[tuple[str, float], ...]) -> str:
-    return " ".join(f"{stage} {seconds * MS_PER_S:.2f}" for stage, seconds in stages) or "—"
+    return "\n".join(f"{stage} {seconds * MS_PER_S:.2f}" for stage, seconds in stages) or "—"
 
 
 def rows(records: Iterable[Mapping]) -> list[Row]:
@@ -97,33 +98,45 @@ def rows(records: Iterable[Mapping]) -> list[Row]:
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2, suffix: str = "") -> str:
-    return "—" if value is None else f"{value * scale:.{digits}f}{suffix}"
+    return EMPTY if value is None else f"{value * scale:.{digits}f}{suffix}"
+
+
+# Columns that may be left out when no row has a value (a recommender-only run has no TTFT).
+OPTIONAL_COLUMNS = frozenset({"TTFT p50 ms", "TPOT p50 ms", "TPOT p90 ms", "stages p50 ms"})
+
+
+def _cells(row: Row) -> list[tuple[str, str, str]]:
+    """(header, justify, text) for one row, in column order."""
+    match = {True: "[green]yes[/]", False: "[red]NO[/]", None: EMPTY}[row.outputs_match]
+    case = row.case_id if row.status == "ok" else f"{row.case_id} [red]({row.status})[/]"
+    return [
+        ("case", "left", case),
+        ("TTFT p50 ms", "right", _fmt(row.ttft_p50_s, MS_PER_S)),
+        ("TPOT p50 ms", "right", _fmt(row.tpot_p50_s, MS_PER_S, 3)),
+        ("TPOT p90 ms", "right", _fmt(row.tpot_p90_s, MS_PER_S, 3)),
+        ("out tok/s", "right", _fmt(row.tokens_per_s, digits=1)),
+        ("e2e p50 ms", "right", _fmt(row.e2e_p50_s, MS_PER_S)),
+        ("stages p50 ms", "left", _stages_text(row.stages_p50_s)),
+        ("peak MiB", "right", _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1)),
+        ("speed-up e2e", "right", _fmt(row.speedup, suffix="x")),
+        ("match", "center", match),
+        ("evidence", "left", row.evidence),
+    ]
 
 
 def render(table_rows: list[Row], title: str = "harness results") -> Table:
     table = Table(title=title, show_lines=False)
-    for header, justify in [
-        ("case", "left"), ("TTFT p50 ms", "right"), ("TPOT p50 ms", "right"), ("TPOT p90 ms", "right"),
-        ("out tok/s", "right"), ("e2e p50 ms", "right"), ("stages p50 ms", "left"), ("peak MiB", "right"),
-        ("speed-up e2e", "right"), ("match", "center"), ("evidence", "left"),
-    ]:
+    grid = [_cells(row) for row in table_rows]
+    columns = _cells(Row("", "ok", None, None, None, None, None, None, None, ""))
+    keep = [
+        index for index, (header, _, _) in enumerate(columns)
+        if header not in OPTIONAL_COLUMNS or any(cells[index][2] != EMPTY for cells in grid)
+    ]
+    for index in keep:
+        header, justify, _ = columns[index]
         table.add_column(header, justify=justify, overflow="fold", no_wrap=header == "case")
-    for row in table_rows:
-        match = {True: "[green]yes[/]", False: "[red]NO[/]", None: "—"}[row.outputs_match]
-        case = row.case_id if row.status == "ok" else f"{row.case_id} [red]({row.status})[/]"
-        table.add_row(
-            case,
-            _fmt(row.ttft_p50_s, MS_PER_S),
-            _fmt(row.tpot_p50_s, MS_PER_S, 3),
-            _fmt(row.tpot_p90_s, MS_PER_S, 3),
-            _fmt(row.tokens_per_s, digits=1),
-            _fmt(row.e2e_p50_s, MS_PER_S),
-            _stages_text(row.stages_p50_s),
-            _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1),
-            _fmt(row.speedup, suffix="x"),
-            match,
-            row.evidence,
-        )
+    for cells in grid:
+        table.add_row(*(cells[index][2] for index in keep))
     return table
 
 

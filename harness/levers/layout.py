@@ -31,7 +31,7 @@ def layout_evidence(session, wanted: str, expected_tokens: Callable) -> dict:
 
 
 def brief(evidence: dict) -> str:
-    return f"{evidence['layout']} computed/real={evidence['computed_tokens'] / evidence['real_tokens']:.2f}"
+    return f"computed/real={evidence['computed_tokens'] / evidence['real_tokens']:.2f}"
 
 
 def layout_lever(name: str, summary: str, expected_tokens: Callable):
