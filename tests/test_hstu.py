@@ -222,3 +222,11 @@ def test_cases_without_items_keep_their_dict():
     assert "items" not in case.to_dict() and Case.from_dict(case.to_dict()) == case
     with_items = Case("hstu", "rank", "tiny", "float32", 1, Lengths(8, 4), ("padded",), items=10)
     assert Case.from_dict(with_items.to_dict()) == with_items and with_items.id.endswith("-i10-fp32-padded")
+
+
+def test_presets_pick_the_families_that_declare_them():
+    from harness.selection import select
+
+    assert select(RunOptions(preset="paper-ml1m"), cuda_available=False).families == ("hstu",)
+    assert select(RunOptions(preset="paper-7b"), cuda_available=False).families == ("llama",)
+    assert set(select(RunOptions(), cuda_available=False).families) == {"llama", "hstu"}

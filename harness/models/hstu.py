@@ -193,9 +193,9 @@ class HSTU(nn.Module):
 
     def encode_jagged(self, x, timestamps, lengths: Sequence[int]) -> torch.Tensor:
         """x: [T, dim] packed histories of `lengths` (host ints) -> user embeddings [B, dim]."""
-        # Why the full [max_seq_len]² table: sized by the batch's longest history, compile would
-        # guard on which user is the longest and recompile for every new batch.
-        all_positions = relative_positions(self.config.max_seq_len, self.config.max_seq_len, x.device)
+        # Host ints make the per-history splits cheap in eager mode; under compile they become
+        # guards (which user is longest, ...) and recompile per batch, so no jagged+compile stack.
+        all_positions = relative_positions(max(lengths), self.config.max_seq_len, x.device)
         per_user = [
             (all_positions[:n, :n], time_buckets(t, self.config.num_time_buckets).unsqueeze(0))
             for n, t in zip(lengths, timestamps.split(lengths))
