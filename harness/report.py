@@ -101,8 +101,16 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 2, suffix: str =
     return EMPTY if value is None else f"{value * scale:.{digits}f}{suffix}"
 
 
-# Columns that may be left out when no row has a value (a recommender-only run has no TTFT).
-OPTIONAL_COLUMNS = frozenset({"TTFT p50 ms", "TPOT p50 ms", "TPOT p90 ms", "stages p50 ms"})
+# Columns that may be left out when no row has a value (a recommender-only run has no TTFT);
+# e2e is shown only for rows without TTFT/TPOT (decoder rows are told by those, and the table
+# must stay readable at 160 columns).
+OPTIONAL_COLUMNS = frozenset({"TTFT p50 ms", "TPOT p50 ms", "TPOT p90 ms", "stages p50 ms", "e2e p50 ms"})
+
+
+def _column_used(header: str, rows_: list[Row], texts: list[str]) -> bool:
+    if header == "e2e p50 ms":
+        return any(row.ttft_p50_s is None and row.e2e_p50_s is not None for row in rows_)
+    return header not in OPTIONAL_COLUMNS or any(text != EMPTY for text in texts)
 
 
 def _cells(row: Row) -> list[tuple[str, str, str]]:
@@ -130,7 +138,7 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
     columns = _cells(Row("", "ok", None, None, None, None, None, None, None, ""))
     keep = [
         index for index, (header, _, _) in enumerate(columns)
-        if header not in OPTIONAL_COLUMNS or any(cells[index][2] != EMPTY for cells in grid)
+        if _column_used(header, table_rows, [cells[index][2] for cells in grid])
     ]
     for index in keep:
         header, justify, _ = columns[index]
