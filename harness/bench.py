@@ -72,6 +72,7 @@ class CaseResult:
             "prompt_len": case.lengths.prompt_len,
             "gen_len": case.lengths.gen_len,
             "length_dist": case.lengths.dist,
+            "items": case.items,
             "ttft_s": self.samples.get("ttft_s", []),
             "tpot_s": self.samples.get("tpot_s", []),
             "e2e_s": self.samples.get("e2e_s", []),

@@ -21,6 +21,7 @@ DTYPE_TOKENS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 class Workload:
     batch_size: int
     lengths: Lengths
+    items: int = 0  # rows of the item table a recommender case uses (0: not a recommender case)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Case:
     batch_size: int
     lengths: Lengths
     stack: tuple[str, ...]
+    items: int = 0  # Workload.items
 
     @property
     def stack_name(self) -> str:
@@ -56,7 +58,8 @@ class Case:
     def workload_id(self) -> str:
         """Everything but the stack: cases sharing it share a baseline and expected outputs."""
         dtype = DTYPE_TOKENS[self.dtype]
-        return f"{self.family}-{self.task}-{self.preset}-b{self.batch_size}-{self.lengths.token}-{dtype}"
+        items = f"-i{self.items}" if self.items else ""
+        return f"{self.family}-{self.task}-{self.preset}-b{self.batch_size}-{self.lengths.token}{items}-{dtype}"
 
     @property
     def id(self) -> str:
@@ -65,6 +68,8 @@ class Case:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["stack"] = list(self.stack)
+        if not self.items:
+            del data["items"]  # cases without an item table keep the dicts (and fingerprints) they had
         return data
 
     @classmethod
@@ -115,7 +120,9 @@ def expand(
                 for stack in spec.stacks:
                     if only_stacks and stack_name(stack) not in only_stacks:
                         continue
-                    case = Case(spec.name, task, preset, dtype, workload.batch_size, workload.lengths, stack)
+                    case = Case(
+                        spec.name, task, preset, dtype, workload.batch_size, workload.lengths, stack, workload.items
+                    )
                     reason = unavailable_reason(stack, spec.name, device)
                     if reason:
                         dropped.append(Dropped(case.id, reason))

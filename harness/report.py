@@ -14,6 +14,7 @@ from harness.stats import median, reported_quantile, speedup
 
 MS_PER_S = 1e3
 BYTES_PER_MIB = 1024 * 1024
+EMPTY = "—"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Row:
     speedup: float | None
     outputs_match: bool | None
     evidence: str
+    e2e_p50_s: float | None = None
+    stages_p50_s: tuple[tuple[str, float], ...] = ()  # (stage, median seconds), in the runner's order
 
 
 def output_tokens_per_s(record: Mapping) -> float | None:
@@ -57,6 +60,14 @@ def _median_or_none(samples) -> float | None:
     return median(samples) if samples else None
 
 
+def stage_medians(record: Mapping) -> tuple[tuple[str, float], ...]:
+    return tuple((stage, median(samples)) for stage, samples in record.get("stages_s", {}).items() if samples)
+
+
+def _stages_text(stages: tuple[tuple[str, float], ...]) -> str:
+    return "\n".join(f"{stage} {seconds * MS_PER_S:.2f}" for stage, seconds in stages) or "—"
+
+
 def rows(records: Iterable[Mapping]) -> list[Row]:
     records = list(records)
     baselines = {
@@ -79,37 +90,61 @@ def rows(records: Iterable[Mapping]) -> list[Row]:
                 speedup=speedup(baselines.get(r["workload_id"], []), r["e2e_s"]) if measured else None,
                 outputs_match=r["outputs_match"],
                 evidence=evidence_summary(r["evidence"]) or r["message"],
+                e2e_p50_s=_median_or_none(r["e2e_s"]),
+                stages_p50_s=stage_medians(r),
             )
         )
     return table
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2, suffix: str = "") -> str:
-    return "—" if value is None else f"{value * scale:.{digits}f}{suffix}"
+    return EMPTY if value is None else f"{value * scale:.{digits}f}{suffix}"
+
+
+# Columns that may be left out when no row has a value (a recommender-only run has no TTFT);
+# e2e is shown only for rows without TTFT/TPOT (decoder rows are told by those, and the table
+# must stay readable at 160 columns).
+OPTIONAL_COLUMNS = frozenset({"TTFT p50 ms", "TPOT p50 ms", "TPOT p90 ms", "stages p50 ms", "e2e p50 ms"})
+
+
+def _column_used(header: str, rows_: list[Row], texts: list[str]) -> bool:
+    if header == "e2e p50 ms":
+        return any(row.ttft_p50_s is None and row.e2e_p50_s is not None for row in rows_)
+    return header not in OPTIONAL_COLUMNS or any(text != EMPTY for text in texts)
+
+
+def _cells(row: Row) -> list[tuple[str, str, str]]:
+    """(header, justify, text) for one row, in column order."""
+    match = {True: "[green]yes[/]", False: "[red]NO[/]", None: EMPTY}[row.outputs_match]
+    case = row.case_id if row.status == "ok" else f"{row.case_id} [red]({row.status})[/]"
+    return [
+        ("case", "left", case),
+        ("TTFT p50 ms", "right", _fmt(row.ttft_p50_s, MS_PER_S)),
+        ("TPOT p50 ms", "right", _fmt(row.tpot_p50_s, MS_PER_S, 3)),
+        ("TPOT p90 ms", "right", _fmt(row.tpot_p90_s, MS_PER_S, 3)),
+        ("out tok/s", "right", _fmt(row.tokens_per_s, digits=1)),
+        ("e2e p50 ms", "right", _fmt(row.e2e_p50_s, MS_PER_S)),
+        ("stages p50 ms", "left", _stages_text(row.stages_p50_s)),
+        ("peak MiB", "right", _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1)),
+        ("speed-up e2e", "right", _fmt(row.speedup, suffix="x")),
+        ("match", "center", match),
+        ("evidence", "left", row.evidence),
+    ]
 
 
 def render(table_rows: list[Row], title: str = "harness results") -> Table:
     table = Table(title=title, show_lines=False)
-    for header, justify in [
-        ("case", "left"), ("TTFT p50 ms", "right"), ("TPOT p50 ms", "right"), ("TPOT p90 ms", "right"),
-        ("out tok/s", "right"), ("peak MiB", "right"), ("speed-up e2e", "right"), ("match", "center"),
-        ("evidence", "left"),
-    ]:
+    grid = [_cells(row) for row in table_rows]
+    columns = _cells(Row("", "ok", None, None, None, None, None, None, None, ""))
+    keep = [
+        index for index, (header, _, _) in enumerate(columns)
+        if _column_used(header, table_rows, [cells[index][2] for cells in grid])
+    ]
+    for index in keep:
+        header, justify, _ = columns[index]
         table.add_column(header, justify=justify, overflow="fold", no_wrap=header == "case")
-    for row in table_rows:
-        match = {True: "[green]yes[/]", False: "[red]NO[/]", None: "—"}[row.outputs_match]
-        case = row.case_id if row.status == "ok" else f"{row.case_id} [red]({row.status})[/]"
-        table.add_row(
-            case,
-            _fmt(row.ttft_p50_s, MS_PER_S),
-            _fmt(row.tpot_p50_s, MS_PER_S, 3),
-            _fmt(row.tpot_p90_s, MS_PER_S, 3),
-            _fmt(row.tokens_per_s, digits=1),
-            _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1),
-            _fmt(row.speedup, suffix="x"),
-            match,
-            row.evidence,
-        )
+    for cells in grid:
+        table.add_row(*(cells[index][2] for index in keep))
     return table
 
 

@@ -35,11 +35,17 @@ class Selection:
         return cases, dropped
 
 
+def families_with_preset(preset: str) -> tuple[str, ...]:
+    """Without --families, the families that declare this preset (presets differ per family:
+    `paper-7b` is Llama's, `paper-ml1m` HSTU's); all of them when none does, so the error names it."""
+    return tuple(name for name, spec in FAMILIES.items() if preset in spec.workloads) or tuple(FAMILIES)
+
+
 def select(options: RunOptions, cuda_available: bool) -> Selection:
     """Validate every option against the registries; raises HarnessError with one clear line."""
     check_counts(options)
     device = resolve_device(options.device, cuda_available)
-    families = split_list(options.families) or tuple(FAMILIES)
+    families = split_list(options.families) or families_with_preset(options.preset)
     for family in families:
         spec = family_spec(family)
         if options.preset not in spec.workloads:

@@ -12,6 +12,8 @@ import torch
 # Why lognormal: request lengths in serving traces are right-skewed (a few long prompts).
 DISTRIBUTIONS = {
     "lognormal": {"sigma": 0.5, "max_factor": 4.0},
+    # Why: user histories are long-tailed (most users have few events, a few have very many).
+    "longtail": {"sigma": 1.0, "max_factor": 8.0},
 }
 MIN_PROMPT_LEN = 2  # a prompt of one token would give a different prefill graph than the rest
 

@@ -42,3 +42,17 @@ def test_evidence_summary_uses_lever_briefs():
 def test_render_shows_failed_cases_with_status():
     text = render_text(rows([record("eager", [0.4]), record("sdpa", [], status="mismatch", message="differs")]))
     assert "llama-tt-tiny-b1-p8-g4-fp32-eager" in text and "(mismatch)" in text
+
+
+def test_recommender_rows_show_e2e_and_stages_and_decoder_tables_keep_their_columns():
+    hstu = record("padded", [0.3, 0.1], workload="hstu-rank-tiny-b8-p8-g4-i100-fp32", ttft_s=[], tpot_s=[],
+                  stages_s={"embedding": [0.01, 0.01], "encoder": [0.15, 0.05], "score": [0.02, 0.02]})
+    jagged = dict(hstu, id="hstu-rank-tiny-b8-p8-g4-i100-fp32-jagged", stack="jagged", e2e_s=[0.1, 0.1])
+    hstu["family"] = jagged["family"] = "hstu"
+    table = rows([hstu, jagged])
+    assert table[0].stages_p50_s == (("embedding", 0.01), ("encoder", 0.1), ("score", 0.02))
+    assert table[1].speedup == pytest.approx(2.0)
+    text = render_text(table)
+    assert "e2e p50 ms" in text and "stages p50 ms" in text and "encoder 100.00" in text and "TTFT" not in text
+    decoder_text = render_text(rows([record("eager", [0.4])]))
+    assert "TTFT p50 ms" in decoder_text and "stages" not in decoder_text and "e2e p50" not in decoder_text

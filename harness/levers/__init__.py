@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from harness.errors import unknown_choice
 
 ALL_FAMILIES = frozenset({"llama", "chameleon", "seamless", "hstu"})
+TRANSFORMERS_FAMILIES = frozenset({"llama", "chameleon", "seamless"})
+RECOMMENDER_FAMILIES = frozenset({"hstu"})
 ALL_DEVICE_TYPES = frozenset({"cpu", "cuda"})
 
 
@@ -29,7 +31,7 @@ class Lever:
     evidence: Callable  # (session) -> dict; raises LeverNotInEffect
     families: frozenset[str] = ALL_FAMILIES
     device_types: frozenset[str] = ALL_DEVICE_TYPES
-    requires: tuple[str, ...] = ()  # levers that must come earlier in the stack
+    requires: tuple[str, ...] = ()  # levers that must come earlier in the stack ("a|b": either one)
     brief: Callable = lambda evidence: " ".join(f"{k}={v}" for k, v in evidence.items())  # table cell
 
 
@@ -72,20 +74,29 @@ def unavailable_reason(stack: tuple[str, ...], family: str, device: str) -> str:
             return f"{name} does not apply to {family}"
         if device_type not in lever.device_types:
             return f"{name} needs a {'/'.join(sorted(lever.device_types))} device (this run: {device_type})"
-        missing = [need for need in lever.requires if need not in stack[:position]]
+        missing = [need for need in lever.requires if not set(need.split("|")) & set(stack[:position])]
         if missing:
-            return f"{name} needs {', '.join(missing)} earlier in the stack"
+            return f"{name} needs {', '.join(_applicable(need, family) for need in missing)} earlier in the stack"
         if lever.slot in seen_slots:
             return f"{name} and {seen_slots[lever.slot]} both set the {lever.slot}"
         seen_slots[lever.slot] = name
     return ""
 
 
+def _applicable(need: str, family: str) -> str:
+    """The alternatives of a requirement that apply to this family, e.g. "static" for llama."""
+    names = [name for name in need.split("|") if family in LEVERS.get(name).families]
+    return " or ".join(names or need.split("|"))
+
+
 def _builtin_levers() -> tuple[Lever, ...]:
     from harness.levers import compile as compile_lever
-    from harness.levers import cudagraphs, eager, sdpa, static
+    from harness.levers import cudagraphs, eager, fixed, flex, jagged, padded, sdpa, static
 
-    return (eager.LEVER, sdpa.LEVER, static.LEVER, compile_lever.LEVER, cudagraphs.LEVER)
+    return (
+        eager.LEVER, sdpa.LEVER, static.LEVER, compile_lever.LEVER, cudagraphs.LEVER,
+        padded.LEVER, fixed.LEVER, jagged.LEVER, flex.LEVER,
+    )
 
 
 LEVERS = Registry(_builtin_levers())

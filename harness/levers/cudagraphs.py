@@ -1,7 +1,8 @@
 """CUDA graphs: capture one decode step once, then replay it per token.
 
 Removes the per-kernel launch overhead that leaves the GPU idle in decode (the paper's
-main finding). Needs fixed shapes and buffers, hence the static cache.
+main finding). Needs fixed shapes and buffers, hence the static cache (decoders) or the
+`fixed` layout (recommenders, whose step is the encoder over a fixed-width batch).
 """
 
 from __future__ import annotations
@@ -76,5 +77,5 @@ LEVER = Lever(
     brief=lambda found: f"replays={found['replays']}",
     evidence=evidence,
     device_types=frozenset({"cuda"}),
-    requires=("static",),
+    requires=("static|fixed",),  # fixed shapes: a static KV cache, or fixed-width recommender batches
 )

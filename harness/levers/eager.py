@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from harness.levers import Lever
+from harness.levers import TRANSFORMERS_FAMILIES, Lever
 from harness.levers.attention import brief, attention_evidence, set_attention
 
 LEVER = Lever(
@@ -11,5 +11,6 @@ LEVER = Lever(
     summary="eager attention (the baseline)",
     configure=partial(set_attention, implementation="eager"),
     brief=brief,
+    families=TRANSFORMERS_FAMILIES,
     evidence=partial(attention_evidence, wanted="eager"),
 )

@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from harness.levers import Lever
+from harness.levers import TRANSFORMERS_FAMILIES, Lever
 from harness.levers.attention import brief, attention_evidence, sdpa_backends, set_attention
 
 
@@ -18,5 +18,6 @@ LEVER = Lever(
     summary="fused scaled-dot-product attention",
     configure=partial(set_attention, implementation="sdpa"),
     brief=brief,
+    families=TRANSFORMERS_FAMILIES,
     evidence=evidence,
 )

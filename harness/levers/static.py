@@ -8,7 +8,7 @@ import dataclasses
 
 from transformers import StaticCache
 
-from harness.levers import Lever, LeverNotInEffect
+from harness.levers import TRANSFORMERS_FAMILIES, Lever, LeverNotInEffect
 
 
 def configure(plan):
@@ -29,5 +29,5 @@ LEVER = Lever(
     configure=configure,
     brief=lambda found: f"{found['cache_class']}[{found['max_cache_len']}]",
     evidence=evidence,
-    families=frozenset({"llama", "chameleon", "seamless"}),
+    families=TRANSFORMERS_FAMILIES,
 )

@@ -7,7 +7,8 @@ stack's, and raw times only. Statistics live in harness.stats.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +21,8 @@ class Plan:
     attn_implementation: str = "eager"
     cache: str = "dynamic"  # "dynamic" | "static"
     step_wrappers: tuple[tuple[str, Callable], ...] = ()  # (lever, factory(step, session) -> step)
+    layout: str = "padded"  # recommender batches: "padded" | "fixed" | "jagged"
+    pointwise_attention: str = "torch"  # HSTU attention: "torch" | "flex"
 
 
 @dataclass
@@ -42,11 +45,32 @@ class Runner(Protocol):
         ...
 
 
+def wrap_step(step: Callable, plan: Plan, session) -> tuple[Callable, dict[str, object]]:
+    """Apply the plan's step wrappers in order (compile, CUDA graphs, ...); each stays reachable
+    by its lever's name, for its evidence."""
+    wrappers: dict[str, object] = {}
+    for name, factory in plan.step_wrappers:
+        step = factory(step, session)
+        wrappers[name] = step
+    return step, wrappers
+
+
+@contextmanager
+def wrappers_timed(wrappers: dict[str, object]) -> Iterator[None]:
+    """Enter every wrapper's timed-region guard (compile: no recompiles allowed)."""
+    with ExitStack() as stack:
+        for wrapper in wrappers.values():
+            if hasattr(wrapper, "timed"):
+                stack.enter_context(wrapper.timed())
+        yield
+
+
 def runner_class(kind: str) -> type:
     from harness.errors import unknown_choice
     from harness.runners.decoder import DecoderRunner
+    from harness.runners.recommender import RecommenderRunner
 
-    runners = {"decoder": DecoderRunner}
+    runners = {"decoder": DecoderRunner, "recommender": RecommenderRunner}
     try:
         return runners[kind]
     except KeyError:

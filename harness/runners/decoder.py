@@ -6,8 +6,6 @@ A hand-written loop gives prefill and per-token times directly and costs less th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +13,7 @@ from transformers import DynamicCache, StaticCache
 
 from harness.clock import make_clock
 from harness.equivalence import first_mismatch
-from harness.runners import Output, Plan
+from harness.runners import Output, Plan, wrap_step, wrappers_timed
 from harness.stats import decode_intervals
 from harness.workload import prompt_ids
 
@@ -44,12 +42,7 @@ class DecoderSession:
         model.set_attn_implementation(plan.attn_implementation)
         self.cache = None
         self.reset()
-        self.wrappers: dict[str, object] = {}
-        step = self._greedy_step
-        for name, factory in plan.step_wrappers:
-            step = factory(step, self)
-            self.wrappers[name] = step
-        self.decode_step = step
+        self.decode_step, self.wrappers = wrap_step(self._greedy_step, plan, self)
 
     def reset(self) -> None:
         if isinstance(self.cache, StaticCache):
@@ -65,14 +58,8 @@ class DecoderSession:
         positions = torch.arange(input_ids.shape[1], device=self.device).expand(input_ids.shape[0], -1)
         return self._greedy_step(input_ids, positions)
 
-    @contextmanager
-    def timed(self) -> Iterator[None]:
-        """Enter every wrapper's timed-region guard (compile: no recompiles allowed)."""
-        with ExitStack() as stack:
-            for wrapper in self.wrappers.values():
-                if hasattr(wrapper, "timed"):
-                    stack.enter_context(wrapper.timed())
-            yield
+    def timed(self):
+        return wrappers_timed(self.wrappers)
 
     def probe_op_names(self) -> set[str]:
         """Operator names of one short uncached forward, for lever evidence (never timed)."""

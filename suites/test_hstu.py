@@ -1,0 +1,9 @@
+"""HSTU (generative recommendation, tasks rank and retrieve) over the matrix in harness/families.py."""
+
+import pytest
+
+pytestmark = pytest.mark.family("hstu")
+
+
+def test_hstu(case, harness):
+    harness(case)
