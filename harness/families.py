@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from harness.errors import unknown_choice
 from harness.matrix import FamilySpec, Workload
+from harness.models.chameleon import preset_image_tokens
 from harness.workload import Lengths
 
 DECODER_STACKS = (
@@ -34,6 +35,29 @@ FAMILIES = {
             "small": (Workload(1, Lengths(512, 128)), Workload(8, Lengths(256, 64))),
             "paper-7b": (Workload(1, Lengths(1024, 256)), Workload(8, Lengths(1024, 256))),
             "paper": (Workload(1, Lengths(1024, 256)), Workload(1, Lengths(512, 256, dist="lognormal"))),
+        },
+    ),
+    # Each workload names its task: captioning (short prompt after the image, tens of tokens
+    # out), VQA (a longer question, a short answer), text to image (exactly one image of the
+    # preset's image-token count out: 1024 for the paper shapes), text to text.
+    "chameleon": FamilySpec(
+        name="chameleon",
+        tasks=("it", "itt", "ti", "tt"),
+        stacks=DECODER_STACKS,
+        runner="chameleon",
+        workloads={
+            preset: (
+                Workload(1, Lengths(prompt_it, 32), ("it",)),
+                Workload(1, Lengths(prompt_itt, 8), ("itt",)),
+                Workload(1, Lengths(prompt_ti, preset_image_tokens(preset)), ("ti",)),
+                Workload(1, Lengths(*tt), ("tt",)),
+            )
+            for preset, prompt_it, prompt_itt, prompt_ti, tt in (
+                ("tiny", 8, 24, 16, (32, 32)),
+                ("small", 16, 32, 32, (256, 128)),
+                ("paper-7b", 16, 32, 32, (1024, 256)),
+                ("paper", 16, 32, 32, (1024, 256)),
+            )
         },
     ),
 }

@@ -22,9 +22,9 @@ class FamilyModels:
 
 
 def _builders() -> dict[str, FamilyModels]:
-    from harness.models import llama
+    from harness.models import chameleon, llama
 
-    return {"llama": llama.MODELS}
+    return {"llama": llama.MODELS, "chameleon": chameleon.MODELS}
 
 
 BUILDERS = _builders()

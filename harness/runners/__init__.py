@@ -27,6 +27,7 @@ class Output:
     value: object  # compared with the baseline stack's value by the runner's `compare`
     metrics: dict  # metric -> one sample (float) or several (list of floats), seconds
     stages_s: dict = field(default_factory=dict)  # stage -> seconds of this iteration
+    generated_tokens: dict = field(default_factory=dict)  # kind ("text", "image") -> tokens per sequence
 
 
 class Runner(Protocol):
@@ -44,9 +45,10 @@ class Runner(Protocol):
 
 def runner_class(kind: str) -> type:
     from harness.errors import unknown_choice
+    from harness.runners.chameleon import ChameleonRunner
     from harness.runners.decoder import DecoderRunner
 
-    runners = {"decoder": DecoderRunner}
+    runners = {"decoder": DecoderRunner, "chameleon": ChameleonRunner}
     try:
         return runners[kind]
     except KeyError:
