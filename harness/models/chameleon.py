@@ -78,14 +78,15 @@ def vocabulary_map(num_codes: int, vocab_size: int) -> dict[str, int]:
     return names
 
 
-def image_tokens_per_image(vq: dict) -> int:
+def image_tokens_per_image(resolution: int, channel_multiplier) -> int:
     """Tokens one image becomes: the latent grid after len(channel_multiplier) - 1 halvings."""
-    side = vq["resolution"] // 2 ** (len(vq["channel_multiplier"]) - 1)
+    side = resolution // 2 ** (len(channel_multiplier) - 1)
     return side * side
 
 
 def preset_image_tokens(preset: str) -> int:
-    return image_tokens_per_image(PRESETS[preset]["vq_config"])
+    vq = PRESETS[preset]["vq_config"]
+    return image_tokens_per_image(vq["resolution"], vq["channel_multiplier"])
 
 
 def config(preset: str) -> ChameleonConfig:

@@ -131,9 +131,7 @@ class ChameleonRunner:
         self.vocab = vocab_layout(model.config).to(device)
         self.image_mask = self.vocab.image_mask(device)
         vq = model.config.vq_config
-        self.tokens_per_image = image_tokens_per_image(
-            {"resolution": vq.resolution, "channel_multiplier": vq.channel_multiplier}
-        )
+        self.tokens_per_image = image_tokens_per_image(vq.resolution, vq.channel_multiplier)
         self.resolution = vq.resolution
         self.dtype = next(model.parameters()).dtype
 
@@ -180,11 +178,13 @@ class ChameleonRunner:
         image = self.vocab.image_ids[codes].view(prepared.pixels.shape[0], -1)
         return torch.cat([prepared.head, image, prepared.tail], dim=1)
 
+    # Choices are made in float32: guidance scales differences by 3, which bf16 rounding would blur.
     def select_text(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        token = allow_only(logits, ~self.image_mask).argmax(-1, keepdim=True)
+        token = allow_only(logits.float(), ~self.image_mask).argmax(-1, keepdim=True)
         return token, token
 
     def select_image(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = logits.float()
         guided = cfg_combine(logits, self.guidance) if self.guidance else logits
         token = allow_only(guided, self.image_mask).argmax(-1, keepdim=True)
         return token, token.repeat(self.streams, 1)  # every stream continues with the chosen token
