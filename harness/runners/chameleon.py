@@ -130,6 +130,7 @@ class ChameleonRunner:
         self.rows = case.batch_size * self.streams
         self.vocab = vocab_layout(model.config).to(device)
         self.image_mask = self.vocab.image_mask(device)
+        self.text_mask = ~self.image_mask  # text tasks never emit image tokens (as transformers' forward)
         vq = model.config.vq_config
         self.tokens_per_image = image_tokens_per_image(vq.resolution, vq.channel_multiplier)
         self.resolution = vq.resolution
@@ -180,7 +181,7 @@ class ChameleonRunner:
 
     # Choices are made in float32: guidance scales differences by 3, which bf16 rounding would blur.
     def select_text(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        token = allow_only(logits.float(), ~self.image_mask).argmax(-1, keepdim=True)
+        token = allow_only(logits.float(), self.text_mask).argmax(-1, keepdim=True)
         return token, token
 
     def select_image(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,15 +217,16 @@ def measure_cfg_cost(model, device: str, seed: int, workload, gen_len: int, stac
     case = Case("chameleon", "ti", "", "float32", workload.batch_size, Lengths(workload.lengths.prompt_len, gen_len), stack)
     runners = {"guided": ChameleonRunner(case, model, device, seed), "single": ChameleonRunner(case, model, device, seed, None)}
     found: dict = {f"{name}_{key}": [] for name in runners for key in ("e2e_s", "tpot_s")}
+    ready = {}
     for name, runner in runners.items():
         session = runner.session(plan_for(stack))
         prepared = runner.inputs((workload.lengths.prompt_len, gen_len))
         found[f"{name}_tokens"] = runner.run(session, prepared).value.shape[1]  # untimed first call
-        runners[name] = (runner, session, prepared)
+        ready[name] = (runner, session, prepared)
     for index in range(pairs):
         order = ("guided", "single") if index % 2 == 0 else ("single", "guided")
         for name in order:
-            runner, session, prepared = runners[name]
+            runner, session, prepared = ready[name]
             metrics = runner.run(session, prepared).metrics
             found[f"{name}_e2e_s"].append(metrics["e2e_s"])
             found[f"{name}_tpot_s"].extend(metrics["tpot_s"])
