@@ -77,6 +77,7 @@ class CaseResult:
             "tpot_s": self.samples.get("tpot_s", []),
             "e2e_s": self.samples.get("e2e_s", []),
             "stages_s": self.samples.get("stages_s", {}),
+            "generated_tokens": self.samples.get("generated_tokens", {}),
             "warmup_e2e_s": self.samples.get("warmup_e2e_s", []),
             "first_call_s": self.samples.get("first_call_s", []),
             "calibration_s": self.samples.get("calibration_s", []),
@@ -107,6 +108,8 @@ def merge_samples(samples: dict, output: Output) -> None:
         target.extend(value) if isinstance(value, list) else target.append(value)
     for stage, seconds in output.stages_s.items():
         samples.setdefault("stages_s", {}).setdefault(stage, []).append(seconds)
+    for kind, count in output.generated_tokens.items():
+        samples.setdefault("generated_tokens", {}).setdefault(kind, []).append(count)
 
 
 class CaseRun:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from harness.errors import unknown_choice
 from harness.matrix import FamilySpec, Workload
+from harness.models.chameleon import preset_image_tokens
 from harness.workload import Lengths
 
 DECODER_STACKS = (
@@ -68,6 +69,29 @@ FAMILIES = {
                 Workload(32, Lengths(500, 512), items=1_000_000),
             ),
             "paper-long": (Workload(16, Lengths(1000, 512, dist="longtail"), items=1_000_000),),
+        },
+    ),
+    # Each workload names its task: captioning (short prompt after the image, tens of tokens
+    # out), VQA (a longer question, a short answer), text to image (exactly one image of the
+    # preset's image-token count out: 1024 for the paper shapes), text to text.
+    "chameleon": FamilySpec(
+        name="chameleon",
+        tasks=("it", "itt", "ti", "tt"),
+        stacks=DECODER_STACKS,
+        runner="chameleon",
+        workloads={
+            preset: (
+                Workload(1, Lengths(prompt_it, 32), ("it",)),
+                Workload(1, Lengths(prompt_itt, 8), ("itt",)),
+                Workload(1, Lengths(prompt_ti, preset_image_tokens(preset)), ("ti",)),
+                Workload(1, Lengths(*tt), ("tt",)),
+            )
+            for preset, prompt_it, prompt_itt, prompt_ti, tt in (
+                ("tiny", 8, 24, 16, (32, 32)),
+                ("small", 16, 32, 32, (256, 128)),
+                ("paper-7b", 16, 32, 32, (1024, 256)),
+                ("paper", 16, 32, 32, (1024, 256)),
+            )
         },
     ),
 }

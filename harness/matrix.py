@@ -21,6 +21,7 @@ DTYPE_TOKENS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 class Workload:
     batch_size: int
     lengths: Lengths
+    tasks: tuple[str, ...] = ()  # the tasks this workload is for; () = every task of the family
     items: int = 0  # rows of the item table a recommender case uses (0: not a recommender case)
 
 
@@ -117,6 +118,8 @@ def expand(
     for dtype in dtypes:
         for task in spec.tasks:
             for workload in spec.workloads[preset]:
+                if workload.tasks and task not in workload.tasks:
+                    continue
                 for stack in spec.stacks:
                     if only_stacks and stack_name(stack) not in only_stacks:
                         continue

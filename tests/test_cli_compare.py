@@ -1,7 +1,5 @@
 """`harness compare` and `harness baseline update` on results files written here."""
 
-import pytest
-
 from harness.cli import main
 from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION
 from harness.records import ResultsFile
@@ -21,7 +19,7 @@ def test_compare_two_result_sets(tmp_path, capsys, monkeypatch):
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     old = results(tmp_path / "old", "a", record("x"), record("y"))
-    new = results(tmp_path / "new", "b", record("x", scale=1.3), record("y"))
+    results(tmp_path / "new", "b", record("x", scale=1.3), record("y"))
     assert main(["compare", str(old), str(tmp_path / "new"), "--markdown", str(tmp_path / "out.md")]) == EXIT_REGRESSION
     out = capsys.readouterr().out
     assert "regressed" in out and "+30.0%" in out

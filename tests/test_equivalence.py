@@ -6,9 +6,8 @@ import torch
 
 from harness.bench import execute
 from harness.equivalence import first_mismatch
-from harness.families import FAMILIES
 from harness.levers import LEVERS, Lever
-from harness.matrix import Case, FamilySpec
+from harness.matrix import Case
 from harness.workload import Lengths
 
 WRONG_AT_STEP = 3  # decode step whose token the planted lever corrupts

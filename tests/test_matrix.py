@@ -102,7 +102,7 @@ def test_fingerprint_changes_with_lengths():
         ({"device": "tpu"}, "unknown device 'tpu'; allowed: auto, cpu, cuda, cuda:N"),
         ({"device": "cuda"}, "torch sees no CUDA device"),
         ({"dtype": "float8"}, "unknown dtype 'float8'; allowed: bfloat16, float16, float32"),
-        ({"families": "gpt"}, "unknown family 'gpt'; allowed: hstu, llama"),
+        ({"families": "gpt"}, "unknown family 'gpt'; allowed: chameleon, hstu, llama"),
         ({"stacks": "sdpa+turbo"}, "unknown lever 'turbo'"),
         ({"stacks": "static+sdpa"}, "unknown stack 'static\\+sdpa'"),
         ({"iterations": 0}, "--iterations must be at least 1"),

@@ -22,9 +22,9 @@ class FamilyModels:
 
 
 def _builders() -> dict[str, FamilyModels]:
-    from harness.models import hstu, llama
+    from harness.models import chameleon, hstu, llama
 
-    return {"llama": llama.MODELS, "hstu": hstu.MODELS}
+    return {"llama": llama.MODELS, "chameleon": chameleon.MODELS, "hstu": hstu.MODELS}
 
 
 BUILDERS = _builders()

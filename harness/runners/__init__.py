@@ -30,6 +30,7 @@ class Output:
     value: object  # compared with the baseline stack's value by the runner's `compare`
     metrics: dict  # metric -> one sample (float) or several (list of floats), seconds
     stages_s: dict = field(default_factory=dict)  # stage -> seconds of this iteration
+    generated_tokens: dict = field(default_factory=dict)  # kind ("text", "image") -> tokens per sequence
 
 
 class Runner(Protocol):
@@ -67,10 +68,11 @@ def wrappers_timed(wrappers: dict[str, object]) -> Iterator[None]:
 
 def runner_class(kind: str) -> type:
     from harness.errors import unknown_choice
+    from harness.runners.chameleon import ChameleonRunner
     from harness.runners.decoder import DecoderRunner
     from harness.runners.recommender import RecommenderRunner
 
-    runners = {"decoder": DecoderRunner, "recommender": RecommenderRunner}
+    runners = {"decoder": DecoderRunner, "chameleon": ChameleonRunner, "recommender": RecommenderRunner}
     try:
         return runners[kind]
     except KeyError:

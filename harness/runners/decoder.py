@@ -6,7 +6,7 @@ A hand-written loop gives prefill and per-token times directly and costs less th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers import DynamicCache, StaticCache
@@ -27,6 +27,8 @@ CACHE_FACTORIES = {
 class Generation:
     tokens: torch.Tensor  # [batch, gen_len], on the CPU
     marks_s: list[float]  # seconds from start: first token, then each decoded token
+    encode_s: float = 0.0  # seconds of the `encode` prelude (0 without one); inside every mark
+    forward_marks_s: list[float] = field(default_factory=list)  # with `select`: start to each step's output
 
 
 class DecoderSession:
@@ -42,7 +44,7 @@ class DecoderSession:
         model.set_attn_implementation(plan.attn_implementation)
         self.cache = None
         self.reset()
-        self.decode_step, self.wrappers = wrap_step(self._greedy_step, plan, self)
+        self.decode_step, self.wrappers = wrap_step(self.forward_step, plan, self)
 
     def reset(self) -> None:
         if isinstance(self.cache, StaticCache):
@@ -50,13 +52,15 @@ class DecoderSession:
         else:
             self.cache = CACHE_FACTORIES[self.plan.cache](self.model.config, self.max_cache_len)
 
-    def _greedy_step(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    def forward_step(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        """One forward over the cache, before any lever wraps it: here the greedy next token;
+        a subclass may return logits and leave the choice to `generate`'s `select`."""
         logits = self.model(input_ids=input_ids, cache=self.cache, position_ids=position_ids).logits
         return logits[:, -1].argmax(-1, keepdim=True)
 
     def prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=self.device).expand(input_ids.shape[0], -1)
-        return self._greedy_step(input_ids, positions)
+        return self.forward_step(input_ids, positions)
 
     def timed(self):
         return wrappers_timed(self.wrappers)
@@ -74,21 +78,46 @@ def decode_positions(batch_size: int, prompt_len: int, gen_len: int, device) -> 
     return [torch.full((batch_size, 1), prompt_len + i, device=device) for i in range(gen_len - 1)]
 
 
+def clock_marks(tokens: int, select=None, encode=None) -> int:
+    """Marks `generate` records for this many tokens (size of the clock to hand it)."""
+    return tokens * (2 if select is not None else 1) + (1 if encode is not None else 0)
+
+
 @torch.no_grad()
-def generate(session: DecoderSession, input_ids: torch.Tensor, positions: list[torch.Tensor], clock) -> Generation:
-    """Greedy generation of len(positions)+1 tokens; one clock mark per token."""
+def generate(
+    session: DecoderSession, input_ids, positions: list[torch.Tensor], clock, select=None, encode=None
+) -> Generation:
+    """Greedy generation of len(positions)+1 tokens; one clock mark per token.
+
+    Two optional pieces for multimodal tasks, both on the same clock: `encode(input_ids) -> ids`
+    runs before prefill (image tokenization), and `select(step_output) -> (token, fed_back)` turns
+    a step's logits into the emitted token and the next step's input (vocabulary masks,
+    classifier-free guidance), with a mark before it so that selection is a stage of its own.
+    """
     session.reset()
     step = session.decode_step
     clock.start()
-    token = session.prefill(input_ids)
-    clock.mark()
+    if encode is not None:
+        input_ids = encode(input_ids)
+        clock.mark()
+
+    def finish(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        clock.mark()
+        if select is None:
+            return output, output
+        chosen = select(output)
+        clock.mark()
+        return chosen
+
+    token, fed = finish(session.prefill(input_ids))
     tokens = [token]
     for position in positions:
-        token = step(token, position)
+        token, fed = finish(step(fed, position))
         tokens.append(token)
-        clock.mark()
     marks = clock.elapsed_s()
-    return Generation(tokens=torch.cat(tokens, dim=1).cpu(), marks_s=marks)
+    encode_s, marks = (marks[0], marks[1:]) if encode is not None else (0.0, marks)
+    forward_marks, marks = (marks[0::2], marks[1::2]) if select is not None else ([], marks)
+    return Generation(torch.cat(tokens, dim=1).cpu(), marks, encode_s, forward_marks)
 
 
 class DecoderRunner:
@@ -115,4 +144,4 @@ class DecoderRunner:
         generation = generate(session, ids, positions, make_clock(self.device, len(positions) + 1))
         marks = generation.marks_s
         metrics = {"ttft_s": marks[0], "tpot_s": decode_intervals(marks), "e2e_s": marks[-1]}
-        return Output(value=generation.tokens, metrics=metrics)
+        return Output(value=generation.tokens, metrics=metrics, generated_tokens={"text": generation.tokens.shape[1]})

@@ -1,0 +1,151 @@
+"""Chameleon family (mixed-modal: it, itt, ti, tt): transformers' ChameleonForConditionalGeneration.
+
+One decoder over text tokens and image tokens; images become tokens through a VQ tokenizer
+(the model's `vqmodel`). `paper` is Chameleon 34B's shape, `paper-7b` Chameleon 7B's (FACTS.md);
+both use the released VQ tokenizer's shape (transformers' ChameleonVQVAEConfig defaults:
+512x512 pixels, four 2x downsamplings, 32x32 = 1024 tokens per image, 8192 codes).
+`tiny` and `small` are this harness's own sizes; `tiny` has a tiny VQ tokenizer (64x64 pixels,
+8x8 = 64 tokens per image) so that CI runs in seconds.
+
+Random weights need a vocabulary map (FACTS.md): `<image>` and one `IMGIMG...Z` entry per codebook
+index. The layout here is this harness's choice, modelled on the released tokenizer (codes from
+id 4, then end-of-image and begin-of-image, as in Chameleon 7B/34B); a loaded checkpoint brings
+its own map, and `vocab_layout` reads either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import ChameleonConfig, ChameleonForConditionalGeneration
+
+from harness.errors import HarnessError
+from harness.models import FamilyModels
+
+# The released tokenizer's VQ shape (= transformers' ChameleonVQVAEConfig defaults, written out
+# so that the preset and its fingerprint say what they are).
+RELEASED_VQ = dict(
+    resolution=512, in_channels=3, base_channels=128, channel_multiplier=[1, 1, 2, 2, 4], num_res_blocks=2,
+    embed_dim=256, latent_channels=256, num_embeddings=8192, double_latent=False, attn_resolutions=None,
+)
+TINY_VQ = dict(
+    resolution=64, in_channels=3, base_channels=32, channel_multiplier=[1, 2, 2, 4], num_res_blocks=1,
+    embed_dim=32, latent_channels=32, num_embeddings=256, double_latent=False, attn_resolutions=None,
+)
+
+PRESETS = {
+    "tiny": dict(
+        vocab_size=1024, hidden_size=128, intermediate_size=256, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, vq_config=TINY_VQ,
+    ),
+    "small": dict(
+        vocab_size=65536, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
+        num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=4096, vq_config=RELEASED_VQ,
+    ),
+    "paper-7b": dict(  # Chameleon 7B (FACTS.md)
+        vocab_size=65536, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096, vq_config=RELEASED_VQ,
+    ),
+    "paper": dict(  # Chameleon 34B (FACTS.md)
+        vocab_size=65536, hidden_size=8192, intermediate_size=22016, num_hidden_layers=48,
+        num_attention_heads=64, num_key_value_heads=8, max_position_embeddings=4096, vq_config=RELEASED_VQ,
+        # The Chameleon paper (arXiv 2405.09818, section 2.3) trains 34B with Swin-style norm
+        # reordering; the same parameters, only their order of use differs.
+        swin_norm=True,
+    ),
+}
+
+# Vocabulary layout for random weights: specials, then the codebook, then image delimiters.
+BOS_ID, EOS_ID, PAD_ID = 1, 2, 3
+FIRST_IMAGE_ID = 4
+EOI_NAME, BOI_NAME, IMAGE_PLACEHOLDER = "<eoss>", "<racm3:break>", "<image>"
+DIGIT_LETTERS = "ABCDEFGHIJ"  # the released tokenizer spells code digits as letters: 12 -> IMGIMGBCZ
+
+
+def image_token_name(code: int) -> str:
+    return "IMGIMG" + "".join(DIGIT_LETTERS[int(digit)] for digit in str(code)) + "Z"
+
+
+def vocabulary_map(num_codes: int, vocab_size: int) -> dict[str, int]:
+    """Names -> ids: specials, one entry per codebook index, image delimiters, plain text ids."""
+    names = {"<unk>": 0, "<s>": BOS_ID, "</s>": EOS_ID, "<pad>": PAD_ID}
+    names.update({image_token_name(code): FIRST_IMAGE_ID + code for code in range(num_codes)})
+    after = FIRST_IMAGE_ID + num_codes
+    names.update({EOI_NAME: after, BOI_NAME: after + 1, IMAGE_PLACEHOLDER: after + 2})
+    if after + 3 >= vocab_size:
+        raise HarnessError(f"vocabulary of {vocab_size} has no room for text next to {num_codes} image codes")
+    return names
+
+
+def image_tokens_per_image(resolution: int, channel_multiplier) -> int:
+    """Tokens one image becomes: the latent grid after len(channel_multiplier) - 1 halvings."""
+    side = resolution // 2 ** (len(channel_multiplier) - 1)
+    return side * side
+
+
+def preset_image_tokens(preset: str) -> int:
+    vq = PRESETS[preset]["vq_config"]
+    return image_tokens_per_image(vq["resolution"], vq["channel_multiplier"])
+
+
+def config(preset: str) -> ChameleonConfig:
+    values = dict(PRESETS[preset])
+    vq = values["vq_config"]
+    return ChameleonConfig(
+        **values,
+        vocabulary_map=vocabulary_map(vq["num_embeddings"], values["vocab_size"]),
+        bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID, tie_word_embeddings=False,
+    )
+
+
+def random(model_config: ChameleonConfig) -> ChameleonForConditionalGeneration:
+    return ChameleonForConditionalGeneration(model_config)
+
+
+def load(folder, dtype) -> ChameleonForConditionalGeneration:
+    return ChameleonForConditionalGeneration.from_pretrained(folder, dtype=dtype, local_files_only=True)
+
+
+@dataclass(frozen=True)
+class VocabLayout:
+    """The ids a runner needs, read from a config's vocabulary map (random or loaded)."""
+
+    image_ids: torch.Tensor  # [codes]: token id of each codebook index
+    text_ids: torch.Tensor  # ids a synthetic text prompt draws from (no image token, no special)
+    bos: int
+    pad: int
+    boi: int
+    eoi: int
+    vocab_size: int
+
+    def image_mask(self, device) -> torch.Tensor:
+        """[vocab] True at image-token ids."""
+        mask = torch.zeros(self.vocab_size, dtype=torch.bool)
+        mask[self.image_ids] = True
+        return mask.to(device)
+
+    def to(self, device) -> "VocabLayout":
+        return VocabLayout(
+            self.image_ids.to(device), self.text_ids.to(device), self.bos, self.pad, self.boi, self.eoi,
+            self.vocab_size,
+        )
+
+
+def vocab_layout(model_config: ChameleonConfig) -> VocabLayout:
+    names = model_config.vocabulary_map or {}
+    missing = [name for name in (IMAGE_PLACEHOLDER, BOI_NAME, EOI_NAME) if name not in names]
+    if missing:
+        raise HarnessError(f"chameleon config's vocabulary_map lacks {', '.join(missing)}")
+    codes = sorted((name, token) for name, token in names.items() if name.startswith("IMGIMG"))
+    by_code = {int("".join(str(DIGIT_LETTERS.index(c)) for c in name[6:-1])): token for name, token in codes}
+    image_ids = torch.tensor([by_code[code] for code in range(len(by_code))])
+    special = {token for name, token in names.items() if name.startswith("<")} | set(by_code.values())
+    bos = model_config.bos_token_id
+    pad = model_config.pad_token_id if model_config.pad_token_id is not None else names.get("<pad>", 0)
+    special |= {bos, pad, model_config.eos_token_id}
+    text_ids = torch.tensor([token for token in range(model_config.vocab_size) if token not in special])
+    return VocabLayout(image_ids, text_ids, bos, pad, names[BOI_NAME], names[EOI_NAME], model_config.vocab_size)
+
+
+MODELS = FamilyModels(presets=PRESETS, config=config, random=random, load=load)

@@ -1,0 +1,223 @@
+"""Chameleon: builder, vocabulary, VQ token counts, CFG and masks, stages, levers (CPU, tiny)."""
+
+import math
+
+import pytest
+import torch
+
+from harness.bench import RunContext, execute, plan_for
+from harness.families import FAMILIES
+from harness.levers import LEVERS
+from harness.matrix import Case
+from harness.models import build_model, count_parameters_on_meta, model_config
+from harness.models.chameleon import PRESETS, image_token_name, preset_image_tokens, random, vocab_layout
+from harness.options import RunOptions
+from harness.runners.chameleon import (
+    ChameleonRunner, Guidance, REFERENCE_GUIDANCE, allow_only, cfg_combine, stage_times,
+)
+from harness.runners.decoder import Generation
+from harness.workload import Lengths
+
+# Reference: the Chameleon paper (arXiv 2405.09818) names its models 7B and 34B; those rounded
+# names are the only published sizes, so the tolerance is 2% of them. Counts include the VQ
+# tokenizer (about 29M parameters).
+PUBLISHED = {"paper-7b": 7e9, "paper": 34e9}
+TOLERANCE = 0.02
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model("chameleon", "tiny", "float32", "cpu", seed=0)
+
+
+def case_for(task, prompt_len, gen_len, stack=("sdpa",), batch=1):
+    return Case("chameleon", task, "tiny", "float32", batch, Lengths(prompt_len, gen_len), stack)
+
+
+def run_once(model, case, guidance=REFERENCE_GUIDANCE):
+    runner = ChameleonRunner(case, model, "cpu", seed=0, guidance=guidance)
+    session = runner.session(plan_for(case.stack))
+    return runner, session, runner.run(session, runner.inputs((case.lengths.prompt_len, case.lengths.gen_len)))
+
+
+# -- classifier-free guidance and the image-vocabulary mask, against hand-computed values ------------
+def test_cfg_combination_by_hand():
+    # rows: [full-conditioned x2, image-conditioned x2, unconditioned x2] (the reference's order)
+    logits = torch.tensor([
+        [2.0, 0.0, 1.0], [0.0, 0.0, 0.0],
+        [1.0, 1.0, 1.0], [1.0, 0.0, 0.0],
+        [0.0, 2.0, 1.0], [0.0, 0.0, 2.0],
+    ])
+    got = cfg_combine(logits, Guidance(text_scale=3.0, image_scale=1.2))
+    # uncond + 1.2 * (image - uncond) + 3.0 * (full - image), row 0: [0,2,1] + 1.2*[1,-1,0] + 3*[1,-1,0]
+    expected = torch.tensor([[4.2, -2.2, 1.0], [-1.8, 0.0, -0.4]])
+    assert torch.allclose(got, expected)
+
+
+def test_image_mask_keeps_only_image_tokens_by_hand():
+    logits = torch.tensor([[9.0, 1.0, 3.0, 4.0]])
+    allowed = torch.tensor([False, False, True, True])
+    masked = allow_only(logits, allowed)
+    assert masked[0, :2].tolist() == [-math.inf, -math.inf] and masked[0, 2:].tolist() == [3.0, 4.0]
+    assert masked.argmax(-1).item() == 3
+
+
+def test_image_selection_applies_guidance_then_the_mask(model):
+    runner = ChameleonRunner(case_for("ti", 4, 2), model, "cpu", seed=0)
+    vocab = runner.vocab
+    text_id, image_a, image_b = vocab.text_ids[0].item(), vocab.image_ids[0].item(), vocab.image_ids[1].item()
+    logits = torch.zeros((3, vocab.vocab_size))
+    logits[:, text_id] = 100.0  # best raw token everywhere, but not an image token
+    logits[0, image_a], logits[1, image_a], logits[2, image_a] = 5.0, 4.0, 0.0  # guided: 4.8 + 3 = 7.8
+    logits[0, image_b], logits[1, image_b], logits[2, image_b] = 6.0, 6.0, 6.0  # guided: 6.0
+    token, fed = runner.select_image(logits)
+    assert token.tolist() == [[image_a]]  # the full-conditioned stream alone would pick image_b
+    assert fed.tolist() == [[image_a]] * 3  # every stream continues with the chosen token
+
+
+def test_text_selection_never_picks_an_image_token(model):
+    runner = ChameleonRunner(case_for("tt", 4, 2), model, "cpu", seed=0)
+    logits = torch.zeros((1, runner.vocab.vocab_size))
+    logits[0, runner.vocab.image_ids[5]] = 50.0
+    logits[0, runner.vocab.text_ids[7]] = 1.0
+    token, _ = runner.select_text(logits)
+    assert token.item() == runner.vocab.text_ids[7].item()
+
+
+# -- builder, vocabulary, token counts -------------------------------------------------------------
+@pytest.mark.parametrize("preset", sorted(PUBLISHED))
+def test_paper_presets_match_published_sizes_on_meta(preset):
+    count = count_parameters_on_meta("chameleon", preset)
+    assert abs(count - PUBLISHED[preset]) / PUBLISHED[preset] < TOLERANCE, count
+
+
+@pytest.mark.parametrize("preset", ["paper-7b", "paper"])
+def test_paper_vq_tokenizer_gives_1024_tokens_per_512px_image(preset):
+    with torch.device("meta"):
+        vq = random(model_config("chameleon", preset)).model.vqmodel
+        codes = vq.encode(torch.empty((2, 3, 512, 512))).image_tokens
+    assert codes.numel() == 2 * 1024 == 2 * preset_image_tokens(preset)
+
+
+def test_tiny_vq_token_count_matches_its_encoder(model):
+    codes = model.model.vqmodel.encode(torch.zeros((1, 3, 64, 64))).image_tokens
+    assert codes.numel() == preset_image_tokens("tiny") == 64
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_ti_workloads_generate_one_whole_image(preset):
+    (ti,) = [w for w in FAMILIES["chameleon"].workloads[preset] if "ti" in w.tasks]
+    assert ti.lengths.gen_len == preset_image_tokens(preset)
+    assert preset == "tiny" or ti.lengths.gen_len == 1024
+
+
+def test_vocabulary_map_agrees_with_transformers_parsing(model):
+    layout = vocab_layout(model.config)
+    hf = model.model.vocabulary_mapping
+    assert image_token_name(120) == "IMGIMGBCAZ"
+    assert layout.image_ids.tolist() == [hf.img2bpe[code] for code in range(len(layout.image_ids))]
+    assert hf.image_token_id == model.config.image_token_id is not None
+    image_ids, text_ids = set(layout.image_ids.tolist()), set(layout.text_ids.tolist())
+    assert not image_ids & text_ids
+    assert not {layout.bos, layout.pad, layout.boi, layout.eoi, hf.image_token_id} & text_ids
+
+
+def test_random_weights_are_seeded():
+    a, b, c = (build_model("chameleon", "tiny", "float32", "cpu", seed=s) for s in (3, 3, 4))
+    wa, wb, wc = (m.model.layers[0].mlp.up_proj.weight for m in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+    ea, eb = (m.model.vqmodel.quantize.embedding.weight for m in (a, b))
+    assert torch.equal(ea, eb)
+
+
+def test_checkpoint_saved_here_loads_and_captions_the_same(tmp_path):
+    build_model("chameleon", "tiny", "float32", "cpu", seed=7).save_pretrained(tmp_path)
+    case = case_for("it", 4, 3, stack=("eager",))
+    contexts = [RunContext(RunOptions(seed=7, checkpoint_dir=folder), "cpu") for folder in ("", str(tmp_path))]
+    for ctx in contexts:
+        assert execute(case, ctx, measure=False).status == "ok"
+    random_tokens, checkpoint_tokens = (list(ctx.references.values())[0] for ctx in contexts)
+    assert torch.equal(random_tokens, checkpoint_tokens)
+
+
+# -- the runner: sequences, stages, counts, levers -------------------------------------------------
+def test_image_is_tokenized_and_spliced_into_the_prompt(model):
+    runner = ChameleonRunner(case_for("it", 5, 2), model, "cpu", seed=0)
+    prepared = runner.inputs((5, 2))
+    ids = runner.encode(prepared)
+    layout = runner.vocab
+    assert ids.shape == (1, 1 + 1 + 64 + 1 + 4)
+    assert ids[0, :2].tolist() == [layout.bos, layout.boi] and ids[0, 66].item() == layout.eoi
+    assert torch.isin(ids[0, 2:66], layout.image_ids).all()
+    assert not torch.isin(ids[0, 67:], layout.image_ids).any()
+
+
+def test_ti_streams_share_one_length_and_end_in_begin_of_image(model):
+    runner = ChameleonRunner(case_for("ti", 6, 2, batch=2), model, "cpu", seed=0)
+    streams = runner.inputs((6, 2)).head
+    layout = runner.vocab
+    assert streams.shape == (6, 7)
+    assert (streams[:, -1] == layout.boi).all()
+    assert streams[:2, 0].tolist() == [layout.bos] * 2  # full-conditioned: the prompt itself
+    assert (streams[2:, :-2] == layout.pad).all() and (streams[2:, -2] == layout.bos).all()
+
+
+def expect_stages_partition(output, keys):
+    stages, e2e = output.stages_s, output.metrics["e2e_s"]
+    assert set(stages) == keys
+    assert all(seconds > 0 for seconds in stages.values())
+    assert sum(stages.values()) == pytest.approx(e2e, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "task, keys",
+    [
+        ("it", {"vq_encode_s", "prefill_s", "text_decode_s"}),
+        ("tt", {"prefill_s", "text_decode_s"}),
+        ("ti", {"prefill_s", "image_decode_s", "cfg_s"}),
+    ],
+)
+def test_stages_are_present_and_add_up_to_end_to_end(model, task, keys):
+    _, _, output = run_once(model, case_for(task, 6, 5))
+    expect_stages_partition(output, keys)
+    if task == "it":
+        assert output.metrics["ttft_s"] > output.stages_s["vq_encode_s"]  # time to first token includes the image
+    kind = "image" if task == "ti" else "text"
+    assert output.generated_tokens == {kind: 5} and output.value.shape == (1, 5)
+
+
+def test_stage_split_by_hand():
+    generation = Generation(torch.zeros((1, 3)), marks_s=[3.0, 5.5, 8.0], encode_s=1.0, forward_marks_s=[2.5, 5.0, 7.0])
+    assert stage_times(generation, image_out=True, guided=True) == {
+        "vq_encode_s": 1.0, "prefill_s": 1.5, "image_decode_s": 3.5, "cfg_s": 0.5 + 0.5 + 1.0,
+    }
+    assert stage_times(generation, image_out=False, guided=False) == {
+        "vq_encode_s": 1.0, "prefill_s": 2.0, "text_decode_s": 5.0,
+    }
+
+
+def test_ti_generates_image_tokens_only_and_one_stream_differs(model):
+    runner, session, guided = run_once(model, case_for("ti", 6, 12))
+    assert torch.isin(guided.value, runner.vocab.image_ids).all()
+    assert session.cache.layers[0].keys.shape[0] == 3  # the batch tripled
+    _, single_session, single = run_once(model, case_for("ti", 6, 12), guidance=None)
+    assert single_session.cache.layers[0].keys.shape[0] == 1
+    assert "image_select_s" in single.stages_s and "cfg_s" not in single.stages_s
+    assert not torch.equal(guided.value, single.value)  # guidance changes the choice
+
+
+@pytest.mark.parametrize("stack", [("sdpa",), ("sdpa", "static")])
+def test_levers_keep_the_greedy_image_tokens(model, stack):
+    _, _, reference = run_once(model, case_for("ti", 6, 10, stack=("eager",)))
+    _, session, output = run_once(model, case_for("ti", 6, 10, stack=stack))
+    assert torch.equal(reference.value, output.value)
+    for lever in stack:
+        LEVERS.get(lever).evidence(session)  # raises when the lever did not take effect
+
+
+def test_image_token_budget_is_enforced(model):
+    from harness.errors import HarnessError
+
+    runner = ChameleonRunner(case_for("ti", 4, 65), model, "cpu", seed=0)
+    with pytest.raises(HarnessError, match="an image is 64 tokens"):
+        runner.inputs((4, 65))
