@@ -95,3 +95,24 @@ def test_a_raising_case_is_recorded_as_an_error(ctx_factory):
     assert result.status == "error"
     assert result.message == "RuntimeError: planted failure"
     assert result.samples["e2e_s"], "samples measured before the failure are kept"
+
+
+def test_near_tie_accepts_only_divergences_within_rounding(ctx_factory):
+    """The plumbing of the near-tie rule: a planted divergence is a tie only when the allowed
+    gap covers it, and the record says so."""
+    from harness.runners.decoder import DecoderRunner
+
+    ctx = ctx_factory()
+    with LEVERS.temporarily(PLANTED):
+        strict = execute(tiny_case(("sdpa", "planted")), ctx, measure=False)
+        assert strict.status == "mismatch"
+        lenient = dict(DecoderRunner.tie_relative, float32=1e9)
+        original = DecoderRunner.tie_relative
+        DecoderRunner.tie_relative = lenient
+        try:
+            accepted = execute(tiny_case(("sdpa", "planted")), ctx, measure=False)
+        finally:
+            DecoderRunner.tie_relative = original
+    assert accepted.status == "ok" and accepted.outputs_match
+    note = accepted.to_record()["equivalence_note"]
+    assert "row 0 diverges at token 3" in note and "row 1 diverges at token 3" in note and "a near-tie" in note

@@ -6,7 +6,7 @@ A hand-written loop gives prefill and per-token times directly and costs less th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from transformers import DynamicCache, StaticCache
@@ -120,10 +120,47 @@ def generate(
     return Generation(torch.cat(tokens, dim=1).cpu(), marks, encode_s, forward_marks)
 
 
+# A greedy divergence is accepted only where the two tokens' logits are this close, relative
+# to the largest logit: about two units in the last place of the dtype (bf16 has 8 bits).
+TIE_RELATIVE = {"float32": 1e-5, "bfloat16": 2.0**-7, "float16": 2.0**-10}
+
+
 class DecoderRunner:
     """Greedy text generation: prefill, then one decode step per token."""
 
     compare = staticmethod(first_mismatch)
+    tie_relative = TIE_RELATIVE
+
+    def near_tie(self, expected: torch.Tensor, got: torch.Tensor, draw: tuple[int, int]) -> str | None:
+        """Why reduced precision may legitimately change a greedy answer: where the model's top
+        two tokens are within rounding of each other. Every batch row's first divergence must be
+        such a tie (tokens after it are not comparable any more); None otherwise."""
+        notes = []
+        for row in range(expected.shape[0]):
+            mismatch = first_mismatch(expected[row : row + 1], got[row : row + 1])
+            if mismatch is None:
+                continue
+            note = self._tie_at(replace(mismatch, row=row), draw, expected)
+            if note is None:
+                return None
+            notes.append(note)
+        return "; ".join(notes) or None
+
+    @torch.no_grad()
+    def _tie_at(self, mismatch, draw: tuple[int, int], expected: torch.Tensor) -> str | None:
+        """One uncached forward of the prompt and the expected tokens before the divergence
+        (outside any timed region) says whether the two tokens' logits tie."""
+        if mismatch.expected is None or mismatch.got is None:
+            return None
+        ids, _ = self.inputs(draw)
+        row = mismatch.row
+        prefix = torch.cat([ids[row : row + 1], expected[row : row + 1, : mismatch.position].to(ids.device)], dim=1)
+        logits = self.model(input_ids=prefix, use_cache=False).logits[0, -1].float()
+        gap = abs(float(logits[mismatch.expected] - logits[mismatch.got]))
+        allowed = self.tie_relative[self.case.dtype] * float(logits.abs().max())
+        if gap > allowed:
+            return None
+        return f"row {row} diverges at token {mismatch.position} ({mismatch.expected} vs {mismatch.got}), a near-tie: logit gap {gap:.3g} <= {allowed:.3g}"
 
     def __init__(self, case, model, device: str, seed: int) -> None:
         self.case = case
