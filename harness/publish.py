@@ -302,8 +302,11 @@ def asv(config: AsvConfig, *args: str) -> int:
 
 
 def publish(config: AsvConfig) -> None:
+    from harness.asv_assets import vendor_pages
+
     if asv(config, "publish", "--no-pull") != 0:
         raise HarnessError("asv publish failed (its messages are above)")
+    vendor_pages(config.html_dir)
 
 
 def preview(config: AsvConfig, port: int) -> int:

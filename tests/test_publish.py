@@ -4,9 +4,13 @@ A temporary git repository with two commits stands in for the project; each comm
 results file (the second one 30% slower) whose environment names it.
 """
 
+import functools
+import http.server
 import json
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from harness.errors import EXIT_HARNESS_ERROR
 from harness.publish import RESULT_COLUMNS, benchmark_name
 from harness.records import ResultsFile
 
+from tests.browser import Browser, find_chromium
 from tests.test_baselines import ENV, record
 
 CONFIG = {
@@ -141,3 +146,61 @@ def test_unknown_commit_and_dirty_tree_are_clear_errors(tmp_path, capsys):
     dirty.add(record())
     assert main(["publish", str(dirty.path), "--config", config]) == EXIT_HARNESS_ERROR
     assert "--allow-dirty" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def served(published):
+    """The published pages over HTTP on localhost, as `harness publish --preview` serves them."""
+    repo, commits = published
+    handler = functools.partial(_QuietHandler, directory=str(repo / ".asv" / "html"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", commits
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture
+def browser():
+    binary = find_chromium()
+    if binary is None:
+        message = "chromium is not installed (apt-get install -y chromium): the published pages cannot be tested"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs it (.ci/run): a missing browser there is a failure
+        pytest.skip(message)
+    session = Browser(binary)
+    yield session
+    session.close()
+
+
+# One point per plotted commit: the hashes under the main graph's points.
+GRAPH_COMMITS = """(function () {
+    var plot = $('#main-graph').data('plot');
+    if (!plot) return null;
+    var hashes = [];
+    plot.getData().forEach(function (series) {
+        series.data.forEach(function (point) { hashes.push($.asv.get_commit_hash(point[0])); });
+    });
+    return hashes.length ? hashes : null;
+})()"""
+
+
+def test_pages_in_a_headless_browser(served, browser):
+    base, commits = served
+    browser.open(f"{base}/index.html")
+    listed = "document.body.innerText.indexOf('llama-tt-tiny-eager') >= 0 && document.title.indexOf('demo') >= 0"
+    assert browser.poll(listed), "the index names the project and lists the benchmarks"
+    name = benchmark_name({"id": "llama-tt-tiny-eager", "family": "llama"}, "e2e_s")
+    browser.open(f"{base}/index.html#{name}")
+    plotted = browser.poll(GRAPH_COMMITS)
+    assert plotted and sorted(plotted) == sorted(commit[:8] for commit in commits), f"graph shows {plotted}"
+    assert browser.errors == [], "no console errors, exceptions or failed loads"
+    browser.evaluate("console.error('probe'); fetch('missing.json'); 0")
+    browser.poll("window.__probed = (window.__probed || 0) + 1; window.__probed > 10")  # events arrive meanwhile
+    assert "console: probe" in browser.errors, "the error check itself sees console errors"
+    assert any("missing.json" in error for error in browser.errors), "and failed loads"
