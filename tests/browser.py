@@ -17,7 +17,7 @@ FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 )
-BINARIES = ("chromium", "chromium-browser")
+BINARIES = ("chromium", "chromium-browser", "google-chrome")  # the same as .ci/run looks for
 
 
 def find_chromium() -> str | None:
