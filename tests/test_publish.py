@@ -8,9 +8,13 @@ import functools
 import http.server
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -204,3 +208,25 @@ def test_pages_in_a_headless_browser(served, browser):
     browser.poll("window.__probed = (window.__probed || 0) + 1; window.__probed > 10")  # events arrive meanwhile
     assert "console: probe" in browser.errors, "the error check itself sees console errors"
     assert any("missing.json" in error for error in browser.errors), "and failed loads"
+
+
+def test_preview_serves_the_pages_on_localhost(published):
+    repo, _ = published
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "harness", "publish", str(repo.parent / "results"),
+               "--config", str(repo / "asv.conf.json"), "--preview", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=repo, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, page = time.monotonic() + 120, None
+        while page is None and time.monotonic() < deadline and process.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert page and 'src="vendor/jquery.min.js"' in page
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # harness and the asv preview it started
+        process.wait(timeout=30)
