@@ -8,6 +8,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.errors import EXIT_HARNESS_ERROR
+from harness.errors import EXIT_HARNESS_ERROR, HarnessError
 from harness.publish import RESULT_COLUMNS, benchmark_name
 from harness.records import ResultsFile
 
@@ -230,3 +231,16 @@ def test_preview_serves_the_pages_on_localhost(published):
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # harness and the asv preview it started
         process.wait(timeout=30)
+
+
+def test_pages_load_nothing_from_the_network():
+    from harness.asv_assets import VENDOR_SOURCE, VENDORED, localize
+
+    page = (Path(__import__("asv").__file__).parent / "www" / "index.html").read_text(encoding="utf-8")
+    local = localize(page)
+    assert not re.search(r'<(script|link)[^>]*(src|href)="https?://[^"]*"[^>]*(js|css|integrity)', local)
+    assert all((VENDOR_SOURCE / path).is_file() for path in VENDORED.values())
+    with pytest.raises(HarnessError, match="cdn.example/new.js"):
+        localize('<script src="https://cdn.example/new.js"></script>')
+    link = '<link rel="icon" href="https://example.org/x.ico">'
+    assert localize(link) == link, "only scripts and stylesheets are vendored"
