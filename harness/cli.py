@@ -127,6 +127,20 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from harness.publish import group_results, load_config, preview, publish, write_asv_results
+
+    config = load_config(args.config)
+    groups, notes = group_results(args.results, allow_dirty=args.allow_dirty)
+    for note in notes:
+        print(note)
+    for path in write_asv_results(config, groups):
+        print(f"wrote {path}")
+    publish(config)
+    print(f"HTML history in {config.html_dir}")
+    return preview(config, args.port) if args.preview else 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="harness", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -151,6 +165,13 @@ def parser() -> argparse.ArgumentParser:
     update.add_argument("results", nargs="+", help="results files or folders")
     update.add_argument("--baseline-dir", default=RunOptions().baseline_dir, help="baseline root (default: %(default)s)")
     update.set_defaults(run=cmd_baseline_update)
+    history = commands.add_parser("publish", help="turn results files into asv results and build the asv HTML history")
+    history.add_argument("results", nargs="+", help="results files or folders (searched recursively for run-*.json)")
+    history.add_argument("--config", default="asv.conf.json", help="asv config (default: %(default)s)")
+    history.add_argument("--allow-dirty", action="store_true", help="also publish runs recorded from an uncommitted tree")
+    history.add_argument("--preview", action="store_true", help="then serve the pages on localhost (asv preview)")
+    history.add_argument("--port", type=int, default=8080, help="port of --preview (default: %(default)s)")
+    history.set_defaults(run=cmd_publish)
     return top
 
 
