@@ -46,6 +46,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.charts import render_all
+    from harness.records import load_results
+
+    for path in args.results:
+        written, skipped = render_all(load_results(path)["cases"], args.out)
+        print(f"{path}: {len(written)} file(s) written to {args.out}")
+        for case_id in skipped:
+            print(f"  {case_id}: no profiled iteration recorded (quick check, or an error)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="harness", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -57,6 +69,10 @@ def parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="render the results table of recorded run files")
     show.add_argument("results", nargs="+", help="results JSON files written by a --benchmark run")
     show.set_defaults(run=cmd_show)
+    report = commands.add_parser("report", help="stacked bar charts (PNG, SVG) of where the time goes, per case")
+    report.add_argument("results", nargs="+", help="results JSON files written by a --benchmark run")
+    report.add_argument("--out", required=True, help="folder for the charts")
+    report.set_defaults(run=cmd_report)
     return top
 
 

@@ -29,6 +29,7 @@ class RunOptions:
     quick_tokens: int = field(default=8, metadata={"help": "tokens generated per case without --benchmark"})
     seed: int = field(default=0, metadata={"help": "seed for weights, inputs and length draws"})
     checkpoint_dir: str = field(default="", metadata={"help": "load weights from this local folder instead of random ones"})
+    trace_dir: str = field(default="", metadata={"help": "write a Chrome/Perfetto trace of each case's profiled iteration here (also profiles quick checks)"})
 
     def with_values(self, **changes: object) -> "RunOptions":
         return dataclasses.replace(self, **changes)

@@ -75,6 +75,8 @@ def pytest_configure(config: pytest.Config) -> None:
         selection = select(RunOptions(**values), torch.cuda.is_available())
         if selection.options.benchmark:
             check_writable_dir(Path(selection.options.results_dir))
+        if selection.options.trace_dir:
+            check_writable_dir(Path(selection.options.trace_dir))
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from None
     run = HarnessRun(selection, config)

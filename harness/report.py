@@ -28,6 +28,32 @@ class Row:
     speedup: float | None
     outputs_match: bool | None
     evidence: str
+    idle_decode: float | None = None
+    top_decode: str = ""  # top categories of the decode phase's profiled iteration
+    sol_decode: float | None = None
+
+
+TOP_CATEGORIES = 3
+
+
+def phase_shares(record: Mapping, phase: str) -> dict[str, float]:
+    """Shares of a phase's profiled wall time: each category, and `idle` (sum 1 when reliable)."""
+    wall_s = record.get("profile_wall_s", {}).get(phase)
+    breakdown = record.get("breakdown", {}).get(phase)
+    if not wall_s or breakdown is None:
+        return {}
+    shares = {category: seconds / wall_s for category, seconds in breakdown.items()}
+    idle = record.get("idle_frac", {}).get(phase)
+    if idle is not None:
+        shares["idle"] = idle
+    return shares
+
+
+def top_categories(record: Mapping, phase: str, count: int = TOP_CATEGORIES) -> str:
+    shares = phase_shares(record, phase)
+    busy = sorted(((s, c) for c, s in shares.items() if c != "idle"), reverse=True)[:count]
+    text = " ".join(f"{category} {100 * share:.0f}%" for share, category in busy)
+    return text + ("" if record.get("profile_reliable", {}).get(phase, True) else " (unreliable)")
 
 
 def output_tokens_per_s(record: Mapping) -> float | None:
@@ -79,6 +105,9 @@ def rows(records: Iterable[Mapping]) -> list[Row]:
                 speedup=speedup(baselines.get(r["workload_id"], []), r["e2e_s"]) if measured else None,
                 outputs_match=r["outputs_match"],
                 evidence=evidence_summary(r["evidence"]) or r["message"],
+                idle_decode=r.get("idle_frac", {}).get("decode"),
+                top_decode=top_categories(r, "decode"),
+                sol_decode=r.get("sol_frac", {}).get("decode"),
             )
         )
     return table
@@ -93,7 +122,7 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
     for header, justify in [
         ("case", "left"), ("TTFT p50 ms", "right"), ("TPOT p50 ms", "right"), ("TPOT p90 ms", "right"),
         ("out tok/s", "right"), ("peak MiB", "right"), ("speed-up e2e", "right"), ("match", "center"),
-        ("evidence", "left"),
+        ("decode: top categories", "left"), ("idle dec", "right"), ("SoL dec", "right"), ("evidence", "left"),
     ]:
         table.add_column(header, justify=justify, overflow="fold", no_wrap=header == "case")
     for row in table_rows:
@@ -108,6 +137,9 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
             _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1),
             _fmt(row.speedup, suffix="x"),
             match,
+            row.top_decode or "—",
+            _fmt(row.idle_decode, 100, 0, "%"),
+            _fmt(row.sol_decode, 100, 1, "%"),
             row.evidence,
         )
     return table
