@@ -185,3 +185,36 @@ def test_sol_fracs_divide_by_the_measured_peaks():
     # decode: mean context 3 + 5/2 = 5.5 -> 2 * (1272 + 8 + 16 * 5.5) = 2736 bytes per 1 s token.
     assert found == pytest.approx({"prefill": 1.0, "decode": 2736 / 100.0})
     assert sol_fracs(SMALL, 2, 1, 3, 1, 1.0, 0.0, 1.0, 1.0).keys() == {"prefill"}
+
+
+def test_phase_clock_opens_prefill_then_one_decode_range_per_token():
+    from harness.profile.annotate import PhaseClock
+
+    log = []
+
+    class Inner:
+        def start(self):
+            log.append("start")
+
+        def mark(self):
+            log.append("mark")
+
+        def elapsed_s(self):
+            return [1.0, 2.0, 3.0]
+
+    class Ranges:
+        def enter(self, name):
+            log.append(name)
+
+        def exit(self):
+            log.append("exit")
+
+    clock = PhaseClock(Inner(), max_marks=3, on_prefill_end=lambda: log.append("prefill done"))
+    clock._ranges = Ranges()
+    clock.start()
+    for _ in range(3):
+        clock.mark()
+    assert clock.elapsed_s() == [1.0, 2.0, 3.0]
+    assert log == [
+        "start", PRE, "mark", "exit", "prefill done", DEC, "mark", "exit", DEC, "mark", "exit", "exit",
+    ]

@@ -48,8 +48,8 @@ class PhaseClock:
 
     def start(self) -> None:
         self._marks = 0
+        self.inner.start()  # first: a CUDA clock synchronizes here, and that wait is no phase's
         self._ranges.enter(PHASE_RANGE_PREFIX + "prefill")
-        self.inner.start()
 
     def mark(self) -> None:
         self.inner.mark()

@@ -13,7 +13,8 @@ import torch
 from harness.models import DTYPES
 
 # Sizes: a copy well beyond the last-level cache; a matmul large enough to saturate the device.
-COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
+COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2**30}
+FREE_SHARE = 8  # on a GPU holding a large model, copy at most 1/8 of the free memory (two buffers)
 MATMUL_N = {"cpu": 1024, "cuda": 8192}
 REPEATS = 5
 
@@ -36,6 +37,8 @@ def _best(fn, device: str) -> float:
 def measure_peaks(device: str, dtype: str) -> dict:
     kind = device.split(":")[0]
     n_bytes = COPY_BYTES[kind]
+    if kind == "cuda":
+        n_bytes = min(n_bytes, torch.cuda.mem_get_info(device)[0] // FREE_SHARE)
     source = torch.empty(n_bytes // 4, dtype=torch.float32, device=device).fill_(1.0)
     target = torch.empty_like(source)
     copy_s = _best(lambda: target.copy_(source), device)
@@ -47,5 +50,5 @@ def measure_peaks(device: str, dtype: str) -> dict:
     return {
         "mem_bw_bytes_per_s": 2 * n_bytes / copy_s,  # read + write
         "matmul_flops_per_s": 2 * n**3 / matmul_s,
-        "method": f"best of {REPEATS}: copy of {n_bytes // 2**20} MiB; {dtype} matmul {n}x{n}",
+        "method": f"best of {REPEATS}: copy of {n_bytes // 2**20} MiB (read + write); {dtype} matmul {n}x{n}",
     }
