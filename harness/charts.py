@@ -17,9 +17,9 @@ PHASES = ("prefill", "decode")
 ORDER = ("idle", *CATEGORIES)  # idle at the bottom: the paper's headline
 FORMATS = ("png", "svg")
 COLORS = {
-    "idle": "#bdbdbd", "linear": "#1f77b4", "attention": "#d62728", "norm": "#9467bd",
+    "idle": "#f0f0f0", "linear": "#1f77b4", "attention": "#d62728", "norm": "#9467bd",
     "elementwise": "#ff7f0e", "embedding": "#8c564b", "conv": "#e377c2", "kv_cache": "#2ca02c",
-    "sampling": "#17becf", "communication": "#bcbd22", "fused": "#7f7f7f", "other": "#c7c7c7",
+    "sampling": "#17becf", "communication": "#bcbd22", "fused": "#aec7e8", "other": "#636363",
 }
 
 
@@ -45,7 +45,8 @@ def render_case(record: Mapping, out_dir: Path) -> list[Path]:
         bottom = 0.0
         for name, share in shares.items():
             axes.bar(x, 100 * share, bottom=100 * bottom, color=COLORS.get(name, "#000000"), width=0.6,
-                     label=name, edgecolor="white", linewidth=0.5)
+                     label=name, edgecolor="#555555" if name == "idle" else "white", linewidth=0.5,
+                     hatch="//" if name == "idle" else None)
             if share >= 0.04:
                 axes.text(x, 100 * (bottom + share / 2), f"{name} {100 * share:.0f}%", ha="center", va="center", fontsize=7)
             bottom += share

@@ -42,3 +42,17 @@ def test_evidence_summary_uses_lever_briefs():
 def test_render_shows_failed_cases_with_status():
     text = render_text(rows([record("eager", [0.4]), record("sdpa", [], status="mismatch", message="differs")]))
     assert "llama-tt-tiny-b1-p8-g4-fp32-eager" in text and "(mismatch)" in text
+
+
+def test_table_shows_top_decode_categories_idle_and_sol():
+    profiled = record(
+        "eager", [0.4], breakdown={"decode": {"linear": 0.1, "attention": 0.5, "norm": 0.05, "other": 0.01}},
+        profile_wall_s={"decode": 1.0}, idle_frac={"decode": 0.34}, sol_frac={"decode": 0.012},
+        profile_reliable={"decode": True},
+    )
+    row = rows([profiled, record("sdpa", [0.2])])[0]
+    assert row.top_decode == "attention 50% linear 10% norm 5%" and row.idle_decode == 0.34
+    text = render_text(rows([profiled]), width=260)
+    assert "attention 50% linear 10% norm 5%" in text and "34%" in text and "1.2%" in text
+    unreliable = {**profiled, "profile_reliable": {"decode": False}, "idle_frac": {"decode": None}}
+    assert rows([unreliable])[0].top_decode.endswith("(unreliable)") and rows([unreliable])[0].idle_decode is None
