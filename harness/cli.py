@@ -37,12 +37,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.records import load_results
-    from harness.report import render, rows
+    from harness.report import render, render_profile, rows
 
     console = Console(width=max(Console().width, 160))  # wide enough for case ids when piped
     for path in args.results:
         data = load_results(path)
-        console.print(render(rows(data["cases"]), title=str(path)))
+        table_rows = rows(data["cases"])
+        console.print(render(table_rows, title=str(path)))
+        profile = render_profile(table_rows)
+        if profile is not None:
+            console.print(profile)
     return 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.table import Table
 
@@ -28,9 +28,12 @@ class Row:
     speedup: float | None
     outputs_match: bool | None
     evidence: str
-    idle_decode: float | None = None
-    top_decode: str = ""  # top categories of the decode phase's profiled iteration
-    sol_decode: float | None = None
+    # Where the time goes (the profiled iteration): per phase top categories, idle share, SoL.
+    top: Mapping = field(default_factory=dict)  # phase -> "attention 50% linear 10% ..."
+    idle_frac: Mapping = field(default_factory=dict)
+    sol_frac: Mapping = field(default_factory=dict)
+    ops_per_token: float | None = None
+    ops_unit: str = ""
 
 
 TOP_CATEGORIES = 3
@@ -105,9 +108,11 @@ def rows(records: Iterable[Mapping]) -> list[Row]:
                 speedup=speedup(baselines.get(r["workload_id"], []), r["e2e_s"]) if measured else None,
                 outputs_match=r["outputs_match"],
                 evidence=evidence_summary(r["evidence"]) or r["message"],
-                idle_decode=r.get("idle_frac", {}).get("decode"),
-                top_decode=top_categories(r, "decode"),
-                sol_decode=r.get("sol_frac", {}).get("decode"),
+                top={phase: top_categories(r, phase) for phase in r.get("breakdown", {})},
+                idle_frac=r.get("idle_frac", {}),
+                sol_frac=r.get("sol_frac", {}),
+                ops_per_token=r.get("ops_per_token"),
+                ops_unit=r.get("ops_unit", ""),
             )
         )
     return table
@@ -122,7 +127,7 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
     for header, justify in [
         ("case", "left"), ("TTFT p50 ms", "right"), ("TPOT p50 ms", "right"), ("TPOT p90 ms", "right"),
         ("out tok/s", "right"), ("peak MiB", "right"), ("speed-up e2e", "right"), ("match", "center"),
-        ("decode: top categories", "left"), ("idle dec", "right"), ("SoL dec", "right"), ("evidence", "left"),
+        ("evidence", "left"),
     ]:
         table.add_column(header, justify=justify, overflow="fold", no_wrap=header == "case")
     for row in table_rows:
@@ -137,11 +142,36 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
             _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1),
             _fmt(row.speedup, suffix="x"),
             match,
-            row.top_decode or "—",
-            _fmt(row.idle_decode, 100, 0, "%"),
-            _fmt(row.sol_decode, 100, 1, "%"),
             row.evidence,
         )
+    return table
+
+
+PROFILE_PHASES = ("prefill", "decode")
+
+
+def render_profile(table_rows: list[Row]) -> Table | None:
+    """Second table: where the time goes in each case's profiled iteration (None if none was profiled)."""
+    profiled = [row for row in table_rows if row.top]
+    if not profiled:
+        return None
+    table = Table(title="where the time goes (profiled iteration; shares of its wall time)")
+    table.add_column("case", no_wrap=True)
+    for phase in PROFILE_PHASES:
+        table.add_column(f"{phase}: top categories", overflow="fold")
+        table.add_column(f"idle {phase[:3]}", justify="right")
+        table.add_column(f"SoL {phase[:3]}", justify="right")
+    table.add_column("per token", justify="right")
+    for row in profiled:
+        cells = [row.case_id]
+        for phase in PROFILE_PHASES:
+            cells += [
+                row.top.get(phase) or "—",
+                _fmt(row.idle_frac.get(phase), 100, 0, "%"),
+                _fmt(row.sol_frac.get(phase), 100, 1, "%"),
+            ]
+        per_token = "—" if row.ops_per_token is None else f"{row.ops_per_token:.0f} {row.ops_unit}"
+        table.add_row(*cells, per_token)
     return table
 
 
@@ -150,6 +180,9 @@ def render_text(table_rows: list[Row], width: int = 160, color: bool = False, ti
 
     console = Console(width=width, force_terminal=color, record=True, file=_Null())
     console.print(render(table_rows, title))
+    profile = render_profile(table_rows)
+    if profile is not None:
+        console.print(profile)
     return console.export_text(styles=color)
 
 

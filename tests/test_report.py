@@ -44,15 +44,17 @@ def test_render_shows_failed_cases_with_status():
     assert "llama-tt-tiny-b1-p8-g4-fp32-eager" in text and "(mismatch)" in text
 
 
-def test_table_shows_top_decode_categories_idle_and_sol():
+def test_profile_table_shows_top_categories_idle_and_sol_per_phase():
     profiled = record(
         "eager", [0.4], breakdown={"decode": {"linear": 0.1, "attention": 0.5, "norm": 0.05, "other": 0.01}},
         profile_wall_s={"decode": 1.0}, idle_frac={"decode": 0.34}, sol_frac={"decode": 0.012},
-        profile_reliable={"decode": True},
+        profile_reliable={"decode": True}, ops_per_token=314.0, ops_unit="host ops",
     )
     row = rows([profiled, record("sdpa", [0.2])])[0]
-    assert row.top_decode == "attention 50% linear 10% norm 5%" and row.idle_decode == 0.34
-    text = render_text(rows([profiled]), width=260)
-    assert "attention 50% linear 10% norm 5%" in text and "34%" in text and "1.2%" in text
+    assert row.top == {"decode": "attention 50% linear 10% norm 5%"}
+    text = render_text(rows([profiled, record("sdpa", [0.2])]))
+    assert "where the time goes" in text and "speed-up e2e" in text
+    assert "attention 50% linear 10% norm 5%" in text and "34%" in text and "1.2%" in text and "314 host ops" in text
+    assert "where the time goes" not in render_text(rows([record("sdpa", [0.2])]))
     unreliable = {**profiled, "profile_reliable": {"decode": False}, "idle_frac": {"decode": None}}
-    assert rows([unreliable])[0].top_decode.endswith("(unreliable)") and rows([unreliable])[0].idle_decode is None
+    assert rows([unreliable])[0].top["decode"].endswith("(unreliable)")
