@@ -27,7 +27,8 @@ PRE, DEC = "harness::phase::prefill", "harness::phase::decode"
     ("aten::embedding", "embedding"), ("aten::conv1d", "conv"), ("aten::cat", "kv_cache"),
     ("aten::index_copy_", "kv_cache"), ("aten::index_select", "kv_cache"), ("CatArrayBatchedCopy", "kv_cache"),
     ("aten::argmax", "sampling"), ("aten::topk", "sampling"), ("ncclDevKernel_AllReduce_Sum_bf16", "communication"),
-    ("## Call CompiledFxGraph fabc ##", "fused"), ("Torch-Compiled Region: 0/0", "fused"),
+    ("## Call CompiledFxGraph fnie63gemm4lzvs7conv ##", "fused"), ("Torch-Compiled Region: 0/0", "fused"),
+    ("triton_tem_fused_0", "fused"),
 ])
 def test_name_rules(name, category):
     assert name_category(name) == category

@@ -23,6 +23,8 @@ DEMOTED = "elementwise"
 
 # Ordered: first match wins. Patterns are searched case-insensitively in a single name.
 RULES: tuple[tuple[str, str], ...] = (
+    # First: inductor's graph call is named by a random hash that may spell "gemm" or "conv".
+    ("fused", r"compiledfxgraph|compiled region|compiledfunction"),
     ("communication", r"nccl|c10d|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|broadcast_"),
     ("sampling", r"argmax|argmin|topk|top_k|multinomial|aten::sort\b|log_softmax|aten::cumsum"),
     ("attention", r"scaled_dot_product|flash|fmha|efficient_attention|attention|softmax|bmm|aten::matmul\b"),
@@ -36,7 +38,7 @@ RULES: tuple[tuple[str, str], ...] = (
         r"aten::(add|mul|sub|div|neg|pow|mean|sum|exp|where|cos|sin|clamp|masked_fill|fill_|copy_|to|"
         r"_to_copy|contiguous|clone|zero_|zeros|ones|full|arange|tril|triu|eq|le|lt|ge|gt|any|all|bitwise_\w+)\b"
     )),
-    ("fused", r"compiledfxgraph|compiled region|compiledfunction|cpp_fused|triton_|inductor"),
+    ("fused", r"cpp_fused|triton_|inductor"),
 )
 # Wrapper names (a compiled region, inductor's graph call) decide only when nothing inside them
 # is recognised: their own time is fused code whose operators the profiler cannot see.
