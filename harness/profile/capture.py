@@ -30,6 +30,10 @@ def trace_file_name(case_id: str) -> str:
 
 def profile_iteration(run_once: Callable[[], object], device: str, trace_path: Path | None) -> tuple[dict, object]:
     """Run once under the profiler; (summary keys, the iteration's own output)."""
+    # The first record_function of a process costs milliseconds (operator lookup): pay it here,
+    # or the prefill range would open that much after the clock started.
+    with torch.profiler.record_function("harness::warm-up"):
+        pass
     with torch.profiler.profile(activities=activities(device)) as prof:
         output = run_once()
         if device.startswith("cuda"):
