@@ -235,10 +235,14 @@ class CaseRun:
         peaks = self.ctx.peaks[dtype]
         shape = shape_of(self.model.config)
         per_iteration: dict[str, list[float]] = {}
-        for p, g, ttft_s, e2e_s in zip(samples["prompt_lens"], samples["gen_lens"], samples["ttft_s"], samples["e2e_s"]):
+        offset = 0
+        for p, g, ttft_s in zip(samples["prompt_lens"], samples["gen_lens"], samples["ttft_s"]):
+            # Per token: the median of this iteration's intervals, so one stalled step does not set it.
+            intervals = samples["tpot_s"][offset : offset + g - 1]
+            offset += g - 1
             found = sol_fracs(
-                shape, BYTES_PER_DTYPE[dtype], self.case.batch_size, p, g, ttft_s, e2e_s - ttft_s,
-                peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"],
+                shape, BYTES_PER_DTYPE[dtype], self.case.batch_size, p, g, ttft_s,
+                median(intervals) if intervals else None, peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"],
             )
             for phase, frac in found.items():
                 per_iteration.setdefault(phase, []).append(frac)

@@ -182,10 +182,10 @@ def test_weight_count_matches_the_real_model(preset):
 
 
 def test_sol_fracs_divide_by_the_measured_peaks():
-    found = sol_fracs(SMALL, 2, 1, 3, 5, ttft_s=1.0, decode_s=4.0, bandwidth_bytes_per_s=100.0, peak_flops_per_s=7456.0)
+    found = sol_fracs(SMALL, 2, 1, 3, 5, ttft_s=1.0, per_token_s=1.0, bandwidth_bytes_per_s=100.0, peak_flops_per_s=7456.0)
     # decode: mean context 3 + 5/2 = 5.5 -> 2 * (1272 + 8 + 16 * 5.5) = 2736 bytes per 1 s token.
     assert found == pytest.approx({"prefill": 1.0, "decode": 2736 / 100.0})
-    assert sol_fracs(SMALL, 2, 1, 3, 1, 1.0, 0.0, 1.0, 1.0).keys() == {"prefill"}
+    assert sol_fracs(SMALL, 2, 1, 3, 1, 1.0, None, 1.0, 1.0).keys() == {"prefill"}
 
 
 def test_phase_clock_opens_prefill_then_one_decode_range_per_token():

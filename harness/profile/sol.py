@@ -66,14 +66,13 @@ def mean_decode_context(prompt_len: int, gen_len: int) -> float:
 
 def sol_fracs(
     shape: DecoderShape, dtype_bytes: int, batch: int, prompt_len: int, gen_len: int,
-    ttft_s: float, decode_s: float, bandwidth_bytes_per_s: float, peak_flops_per_s: float,
+    ttft_s: float, per_token_s: float | None, bandwidth_bytes_per_s: float, peak_flops_per_s: float,
 ) -> dict[str, float]:
     """Fractions of the speed of light one iteration reached, per phase (1.0 = at the peak)."""
     out = {}
     if ttft_s > 0:
         out["prefill"] = prefill_flops(shape, batch, prompt_len) / (ttft_s * peak_flops_per_s)
-    if gen_len > 1 and decode_s > 0:
-        per_token_s = decode_s / (gen_len - 1)
+    if gen_len > 1 and per_token_s:
         moved = decode_bytes_per_step(shape, dtype_bytes, batch, mean_decode_context(prompt_len, gen_len))
         out["decode"] = moved / (per_token_s * bandwidth_bytes_per_s)
     return out
