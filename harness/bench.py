@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from harness.calibration import probe_s
 from harness.records import check_finite
@@ -19,7 +20,11 @@ from harness.matrix import Case, fingerprint
 from harness.memory import make_peak
 from harness.models import ModelCache, family_models
 from harness.options import RunOptions
+from harness.profile.capture import hta_idle_frac, profile_iteration, trace_file_name
+from harness.profile.peaks import measure_peaks
+from harness.profile.sol import BYTES_PER_DTYPE, SHAPES, sol_fracs
 from harness.runners import Output, Plan, runner_class
+from harness.stats import median
 
 LoopRunner = Callable[[Callable[[], None], int, Callable[[], None]], None]  # (iteration, rounds, setup)
 
@@ -38,6 +43,7 @@ class RunContext:
     device: str
     models: ModelCache = field(default_factory=ModelCache)
     references: dict = field(default_factory=dict)
+    peaks: dict = field(default_factory=dict)  # dtype -> this device's measured peaks, once per run
     progress: Callable[[str], None] = lambda message: None
 
 
@@ -55,6 +61,7 @@ class CaseResult:
     peak_mem_method: str = ""
     traceback: str = ""
     equivalence_note: str = ""  # set when outputs diverged only at a near-tie (runner.near_tie)
+    profile: dict = field(default_factory=dict)  # PROFILE_KEYS from the profiled iteration
 
     def to_record(self) -> dict:
         """The documented per-case keys (README, "JSON keys"); also pytest-benchmark's extra_info."""
@@ -92,7 +99,16 @@ class CaseResult:
             "status": self.status,
             "message": self.message,
             "traceback": self.traceback,
+            **{key: self.profile.get(key, default) for key, default in PROFILE_KEYS.items()},
         }
+
+
+# Keys of the profiled iteration (README, "Where the time goes"), with their value when not profiled.
+PROFILE_KEYS = {
+    "breakdown": {}, "idle_frac": {}, "profile_wall_s": {}, "profile_clock_s": {}, "ops_per_token": None,
+    "ops_unit": "", "top_ops": {}, "profile_reliable": {}, "profile_notes": [], "annotated": {},
+    "sol_frac": {}, "device_peaks": {}, "trace_file": "", "hta": {},
+}
 
 
 def plan_for(stack: tuple[str, ...]) -> Plan:
@@ -122,6 +138,7 @@ class CaseRun:
         model = ctx.models.get(case.family, case.preset, case.dtype, ctx.device, options.seed, options.checkpoint_dir)
         self.spec = family_spec(case.family)
         self.runner = runner_class(self.spec.runner)(case, model, ctx.device, options.seed)
+        self.model = model
         self.draws = case.lengths.draws(options.iterations, options.seed)
         preset_config = family_models(case.family).presets[case.preset]
         self.result = CaseResult(case, fingerprint(case, preset_config), ctx.device)
@@ -200,6 +217,54 @@ class CaseRun:
         self.result.peak_mem_method = peak.method
         self.result.samples.update(samples)
 
+    def profile(self, draw: tuple[int, int]) -> None:
+        """One profiled iteration, apart from the timed samples (their loop never sees the profiler).
+
+        Inside the session's timed guard: if profiling made compile recompile, the profile would
+        describe other code than was timed, and the case fails."""
+        trace_dir = self.ctx.options.trace_dir
+        trace_path = Path(trace_dir) / trace_file_name(self.case.id) if trace_dir else None
+        inputs = self.runner.inputs(draw)
+        self.ctx.progress(f"{self.case.id}: profiled iteration")
+        with self.session.timed():
+            summary, output = profile_iteration(
+                lambda: self.runner.run(self.session, inputs, annotate=True), self.ctx.device, trace_path
+            )
+        ttft_s, e2e_s = output.metrics["ttft_s"], output.metrics["e2e_s"]
+        summary["profile_clock_s"] = {"prefill": ttft_s, "decode": e2e_s - ttft_s}
+        if trace_path is not None:
+            summary["trace_file"] = str(trace_path)
+            if summary["ops_unit"] == "kernels":
+                summary["hta"] = hta_idle_frac(trace_path)
+        self.result.profile.update(summary)
+
+    def speed_of_light(self) -> None:
+        """sol_frac per phase from the timed samples (median over iterations) and this run's peaks."""
+        shape_of = SHAPES.get(self.case.family)
+        samples = self.result.samples
+        if shape_of is None or not samples.get("e2e_s"):
+            return
+        dtype = self.case.dtype
+        if dtype not in self.ctx.peaks:
+            self.ctx.progress(f"measuring this device's peaks ({dtype})")
+            self.ctx.peaks[dtype] = measure_peaks(self.ctx.device, dtype)
+        peaks = self.ctx.peaks[dtype]
+        shape = shape_of(self.model.config)
+        per_iteration: dict[str, list[float]] = {}
+        offset = 0
+        for p, g, ttft_s in zip(samples["prompt_lens"], samples["gen_lens"], samples["ttft_s"]):
+            # Per token: the median of this iteration's intervals, so one stalled step does not set it.
+            intervals = samples["tpot_s"][offset : offset + g - 1]
+            offset += g - 1
+            found = sol_fracs(
+                shape, BYTES_PER_DTYPE[dtype], self.case.batch_size, p, g, ttft_s,
+                median(intervals) if intervals else None, peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"],
+            )
+            for phase, frac in found.items():
+                per_iteration.setdefault(phase, []).append(frac)
+        self.result.profile["sol_frac"] = {phase: median(fracs) for phase, fracs in per_iteration.items()}
+        self.result.profile["device_peaks"] = peaks
+
     def collect_evidence(self) -> None:
         self.result.evidence = {name: LEVERS.get(name).evidence(self.session) for name in self.case.stack}
 
@@ -210,9 +275,14 @@ def execute(case: Case, ctx: RunContext, measure: bool, loop_runner: LoopRunner 
     try:
         run = CaseRun(case, ctx)
         prompt_len, gen_len = run.draws[0]
-        if run.check((prompt_len, gen_len if measure else min(gen_len, ctx.options.quick_tokens))) and measure:
+        first = (prompt_len, gen_len if measure else min(gen_len, ctx.options.quick_tokens))
+        if run.check(first) and measure:
             run.warmup()
+            run.profile(first)
             run.measure(loop_runner)
+            run.speed_of_light()
+        elif run.result.status == "ok" and ctx.options.trace_dir:
+            run.profile(first)
         if run.result.status == "ok":
             run.collect_evidence()
         return run.result

@@ -38,12 +38,28 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.records import load_results
-    from harness.report import render, rows
+    from harness.report import render, render_profile, rows
 
     console = Console(width=max(Console().width, 160))  # wide enough for case ids when piped
     for path in args.results:
         data = load_results(path)
-        console.print(render(rows(data["cases"]), title=str(path)))
+        table_rows = rows(data["cases"])
+        console.print(render(table_rows, title=str(path)))
+        profile = render_profile(table_rows)
+        if profile is not None:
+            console.print(profile)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.charts import render_all
+    from harness.records import load_results
+
+    for path in args.results:
+        written, skipped = render_all(load_results(path)["cases"], args.out)
+        print(f"{path}: {len(written)} file(s) written to {args.out}")
+        for case_id in skipped:
+            print(f"  {case_id}: no profiled iteration recorded (quick check, or an error)")
     return 0
 
 
@@ -172,6 +188,10 @@ def parser() -> argparse.ArgumentParser:
     history.add_argument("--preview", action="store_true", help="then serve the pages on localhost (asv preview)")
     history.add_argument("--port", type=int, default=8080, help="port of --preview (default: %(default)s)")
     history.set_defaults(run=cmd_publish)
+    report = commands.add_parser("report", help="stacked bar charts (PNG, SVG) of where the time goes, per case")
+    report.add_argument("results", nargs="+", help="results JSON files written by a --benchmark run")
+    report.add_argument("--out", required=True, help="folder for the charts")
+    report.set_defaults(run=cmd_report)
     return top
 
 

@@ -35,6 +35,7 @@ class RunOptions:
     thresholds: str = field(default="", metadata={"help": "per-metric change thresholds, e.g. e2e_s=0.05,ttft_s=0.1 (default 5%%)"})
     normalize: str = field(default="auto", metadata={"help": "divide times by the machine-speed probe's ratio before gating: on, off, auto (on for cpu)"})
     allow_env_diff: str = field(default="", metadata={"help": "environment fields allowed to differ from the baseline's, e.g. torch,driver_version"})
+    trace_dir: str = field(default="", metadata={"help": "write a Chrome/Perfetto trace of each case's profiled iteration here (also profiles quick checks)"})
 
     def with_values(self, **changes: object) -> "RunOptions":
         return dataclasses.replace(self, **changes)

@@ -101,6 +101,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if selection.options.benchmark:
             check_writable_dir(Path(selection.options.results_dir))
             run.open_results()
+        if selection.options.trace_dir:
+            check_writable_dir(Path(selection.options.trace_dir))
     except HarnessError as exc:
         pytest.exit(f"harness error: {exc}", returncode=EXIT_HARNESS_ERROR)
     config.stash[RUN_KEY] = run
@@ -205,7 +207,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_line(f"harness: results written to {run.results.path}")
         if run.verdicts:
             title = f"verdicts vs baselines ({run.machine})"
-            terminalreporter.write(render_text_table(render_verdicts(run.verdicts, title), width, terminalreporter.hasmarkup))
+            verdict_table = render_verdicts(run.verdicts, title)
+            terminalreporter.write(render_text_table(verdict_table, width=width, color=terminalreporter.hasmarkup))
             written = write_step_summary(markdown(run.verdicts, title))
             if written:
                 terminalreporter.write_line(f"harness: verdicts appended to {written}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.table import Table
 
@@ -31,6 +31,35 @@ class Row:
     evidence: str
     e2e_p50_s: float | None = None
     stages_p50_s: tuple[tuple[str, float], ...] = ()  # (stage, median seconds), in the runner's order
+    # Where the time goes (the profiled iteration): per phase top categories, idle share, SoL.
+    top: Mapping = field(default_factory=dict)  # phase -> "attention 50% linear 10% ..."
+    idle_frac: Mapping = field(default_factory=dict)
+    sol_frac: Mapping = field(default_factory=dict)
+    ops_per_token: float | None = None
+    ops_unit: str = ""
+
+
+TOP_CATEGORIES = 3
+
+
+def phase_shares(record: Mapping, phase: str) -> dict[str, float]:
+    """Shares of a phase's profiled wall time: each category, and `idle` (sum 1 when reliable)."""
+    wall_s = record.get("profile_wall_s", {}).get(phase)
+    breakdown = record.get("breakdown", {}).get(phase)
+    if not wall_s or breakdown is None:
+        return {}
+    shares = {category: seconds / wall_s for category, seconds in breakdown.items()}
+    idle = record.get("idle_frac", {}).get(phase)
+    if idle is not None:
+        shares["idle"] = idle
+    return shares
+
+
+def top_categories(record: Mapping, phase: str, count: int = TOP_CATEGORIES) -> str:
+    shares = phase_shares(record, phase)
+    busy = sorted(((s, c) for c, s in shares.items() if c != "idle"), reverse=True)[:count]
+    text = " ".join(f"{category} {100 * share:.0f}%" for share, category in busy)
+    return text + ("" if record.get("profile_reliable", {}).get(phase, True) else " (unreliable)")
 
 
 def output_tokens_per_s(record: Mapping) -> float | None:
@@ -92,6 +121,11 @@ def rows(records: Iterable[Mapping]) -> list[Row]:
                 evidence=evidence_summary(r["evidence"]) or r["message"],
                 e2e_p50_s=_median_or_none(r["e2e_s"]),
                 stages_p50_s=stage_medians(r),
+                top={phase: top_categories(r, phase) for phase in r.get("breakdown", {})},
+                idle_frac=r.get("idle_frac", {}),
+                sol_frac=r.get("sol_frac", {}),
+                ops_per_token=r.get("ops_per_token"),
+                ops_unit=r.get("ops_unit", ""),
             )
         )
     return table
@@ -148,15 +182,49 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
     return table
 
 
+PROFILE_PHASES = ("prefill", "decode")
+
+
+def render_profile(table_rows: list[Row]) -> Table | None:
+    """Second table: where the time goes in each case's profiled iteration (None if none was profiled)."""
+    profiled = [row for row in table_rows if row.top]
+    if not profiled:
+        return None
+    table = Table(title="where the time goes (profiled iteration; shares of its wall time)")
+    table.add_column("case", no_wrap=True)
+    for phase in PROFILE_PHASES:
+        table.add_column(f"{phase}: top categories", overflow="fold")
+        table.add_column(f"idle {phase[:3]}", justify="right")
+        table.add_column(f"SoL {phase[:3]}", justify="right")
+    table.add_column("per token", justify="right")
+    for row in profiled:
+        cells = [row.case_id]
+        for phase in PROFILE_PHASES:
+            cells += [
+                row.top.get(phase) or "—",
+                _fmt(row.idle_frac.get(phase), 100, 0, "%"),
+                _fmt(row.sol_frac.get(phase), 100, 1, "%"),
+            ]
+        per_token = "—" if row.ops_per_token is None else f"{row.ops_per_token:.0f} {row.ops_unit}"
+        table.add_row(*cells, per_token)
+    return table
+
+
 def render_text(table_rows: list[Row], width: int = 160, color: bool = False, title: str = "harness results") -> str:
-    return render_text_table(render(table_rows, title), width, color)
+    """The results table, then (when any case was profiled) the where-the-time-goes table."""
+    tables = [render(table_rows, title)]
+    profile = render_profile(table_rows)
+    if profile is not None:
+        tables.append(profile)
+    return render_text_table(*tables, width=width, color=color)
 
 
-def render_text_table(table: Table, width: int = 160, color: bool = False) -> str:
+def render_text_table(*tables: Table, width: int = 160, color: bool = False) -> str:
     from rich.console import Console
 
     console = Console(width=width, force_terminal=color, record=True, file=_Null())
-    console.print(table)
+    for table in tables:
+        console.print(table)
     return console.export_text(styles=color)
 
 

@@ -2,8 +2,18 @@
 
 import pytest
 
+from harness.profile.analysis import accounted_fracs
+
 pytestmark = pytest.mark.family("llama")
+ACCOUNTED_TOLERANCE = 0.05  # categories + idle vs the profiled iteration's own clock, per phase
 
 
 def test_llama(case, harness):
-    harness(case)
+    record = harness(case).to_record()
+    if not record["breakdown"]:
+        return  # quick check without --trace-dir: no profiled iteration
+    for phase, frac in accounted_fracs(record).items():
+        assert abs(frac - 1) <= ACCOUNTED_TOLERANCE, f"{phase}: categories + idle account for {frac:.1%} of the iteration"
+    if "static" not in case.stack:
+        kv_s = sum(found.get("kv_cache", 0.0) for found in record["breakdown"].values())
+        assert kv_s > 0, "a dynamic cache grows by cat every step, yet the profile shows no KV-cache time"

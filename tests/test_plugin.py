@@ -39,6 +39,7 @@ def test_benchmark_run_writes_json_results_and_table(suite):
         assert info["outputs_match"] is True
         assert len(info["ttft_s"]) == len(info["e2e_s"]) == 3 and info["tpot_s"]
         assert bench["stats"]["rounds"] == 3
+        assert set(info["breakdown"]) == {"prefill", "decode"} and set(info["sol_frac"]) == {"prefill", "decode"}
     (results_file,) = (suite.path / "res").glob("run-*.json")
     data = load_results(results_file)
     assert [case["status"] for case in data["cases"]] == ["ok"] * 6

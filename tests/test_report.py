@@ -56,3 +56,17 @@ def test_recommender_rows_show_e2e_and_stages_and_decoder_tables_keep_their_colu
     assert "e2e p50 ms" in text and "stages p50 ms" in text and "encoder 100.00" in text and "TTFT" not in text
     decoder_text = render_text(rows([record("eager", [0.4])]))
     assert "TTFT p50 ms" in decoder_text and "stages" not in decoder_text and "e2e p50" not in decoder_text
+def test_profile_table_shows_top_categories_idle_and_sol_per_phase():
+    profiled = record(
+        "eager", [0.4], breakdown={"decode": {"linear": 0.1, "attention": 0.5, "norm": 0.05, "other": 0.01}},
+        profile_wall_s={"decode": 1.0}, idle_frac={"decode": 0.34}, sol_frac={"decode": 0.012},
+        profile_reliable={"decode": True}, ops_per_token=314.0, ops_unit="host ops",
+    )
+    row = rows([profiled, record("sdpa", [0.2])])[0]
+    assert row.top == {"decode": "attention 50% linear 10% norm 5%"}
+    text = render_text(rows([profiled, record("sdpa", [0.2])]))
+    assert "where the time goes" in text and "speed-up e2e" in text
+    assert "attention 50% linear 10% norm 5%" in text and "34%" in text and "1.2%" in text and "314 host ops" in text
+    assert "where the time goes" not in render_text(rows([record("sdpa", [0.2])]))
+    unreliable = {**profiled, "profile_reliable": {"decode": False}, "idle_frac": {"decode": None}}
+    assert rows([unreliable])[0].top["decode"].endswith("(unreliable)")

@@ -12,6 +12,7 @@ import torch
 from transformers import DynamicCache, StaticCache
 
 from harness.clock import make_clock
+from harness.profile.annotate import PhaseClock, annotations
 from harness.equivalence import first_mismatch
 from harness.runners import Output, Plan, wrap_step, wrappers_timed
 from harness.stats import decode_intervals
@@ -176,9 +177,16 @@ class DecoderRunner:
         ids = prompt_ids(self.case.batch_size, prompt_len, self.model.config.vocab_size, self.seed)
         return ids.to(self.device), decode_positions(self.case.batch_size, prompt_len, gen_len, self.device)
 
-    def run(self, session: DecoderSession, inputs) -> Output:
+    def run(self, session: DecoderSession, inputs, annotate: bool = False) -> Output:
+        """One generation. `annotate` (the profiled iteration only) adds phase and category
+        ranges for the profiler; timed iterations never pay for them."""
         ids, positions = inputs
-        generation = generate(session, ids, positions, make_clock(self.device, len(positions) + 1))
+        clock = make_clock(self.device, len(positions) + 1)
+        if annotate:
+            with annotations(session) as ranges:
+                generation = generate(session, ids, positions, PhaseClock(clock, len(positions) + 1, ranges.prefill_done))
+        else:
+            generation = generate(session, ids, positions, clock)
         marks = generation.marks_s
         metrics = {"ttft_s": marks[0], "tpot_s": decode_intervals(marks), "e2e_s": marks[-1]}
         return Output(value=generation.tokens, metrics=metrics, generated_tokens={"text": generation.tokens.shape[1]})

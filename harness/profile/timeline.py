@@ -1,0 +1,244 @@
+"""Busy, idle and per-category time over phase windows: pure functions on a synthetic or real timeline.
+
+Host events (operators and ranges, one thread) nest by time; device spans are work on the
+device (kernels, copies; on a CPU run, each operator's self time). Overlapping spans share
+their common time equally, so the categories of a window add up to its busy time and
+busy + idle = the window, by construction; the check against the clock lives with the caller.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+PHASE_RANGE_PREFIX = "harness::phase::"
+
+
+@dataclass(frozen=True)
+class HostEvent:
+    name: str
+    start_s: float
+    end_s: float
+    thread: int = 0
+    is_op: bool = True  # False for ranges (record_function annotations)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A host call that starts device work (cudaLaunchKernel, cudaGraphLaunch, ...)."""
+
+    name: str
+    start_s: float
+    correlation: int
+    thread: int = 0
+    is_graph: bool = False
+
+
+@dataclass(frozen=True)
+class DeviceSpan:
+    name: str
+    start_s: float
+    end_s: float
+    correlation: int | None = None
+    kind: str = "kernel"  # kernel | memcpy | memset
+
+
+@dataclass(frozen=True)
+class Work:
+    """A piece of busy time with what encloses it (outermost first) and the host time it belongs to."""
+
+    start_s: float
+    end_s: float
+    chain: tuple[str, ...]
+    host_s: float
+    kind: str = "op"  # op (host self time) | kernel | memcpy | memset
+
+
+@dataclass
+class PhaseStats:
+    window_s: tuple[float, float]
+    busy_s: float
+    by_category_s: dict  # classify key -> seconds
+    kernels: int
+    tokens: int
+    reliable: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def wall_s(self) -> float:
+        return self.window_s[1] - self.window_s[0]
+
+    @property
+    def idle_frac(self) -> float | None:
+        if not self.reliable or self.wall_s <= 0:
+            return None
+        return max(0.0, 1.0 - self.busy_s / self.wall_s)
+
+
+def sweep(spans: Iterable[tuple[float, float, Hashable]], window: tuple[float, float]) -> tuple[float, dict]:
+    """(busy seconds, seconds per category) of spans clipped to the window; overlap shared equally."""
+    lo, hi = window
+    edges = []
+    for start, end, category in spans:
+        start, end = max(start, lo), min(end, hi)
+        if end > start:
+            edges += [(start, 1, category), (end, -1, category)]
+    edges.sort(key=lambda edge: (edge[0], edge[1]))
+    active: Counter = Counter()
+    count = 0
+    busy = 0.0
+    shares: dict[str, float] = {}
+    previous = lo
+    for time_s, delta, category in edges:
+        if count and time_s > previous:
+            step = time_s - previous
+            busy += step
+            for name, n in active.items():
+                if n:
+                    shares[name] = shares.get(name, 0.0) + step * n / count
+        previous = time_s
+        active[category] += delta
+        count += delta
+    return busy, shares
+
+
+def nest(events: Sequence[HostEvent]) -> list[tuple[HostEvent, tuple[str, ...], list[HostEvent], bool]]:
+    """Each event with the names enclosing it (outermost first, itself last), its direct
+    children, and whether an op encloses it. Events are on one thread and nest properly."""
+    ordered = sorted(events, key=lambda e: (e.start_s, -e.end_s))
+    out = []
+    stack: list[tuple[HostEvent, tuple[str, ...], list, bool]] = []
+    for event in ordered:
+        while stack and stack[-1][0].end_s <= event.start_s:
+            stack.pop()
+        parent = stack[-1] if stack else None
+        chain = (parent[1] if parent else ()) + (event.name,)
+        under_op = bool(parent) and (parent[0].is_op or parent[3])
+        entry = (event, chain, [], under_op)
+        if parent:
+            parent[2].append(event)
+        stack.append(entry)
+        out.append(entry)
+    return out
+
+
+def chains_at(host: Sequence[HostEvent], times: Sequence[float]) -> list[tuple[str, ...]]:
+    """For each time, the chain of the innermost host event containing it (empty if none)."""
+    ordered = sorted(host, key=lambda e: (e.start_s, -e.end_s))
+    result: list[tuple[str, ...]] = [()] * len(times)
+    stack: list[tuple[HostEvent, tuple[str, ...]]] = []
+    index = 0
+    for position in sorted(range(len(times)), key=lambda i: times[i]):
+        time_s = times[position]
+        while index < len(ordered) and ordered[index].start_s <= time_s:
+            event = ordered[index]
+            while stack and stack[-1][0].end_s <= event.start_s:
+                stack.pop()
+            stack.append((event, (stack[-1][1] if stack else ()) + (event.name,)))
+            index += 1
+        while stack and stack[-1][0].end_s <= time_s:
+            stack.pop()
+        result[position] = stack[-1][1] if stack else ()
+    return result
+
+
+def self_work(events: Sequence[HostEvent]) -> list[Work]:
+    """Host operators' self time as busy pieces: each op's interval minus its child ops'.
+
+    Time inside ranges but outside any op (the Python between ops) is not work: it is idle."""
+    pieces = []
+    for event, chain, children, _ in nest(events):
+        if not event.is_op:
+            continue
+        cursor = event.start_s
+        for child in sorted((c for c in children if c.is_op), key=lambda c: c.start_s):
+            if child.start_s > cursor:
+                pieces.append(Work(cursor, child.start_s, chain, event.start_s))
+            cursor = max(cursor, child.end_s)
+        if event.end_s > cursor:
+            pieces.append(Work(cursor, event.end_s, chain, event.start_s))
+    return pieces
+
+
+def top_level_ops(events: Sequence[HostEvent]) -> list[HostEvent]:
+    """Ops with no op around them: one per call from Python into the framework."""
+    return [event for event, _, _, under_op in nest(events) if event.is_op and not under_op]
+
+
+def device_work(host: Sequence[HostEvent], launches: Sequence[Launch], spans: Sequence[DeviceSpan]) -> tuple[list[Work], list[Launch]]:
+    """Device spans with the host chain of their launch; and the graph launches no span came from.
+
+    A kernel's host time is its launch's, so a kernel that runs late still belongs to the phase
+    that launched it. A kernel with no matching launch keeps its own start as host time."""
+    by_correlation = {launch.correlation: launch for launch in launches}
+    seen: set[int] = set()
+    work = []
+    matched = [by_correlation.get(span.correlation) for span in spans]
+    chains = chains_at(host, [launch.start_s if launch else 0.0 for launch in matched])
+    for span, launch, chain in zip(spans, matched, chains):
+        if launch is None:
+            work.append(Work(span.start_s, span.end_s, (span.name,), span.start_s, span.kind))
+            continue
+        seen.add(launch.correlation)
+        work.append(Work(span.start_s, span.end_s, chain + (span.name,), launch.start_s, span.kind))
+    unresolved = [launch for launch in launches if launch.is_graph and launch.correlation not in seen]
+    return work, unresolved
+
+
+@dataclass(frozen=True)
+class PhaseRange:
+    phase: str
+    start_s: float
+    end_s: float
+    tokens: int  # ranges merged into this phase (decode: one per token)
+
+
+def phase_ranges(host: Sequence[HostEvent]) -> list[PhaseRange]:
+    """Merge `harness::phase::<name>` ranges by name, in order of first start."""
+    merged: dict[str, list[float]] = {}
+    for event in sorted(host, key=lambda e: e.start_s):
+        if event.is_op or not event.name.startswith(PHASE_RANGE_PREFIX):
+            continue
+        name = event.name[len(PHASE_RANGE_PREFIX):]
+        lo, hi, n = merged.get(name, (event.start_s, event.end_s, 0))
+        merged[name] = [min(lo, event.start_s), max(hi, event.end_s), n + 1]
+    return [PhaseRange(name, lo, hi, int(n)) for name, (lo, hi, n) in merged.items()]
+
+
+def phase_windows(ranges: Sequence[PhaseRange], work: Sequence[Work]) -> dict[str, tuple[float, float]]:
+    """Consecutive windows: a phase lasts from its range's start (or the previous window's end)
+    until both its host range and the last device work it launched have ended."""
+    windows = {}
+    previous_end = float("-inf")
+    for phase in ranges:
+        owned_ends = [w.end_s for w in work if phase.start_s <= w.host_s < phase.end_s]
+        start = max(phase.start_s, previous_end)
+        end = max([phase.end_s, start, *owned_ends])
+        windows[phase.phase] = (start, end)
+        previous_end = end
+    return windows
+
+
+def phase_stats(
+    ranges: Sequence[PhaseRange],
+    work: Sequence[Work],
+    classify: Callable[[str, tuple[str, ...]], Hashable],
+    count_kernel: Callable[[Work], bool] = lambda w: w.kind in ("op", "kernel"),
+    unresolved_graph_launches: Sequence[Launch] = (),
+) -> dict[str, PhaseStats]:
+    """Per phase: busy time, seconds per key of classify(phase, chain), work items launched
+    (count_kernel decides which count), and whether the phase is reliable."""
+    windows = phase_windows(ranges, work)
+    out = {}
+    for phase in ranges:
+        mine = [w for w in work if phase.start_s <= w.host_s < phase.end_s]
+        busy, shares = sweep(((w.start_s, w.end_s, classify(phase.phase, w.chain)) for w in mine), windows[phase.phase])
+        lost = [launch for launch in unresolved_graph_launches if phase.start_s <= launch.start_s < phase.end_s]
+        stats = PhaseStats(windows[phase.phase], busy, shares, sum(1 for w in mine if count_kernel(w)), phase.tokens)
+        if lost:
+            # The device ran graph kernels the trace does not show: calling that time idle would lie.
+            stats.reliable = False
+            stats.notes.append(f"{len(lost)} CUDA graph launch(es) without their kernels in the trace")
+        out[phase.phase] = stats
+    return out

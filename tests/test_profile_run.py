@@ -1,0 +1,109 @@
+"""The profiled iteration on the tiny Llama, end to end on the CPU: bench -> record -> chart."""
+
+import dataclasses
+import struct
+
+import pytest
+
+from harness.bench import RunContext, execute
+from harness.charts import render_all
+from harness.cli import main
+from harness.options import RunOptions
+from harness.profile.analysis import accounted_fracs
+from harness.records import RESULTS_KIND, SCHEMA_VERSION, write_json_atomic
+from harness.selection import select
+from harness.workload import Lengths
+
+STACKS = ("eager", "sdpa", "sdpa+static")
+SLACK_S = 0.003
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    traces = tmp_path_factory.mktemp("traces")
+    options = RunOptions(stacks=",".join(STACKS), iterations=2, warmup=0, benchmark=True, trace_dir=str(traces))
+    selection = select(options, False)
+    cases, _ = selection.expand("llama")
+    base = [case for case in cases if case.batch_size == 1 and not case.lengths.dist]
+    small = [dataclasses.replace(case, lengths=Lengths(24, 8)) for case in base]
+    ctx = RunContext(selection.options, "cpu")
+    found = {case.stack_name: execute(case, ctx, True).to_record() for case in small}
+    assert [r["status"] for r in found.values()] == ["ok"] * len(STACKS), [r["message"] for r in found.values()]
+    return found, traces, ctx
+
+
+def test_profile_accounts_for_the_iteration(records):
+    found, _, _ = records
+    for record in found.values():
+        assert set(record["breakdown"]) == {"prefill", "decode"}
+        for phase, frac in accounted_fracs(record).items():
+            clock_s = record["profile_clock_s"][phase]
+            # 5% as in the suite, but at least SLACK_S: these prefills last milliseconds, and one
+            # preemption on a shared 2-core machine between a clock read and its range edge is that much.
+            assert abs(frac - 1) * clock_s <= max(0.05 * clock_s, SLACK_S), (record["id"], phase, frac, clock_s)
+        assert 0 <= record["idle_frac"]["decode"] < 1 and record["ops_unit"] == "host ops"
+        assert record["ops_per_token"] > 10  # a decode step is many framework calls on the eager path
+
+
+def test_attention_and_kv_cache_show_where_the_stacks_differ(records):
+    found, _, _ = records
+    eager_attention = {name for name, _ in found["eager"]["top_ops"]["attention"]}
+    sdpa_attention = {name for name, _ in found["sdpa"]["top_ops"]["attention"]}
+    assert "aten::softmax" in eager_attention and "aten::scaled_dot_product_attention" in sdpa_attention
+    assert not eager_attention & sdpa_attention
+    assert found["sdpa"]["breakdown"]["decode"]["kv_cache"] > 0  # dynamic cache: cat inside the cache update
+    assert [name for name, _ in found["sdpa"]["top_ops"]["kv_cache"]][0] == "aten::cat"
+    assert "aten::index_copy_" in {name for name, _ in found["sdpa+static"]["top_ops"]["kv_cache"]}
+
+
+def test_speed_of_light_uses_peaks_measured_once_per_run(records):
+    found, _, ctx = records
+    assert list(ctx.peaks) == ["float32"]
+    for record in found.values():
+        assert record["device_peaks"] == ctx.peaks["float32"]
+        assert set(record["sol_frac"]) == {"prefill", "decode"}
+        assert all(0 < frac < 1 for frac in record["sol_frac"].values())
+
+
+def test_trace_per_case_named_by_id(records):
+    found, traces, _ = records
+    assert sorted(p.name for p in traces.iterdir()) == sorted(r["id"] + ".json" for r in found.values())
+
+
+def test_quick_check_profiles_only_with_a_trace_dir(tmp_path):
+    for trace_dir, profiled in (("", False), (str(tmp_path), True)):
+        selection = select(RunOptions(stacks="sdpa", quick_tokens=4, trace_dir=trace_dir), False)
+        case = dataclasses.replace(selection.expand("llama")[0][0], lengths=Lengths(8, 4))
+        record = execute(case, RunContext(selection.options, "cpu"), False).to_record()
+        assert record["status"] == "ok" and bool(record["breakdown"]) is profiled
+        assert record["sol_frac"] == {} and record["e2e_s"] == []
+
+
+def _png_size(path):
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_report_renders_charts_from_a_results_file(records, tmp_path, capsys):
+    found, _, _ = records
+    path = tmp_path / "run.json"
+    unprofiled = {**found["eager"], "id": "x-quick", "breakdown": {}}
+    write_json_atomic(path, {"kind": RESULTS_KIND, "schema_version": SCHEMA_VERSION, "cases": [*found.values(), unprofiled]})
+    assert main(["report", str(path), "--out", str(tmp_path / "charts")]) == 0
+    out = capsys.readouterr().out
+    assert "6 file(s) written" in out and "x-quick: no profiled iteration recorded" in out
+    for record in found.values():
+        width, height = _png_size(tmp_path / "charts" / f"{record['id']}.png")
+        assert width > 300 and height > 200
+        svg = (tmp_path / "charts" / f"{record['id']}.svg").read_text()
+        assert "<svg" in svg and "idle" in svg
+
+
+def test_chart_needs_no_torch_run(tmp_path):
+    record = {
+        "id": "synthetic", "breakdown": {"decode": {"linear": 0.2, "attention": 0.1}},
+        "profile_wall_s": {"decode": 0.5}, "idle_frac": {"decode": 0.4},
+    }
+    written, skipped = render_all([record], tmp_path)
+    assert [p.name for p in written] == ["synthetic.png", "synthetic.svg"] and skipped == []
