@@ -7,7 +7,7 @@ from harness.profile.analysis import accounted_fracs, summarize
 from harness.profile.categories import CATEGORIES, RULES, categorize, category_range, decide, name_category
 from harness.profile.sol import DecoderShape, decode_bytes_per_step, layer_matmul_params, prefill_flops, sol_fracs
 from harness.profile.timeline import (
-    DeviceSpan, HostEvent, Launch, PhaseRange, Work, device_work, phase_stats, phase_windows, self_work, sweep,
+    DeviceSpan, HostEvent, Launch, PhaseRange, device_work, phase_stats, phase_windows, self_work, sweep,
     top_level_ops,
 )
 from harness.profile.trace import parse
