@@ -83,22 +83,18 @@ def load_result_set(path: str) -> tuple[list[dict], dict]:
 
 
 def gate_policy(args: argparse.Namespace):
+    """The same gate as a pytest run on the machine that recorded NEW (thresholds per device)."""
+    from harness.errors import unknown_choice
     from harness.machine import ENV_FIELDS
     from harness.options import split_list
-    from harness.selection import parse_thresholds
-    from harness.verdict import Policy
+    from harness.selection import device_policy
 
     allowed = split_list(args.allow_env_diff)
     unknown = [name for name in allowed if name not in ENV_FIELDS]
     if unknown:
-        from harness.errors import unknown_choice
-
         raise unknown_choice("environment field", unknown[0], ENV_FIELDS)
-    from harness.selection import resolve_normalize
-
-    device = "cuda" if args.normalize == "auto" and _recorded_on_gpu(args) else "cpu"
-    policy = Policy(alpha=float(args.alpha), normalize=resolve_normalize(args.normalize, device))
-    return policy.with_thresholds(parse_thresholds(args.thresholds)), allowed
+    device = "cuda" if _recorded_on_gpu(args) else "cpu"
+    return device_policy(device, float(args.alpha), args.normalize, args.thresholds), allowed
 
 
 def _recorded_on_gpu(args: argparse.Namespace) -> bool:

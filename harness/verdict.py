@@ -6,8 +6,9 @@ is `unchanged`, or `noisy` when the data could not have shown a change of thresh
 (spread too high, or too few samples for the test to ever reach alpha).
 
 Defaults, and why: alpha = 0.001 (a run gates ~100 metrics; with the threshold rule the
-simulated false-alarm rate per metric on 3%-lognormal noise is about 1e-4), threshold 5%,
-12 samples per side (power about 99.8% for a 10% slowdown on that noise; see tests).
+simulated false-alarm rate per metric on 3%-lognormal noise is about 1e-4), threshold 5%
+(harness.selection raises the time metrics' to 25% on the CPU), 12 samples per side (power
+about 99.8% for a 10% slowdown on that noise; see tests).
 """
 
 from __future__ import annotations

@@ -133,3 +133,13 @@ def test_bad_baseline_files_name_file_and_problem_and_stay_untouched(tmp_path, n
     with pytest.raises(RecordError):
         update_baselines(tmp_path, "m", [record()], ENV)
     assert path.read_text() == text
+
+
+def test_time_thresholds_depend_on_the_device():
+    from harness.selection import device_policy
+
+    cpu, cuda = device_policy("cpu", 0.001, "auto", ""), device_policy("cuda:0", 0.001, "auto", "")
+    assert cpu.for_metric("tpot_s").threshold_frac == 0.25 and cuda.for_metric("tpot_s").threshold_frac == 0.05
+    assert cpu.for_metric("peak_mem_bytes").threshold_frac == 0.05
+    assert cpu.normalize and not cuda.normalize
+    assert device_policy("cpu", 0.001, "off", "tpot_s=0.1").for_metric("tpot_s").threshold_frac == 0.1
