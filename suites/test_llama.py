@@ -6,6 +6,9 @@ from harness.profile.analysis import accounted_fracs
 
 pytestmark = pytest.mark.family("llama")
 ACCOUNTED_TOLERANCE = 0.05  # categories + idle vs the profiled iteration's own clock, per phase
+# ...or half a millisecond: a tiny prefill lasts ~4 ms, and one scheduler hiccup on a shared
+# 2-core machine between the profiler's timeline and the clock marks is a few hundred us.
+ACCOUNTED_SLACK_S = 0.0005
 
 
 def test_llama(case, harness):
@@ -13,7 +16,8 @@ def test_llama(case, harness):
     if not record["breakdown"]:
         return  # quick check without --trace-dir: no profiled iteration
     for phase, frac in accounted_fracs(record).items():
-        assert abs(frac - 1) <= ACCOUNTED_TOLERANCE, f"{phase}: categories + idle account for {frac:.1%} of the iteration"
+        allowed = max(ACCOUNTED_TOLERANCE, ACCOUNTED_SLACK_S / record["profile_wall_s"][phase])
+        assert abs(frac - 1) <= allowed, f"{phase}: categories + idle account for {frac:.1%} of the iteration"
     if "static" not in case.stack:
         kv_s = sum(found.get("kv_cache", 0.0) for found in record["breakdown"].values())
         assert kv_s > 0, "a dynamic cache grows by cat every step, yet the profile shows no KV-cache time"

@@ -1,14 +1,22 @@
 """The pytest plugin end to end, in a subprocess per run (pytester)."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from harness.errors import EXIT_HARNESS_ERROR
 from harness.records import load_results
 
-SUITE = (Path(__file__).parent.parent / "suites" / "test_llama.py").read_text()
+# The plugin's own behaviour, without the llama suite's profile checks (tests/test_profile_run.py has those).
+SUITE = '''
+import pytest
+
+pytestmark = pytest.mark.family("llama")
+
+
+def test_llama(case, harness):
+    harness(case)
+'''
 CONFTEST = 'pytest_plugins = ("harness.pytest_plugin",)\n'
 FAST = ["-p", "no:cacheprovider", "--stacks", "eager,sdpa", "--iterations", "3", "--warmup", "1"]
 REQUIRED_KEYS = {
