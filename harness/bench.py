@@ -222,6 +222,10 @@ class CaseRun:
 
         Inside the session's timed guard: if profiling made compile recompile, the profile would
         describe other code than was timed, and the case fails."""
+        if not getattr(self.runner, "profiles", False):
+            # Only runners that mark their phases (run(..., annotate=True)) can be split by phase.
+            self.result.profile["profile_notes"] = [f"{type(self.runner).__name__} has no profiled iteration yet"]
+            return
         trace_dir = self.ctx.options.trace_dir
         trace_path = Path(trace_dir) / trace_file_name(self.case.id) if trace_dir else None
         inputs = self.runner.inputs(draw)

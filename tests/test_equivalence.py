@@ -116,3 +116,18 @@ def test_near_tie_accepts_only_divergences_within_rounding(ctx_factory):
     assert accepted.status == "ok" and accepted.outputs_match
     note = accepted.to_record()["equivalence_note"]
     assert "row 0 diverges at token 3" in note and "row 1 diverges at token 3" in note and "a near-tie" in note
+
+
+def test_runners_without_phase_marks_are_measured_unprofiled(ctx_factory):
+    """A runner that cannot mark phases still measures; the record says why it has no profile."""
+    from harness.runners.decoder import DecoderRunner
+
+    DecoderRunner.profiles = False
+    try:
+        result = execute(tiny_case(("sdpa",)), ctx_factory(), measure=True)
+    finally:
+        DecoderRunner.profiles = True
+    assert result.status == "ok", result.message
+    record = result.to_record()
+    assert record["breakdown"] == {} and record["e2e_s"]
+    assert record["profile_notes"] == ["DecoderRunner has no profiled iteration yet"]

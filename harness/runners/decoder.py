@@ -131,6 +131,7 @@ class DecoderRunner:
 
     compare = staticmethod(first_mismatch)
     tie_relative = TIE_RELATIVE
+    profiles = True  # run(..., annotate=True) marks prefill and decode for the profiled iteration
 
     def near_tie(self, expected: torch.Tensor, got: torch.Tensor, draw: tuple[int, int]) -> str | None:
         """Why reduced precision may legitimately change a greedy answer: where the model's top
