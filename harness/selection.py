@@ -65,10 +65,11 @@ def select(options: RunOptions, cuda_available: bool) -> Selection:
 NORMALIZE_CHOICES = {"on": True, "off": False}
 # Default change thresholds of the time metrics per device type. Why so wide on the CPU: two
 # back-to-back runs (separate processes) on the shared 2-core CI machines differ a lot even
-# after the probe normalization (seen here: eager TPOT and e2e +13%, sdpa TTFT, a ~4 ms
-# prefill, +37% and +40%), so a 5% gate there would cry wolf; it catches large regressions only.
+# after the probe normalization (seen here: eager TPOT and e2e +13% and +27%, sdpa TTFT, a
+# ~4 ms prefill, +37% and +40%), so a 5% gate there would cry wolf; it catches gross
+# regressions only. Real gating belongs on GPU runners.
 DEVICE_TIME_THRESHOLDS = {
-    "cpu": {"ttft_s": 0.5, "tpot_s": 0.25, "e2e_s": 0.25},
+    "cpu": {"ttft_s": 0.75, "tpot_s": 0.5, "e2e_s": 0.5},
     "cuda": {"ttft_s": 0.05, "tpot_s": 0.05, "e2e_s": 0.05},
 }
 

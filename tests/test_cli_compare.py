@@ -19,10 +19,10 @@ def test_compare_two_result_sets(tmp_path, capsys, monkeypatch):
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     old = results(tmp_path / "old", "a", record("x"), record("y"))
-    results(tmp_path / "new", "b", record("x", scale=1.3), record("y"))
+    results(tmp_path / "new", "b", record("x", scale=1.8), record("y"))
     assert main(["compare", str(old), str(tmp_path / "new"), "--markdown", str(tmp_path / "out.md")]) == EXIT_REGRESSION
     out = capsys.readouterr().out
-    assert "regressed" in out and "+30.0%" in out
+    assert "regressed" in out and "+80.0%" in out
     text = (tmp_path / "out.md").read_text()
     assert "| x | e2e_s | **regressed** |" in text
     assert summary.read_text().strip() == text.strip()
