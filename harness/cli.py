@@ -82,24 +82,13 @@ def load_result_set(path: str) -> tuple[list[dict], dict]:
     return list(cases.values()), environment
 
 
-def gate_policy(args: argparse.Namespace):
+def gate_policy(args: argparse.Namespace, new_environment: dict):
     """The same gate as a pytest run on the machine that recorded NEW (thresholds per device)."""
-    from harness.errors import unknown_choice
-    from harness.machine import ENV_FIELDS
-    from harness.options import split_list
-    from harness.selection import device_policy
+    from harness.selection import allowed_env_fields, device_policy
 
-    allowed = split_list(args.allow_env_diff)
-    unknown = [name for name in allowed if name not in ENV_FIELDS]
-    if unknown:
-        raise unknown_choice("environment field", unknown[0], ENV_FIELDS)
-    device = "cuda" if _recorded_on_gpu(args) else "cpu"
+    allowed = allowed_env_fields(args.allow_env_diff)
+    device = "cuda" if new_environment.get("gpu_count") else "cpu"
     return device_policy(device, float(args.alpha), args.normalize, args.thresholds), allowed
-
-
-def _recorded_on_gpu(args: argparse.Namespace) -> bool:
-    _, environment = load_result_set(args.new)
-    return bool(environment.get("gpu_count"))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -109,9 +98,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.compare import compare_records, regressions
     from harness.verdict_report import markdown, render_verdicts, write_step_summary
 
-    policy, allowed = gate_policy(args)
     old_records, old_env = load_result_set(args.old)
     new_records, new_env = load_result_set(args.new)
+    policy, allowed = gate_policy(args, new_env)
     baselines = {r["id"]: case_entry(r, old_env) for r in old_records if r.get("status") == "ok"}
     results = compare_records(new_records, baselines, new_env, policy, allowed)
     title = f"{args.new} vs {args.old}"

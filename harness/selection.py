@@ -55,11 +55,17 @@ def select(options: RunOptions, cuda_available: bool) -> Selection:
     policy = device_policy(device, options.alpha, options.normalize, options.thresholds)
     if not 0 < options.alpha < 1:
         raise HarnessError(f"--alpha must be between 0 and 1, got {options.alpha}")
-    allowed_env = split_list(options.allow_env_diff)
-    for name in allowed_env:
+    allowed_env = allowed_env_fields(options.allow_env_diff)
+    return Selection(options, device, resolve_dtypes(options.dtype, device), families, stacks, policy, allowed_env)
+
+
+def allowed_env_fields(text: str) -> tuple[str, ...]:
+    """--allow-env-diff as field names; an unknown field fails loudly."""
+    names = split_list(text)
+    for name in names:
         if name not in ENV_FIELDS:
             raise unknown_choice("environment field", name, ENV_FIELDS)
-    return Selection(options, device, resolve_dtypes(options.dtype, device), families, stacks, policy, allowed_env)
+    return names
 
 
 NORMALIZE_CHOICES = {"on": True, "off": False}
