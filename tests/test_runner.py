@@ -1,5 +1,7 @@
 """The decoder runner and the levers on the tiny Llama model (CPU)."""
 
+import time
+
 import pytest
 import torch
 from transformers import DynamicCache, StaticCache
@@ -7,6 +9,7 @@ from transformers import DynamicCache, StaticCache
 from harness.bench import plan_for
 from harness.clock import CpuClock
 from harness.levers import LEVERS, LeverNotInEffect
+from harness import memory
 from harness.memory import make_peak
 from harness.models import build_model
 from harness.runners.decoder import DecoderSession, decode_positions, generate
@@ -94,5 +97,29 @@ def test_peak_memory_sees_an_allocation():
     peak = make_peak("cpu")
     peak.start()
     block = torch.ones(64 * 1024 * 1024 // 4)  # 64 MiB, touched
-    assert peak.peak_bytes() >= 48 * 1024 * 1024
+    assert peak.peak_bytes() >= 48 * 1024 * 1024, peak.method
     del block
+
+
+def test_sampled_peak_sees_an_allocation_freed_before_the_window_ends():
+    peak = memory.SampledPeak()
+    peak.start()
+    block = torch.ones(64 * 1024 * 1024 // 4)
+    time.sleep(0.2)  # 200 sampling intervals: long enough even on a loaded machine
+    del block
+    assert peak.peak_bytes() >= 48 * 1024 * 1024
+
+
+def test_cpu_peak_samples_where_the_high_water_mark_cannot_be_reset(monkeypatch, tmp_path):
+    monkeypatch.setattr(memory, "CLEAR_REFS", tmp_path / "missing" / "clear_refs")
+    assert make_peak("cpu").method.startswith("rss_sampled")
+    assert not make_peak("cpu").in_timed_window
+
+
+def test_cpu_peak_samples_where_a_reset_is_silently_ignored(monkeypatch, tmp_path):
+    block = torch.ones(64 * 1024 * 1024 // 4)  # raise the high-water mark above RSS...
+    del block  # ...and drop RSS again
+    monkeypatch.setattr(memory, "CLEAR_REFS", tmp_path / "clear_refs")  # writable, resets nothing
+    if memory._status_bytes("VmHWM") - memory.rss_bytes() <= memory.RESET_SLACK_BYTES:
+        pytest.skip("the allocator kept the freed block resident: no high-water gap to detect")
+    assert make_peak("cpu").method.startswith("rss_sampled")
