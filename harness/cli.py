@@ -63,6 +63,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ladder(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from harness.ladder import summarize
+    from harness.ladder_report import chart_stem, write_ladder
+
+    console = Console(width=max(Console().width, 160))
+    for path in args.results:
+        records, _ = load_result_set(path)
+        target = Path(path)
+        stem = chart_stem(Path(args.out) / f"{target.stem}.json" if args.out else target)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        written = write_ladder(summarize(records), stem)
+        if written is None:
+            print(f"{path}: no workload has a measured baseline and a second step")
+            continue
+        table, paths = written
+        console.print(table)
+        print(f"{path}: ladder chart written to {', '.join(str(p) for p in paths)}")
+    return 0
+
+
 def load_result_set(path: str) -> tuple[list[dict], dict]:
     """Cases of a results file, or of every run-*.json in a folder (later files win per case)."""
     from pathlib import Path
@@ -177,6 +201,10 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("results", nargs="+", help="results JSON files written by a --benchmark run")
     report.add_argument("--out", required=True, help="folder for the charts")
     report.set_defaults(run=cmd_report)
+    steps = commands.add_parser("ladder", help="the lever ladder: speed-up per step, combined, geomean across families")
+    steps.add_argument("results", nargs="+", help="results files or folders written by --benchmark runs")
+    steps.add_argument("--out", help="folder for the chart (default: beside each results file)")
+    steps.set_defaults(run=cmd_ladder)
     return top
 
 

@@ -22,6 +22,8 @@ from harness.options import RunOptions, check_writable_dir, option_specs
 from harness.records import ResultsFile, new_results_path
 from harness.report import render_text, render_text_table, rows
 from harness.selection import Selection, select
+from harness.ladder import summarize
+from harness.ladder_report import chart_stem, write_ladder
 from harness.verdict_report import markdown, render_verdicts, write_step_summary
 
 DEST_PREFIX = "harness_"
@@ -205,6 +207,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_sep("=", "harness")
         terminalreporter.write(text)
         terminalreporter.write_line(f"harness: results written to {run.results.path}")
+        _write_ladder(terminalreporter, run, width)
         if run.verdicts:
             title = f"verdicts vs baselines ({run.machine})"
             verdict_table = render_verdicts(run.verdicts, title)
@@ -217,3 +220,17 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     else:
         matched = sum(1 for record in run.records if record["outputs_match"])
         terminalreporter.write_line(f"harness: {len(run.records)} case(s) checked, {matched} matched the baseline outputs")
+
+
+def _write_ladder(terminalreporter, run: HarnessRun, width: int) -> None:
+    """The lever ladder of this run: table in the terminal, chart beside the results file."""
+    try:
+        written = write_ladder(summarize(run.records), chart_stem(run.results.path))
+    except (OSError, ValueError) as exc:  # the results are safe on disk; say why the chart is not
+        terminalreporter.write_line(f"harness: no ladder chart: {exc}", red=True)
+        return
+    if written is None:
+        return
+    table, paths = written
+    terminalreporter.write(render_text_table(table, width=width, color=terminalreporter.hasmarkup))
+    terminalreporter.write_line(f"harness: ladder chart written to {', '.join(str(p) for p in paths)}")

@@ -52,6 +52,10 @@ def test_benchmark_run_writes_json_results_and_table(suite):
     data = load_results(results_file)
     assert [case["status"] for case in data["cases"]] == ["ok"] * 6
     assert {"torch", "transformers", "python", "cpu_model", "git_commit"} <= set(data["environment"])
+    # The ladder comes out of the run itself: eager -> +sdpa per workload, and its chart.
+    assert "lever ladder" in out and "+sdpa" in out and "all families: geometric mean (1)" in out
+    for fmt in ("png", "svg"):
+        assert results_file.with_name(f"{results_file.stem}-ladder.{fmt}").stat().st_size > 1000
 
 
 def test_quick_mode_checks_without_measuring(suite):
