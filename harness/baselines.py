@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.attribution import PROFILE_FIELDS, profile_of
 from harness.machine import env_subset
 from harness.records import SCHEMA_VERSION, RecordError, read_record, write_json_atomic
 
@@ -31,12 +32,16 @@ def case_entry(record: Mapping, environment: Mapping) -> dict:
     """What a baseline keeps of one measured case."""
     samples = {key: list(record.get(key) or []) for key in SAMPLE_KEYS}
     samples.update({key: record.get(key) for key in VALUE_KEYS})
-    return {
+    entry = {
         "fingerprint": record["fingerprint"],
         "environment": env_subset(environment),
         "samples": samples,
         "recorded_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    profile = profile_of(record)
+    if profile:  # categories per phase, so a later regression can be attributed to them
+        entry["profile"] = profile
+    return entry
 
 
 def _is_number(value: object) -> bool:
@@ -63,6 +68,9 @@ def _check_entry(path: Path, case_id: str, entry: object) -> None:
     for key in VALUE_KEYS:
         if samples.get(key) is not None and not _is_number(samples[key]):
             raise bad(f"samples.{key} must be a number or null")
+    profile = entry.get("profile", {})
+    if not isinstance(profile, dict) or not all(isinstance(profile.get(k, {}), dict) for k in PROFILE_FIELDS):
+        raise bad(f"profile must be an object of {', '.join(PROFILE_FIELDS)} objects")
 
 
 def load_baseline(path: Path) -> dict:

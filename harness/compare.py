@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 
 from harness.machine import env_differences, env_subset
 from harness.stats import median
-from harness.verdict import ENV_MISMATCH, ERROR, NO_BASELINE, REGRESSED, Policy, Verdict, judge
+from harness.attribution import attribute, profile_of
+from harness.verdict import ENV_MISMATCH, ERROR, IMPROVED, NO_BASELINE, REGRESSED, Policy, Verdict, judge
 
 GATED_METRICS = ("ttft_s", "tpot_s", "e2e_s", "peak_mem_bytes")
 
@@ -18,6 +19,7 @@ class MetricResult:
     metric: str
     verdict: Verdict
     env_diff: tuple[str, ...] = field(default=())
+    attribution: str = ""  # for a regressed or improved time: the categories that moved most
 
 
 def metric_samples(samples: Mapping, metric: str) -> list[float]:
@@ -85,7 +87,10 @@ def compare_case(
         if factor and metric.endswith("_s"):
             note = f"per-iteration machine-speed normalized (probe {factor:.3f}x the baseline's)"
             verdict = replace(verdict, reason=f"{verdict.reason}; {note}" if verdict.reason else note)
-        results.append(MetricResult(case_id, metric, verdict))
+        explained = ""
+        if verdict.status in (REGRESSED, IMPROVED):
+            explained = attribute(metric, entry.get("profile", {}), profile_of(record), verdict.status == REGRESSED)
+        results.append(MetricResult(case_id, metric, verdict, attribution=explained))
     return results
 
 

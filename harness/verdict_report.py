@@ -52,7 +52,7 @@ def cells(result: MetricResult) -> list[str]:
         _pct(v.change_frac),
         "—" if v.p_value is None else f"{v.p_value:.2g}",
         "—" if v.mde_frac is None else _pct(v.mde_frac).lstrip("+"),
-        v.reason,
+        "; ".join(part for part in (v.reason, result.attribution) if part),
     ]
 
 

@@ -44,9 +44,14 @@ def test_back_to_back_runs_do_not_regress_and_a_planted_slowdown_does(gated, mon
     assert " regressed" not in again.stdout.str().split("verdicts vs baselines")[1].split("\n")[0]
 
     monkeypatch.setenv("PLANT_DELAY_US", "400")  # 9 norms per token: about +3.6 ms on ~1.6 ms per token
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(gated.path / "summary.md"))
     slowed = gated.runpytest_subprocess(*RUN)
     assert slowed.ret == EXIT_REGRESSION
     slowed.stdout.fnmatch_lines(["*verdicts vs baselines*regressed*", "*llama-tt-tiny-*tpot_s*regressed*"])
+    # Attributed: the busy-wait runs no operator, so on the CPU it shows as idle time in decode.
+    summary = (gated.path / "summary.md").read_text()
+    assert any("tpot_s | **regressed**" in line and "profiled iteration: decode +" in line and "idle +" in line
+               for line in summary.splitlines()), summary
 
 
 def test_corrupt_baseline_is_a_harness_error_and_left_untouched(gated):

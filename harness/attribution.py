@@ -1,0 +1,60 @@
+"""Which operator categories a changed phase owes its change to ("decode +1.2 ms: linear +0.8 ms,
+idle +0.3 ms"), from the profiled iterations of a baseline and a current run. Pure functions.
+
+The profiled iteration runs the same draw of lengths for the same case definition (fingerprint),
+so its per-phase category seconds are comparable between runs. They describe one iteration,
+not the timed samples: the attribution explains a verdict, it never decides one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+METRIC_PHASES = {"ttft_s": ("prefill",), "tpot_s": ("decode",), "e2e_s": ("prefill", "decode")}
+PROFILE_FIELDS = ("breakdown", "idle_frac", "profile_wall_s")  # what a baseline keeps of a profile
+TOP_CATEGORIES = 3
+MS_PER_S = 1e3
+
+
+def profile_of(record: Mapping) -> dict:
+    """The part of a case record an attribution needs; {} when it was not profiled."""
+    if not record.get("breakdown"):
+        return {}
+    return {name: record.get(name) or {} for name in PROFILE_FIELDS}
+
+
+def phase_seconds(profile: Mapping, phase: str) -> dict[str, float] | None:
+    """Seconds per category of one phase, idle included; None when the phase was not profiled."""
+    breakdown = (profile.get("breakdown") or {}).get(phase)
+    wall_s = (profile.get("profile_wall_s") or {}).get(phase)
+    if breakdown is None or not wall_s:
+        return None
+    seconds = dict(breakdown)
+    idle = (profile.get("idle_frac") or {}).get(phase)
+    if idle is not None:
+        seconds["idle"] = idle * wall_s
+    return seconds
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * MS_PER_S:+.2f} ms"
+
+
+def attribute_phase(phase: str, baseline: Mapping, current: Mapping, sign: int, top: int = TOP_CATEGORIES) -> str:
+    before, after = phase_seconds(baseline, phase), phase_seconds(current, phase)
+    if before is None or after is None:
+        return ""
+    deltas = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in set(before) | set(after)}
+    moved = sorted((d for d in deltas.items() if sign * d[1] > 0), key=lambda d: -sign * d[1])[:top]
+    wall_change = baseline["profile_wall_s"][phase], current["profile_wall_s"][phase]
+    head = f"{phase} {_ms(wall_change[1] - wall_change[0])}"
+    return f"{head}: " + ", ".join(f"{name} {_ms(delta)}" for name, delta in moved) if moved else head
+
+
+def attribute(metric: str, baseline: Mapping, current: Mapping, regressed: bool) -> str:
+    """For a regressed metric, the categories whose time grew most (shrank, for an improved
+    one), per phase the metric covers; "" when either side has no profile."""
+    sign = 1 if regressed else -1
+    parts = [attribute_phase(phase, baseline, current, sign) for phase in METRIC_PHASES.get(metric, ())]
+    text = "; ".join(part for part in parts if part)
+    return f"profiled iteration: {text}" if text else ""

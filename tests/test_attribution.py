@@ -1,0 +1,64 @@
+"""Attributing a changed phase to the operator categories that moved."""
+
+import pytest
+
+from harness.attribution import attribute, phase_seconds, profile_of
+from harness.baselines import case_entry
+from harness.compare import compare_case
+from harness.verdict import Policy
+from harness.verdict_report import markdown
+
+
+def profile(linear_s, attention_s, idle_frac, wall_s, phase="decode"):
+    return {"breakdown": {phase: {"linear": linear_s, "attention": attention_s}},
+            "idle_frac": {phase: idle_frac}, "profile_wall_s": {phase: wall_s}}
+
+
+BEFORE = profile(0.010, 0.004, 0.2, 0.020)
+
+
+def test_phase_seconds_include_idle():
+    assert phase_seconds(BEFORE, "decode") == pytest.approx({"linear": 0.010, "attention": 0.004, "idle": 0.004})
+    assert phase_seconds(BEFORE, "prefill") is None
+
+
+def test_a_regression_names_the_categories_that_grew_largest_first():
+    after = profile(0.0103, 0.004, 0.25, 0.0235)  # linear +0.3 ms, idle 4.0 -> 5.875 ms
+    text = attribute("tpot_s", BEFORE, after, regressed=True)
+    assert text == "profiled iteration: decode +3.50 ms: idle +1.88 ms, linear +0.30 ms"
+
+
+def test_an_improvement_names_the_categories_that_shrank():
+    after = profile(0.006, 0.004, 0.2, 0.015)
+    assert attribute("tpot_s", BEFORE, after, regressed=False) == "profiled iteration: decode -5.00 ms: linear -4.00 ms, idle -1.00 ms"
+
+
+def test_no_profile_on_either_side_attributes_nothing():
+    assert attribute("tpot_s", {}, BEFORE, regressed=True) == ""
+    assert attribute("peak_mem_bytes", BEFORE, BEFORE, regressed=True) == ""
+
+
+def test_e2e_covers_both_phases():
+    prefill = profile(0.002, 0.001, 0.1, 0.004, phase="prefill")
+    both_before = {k: {**prefill[k], **BEFORE[k]} for k in BEFORE}
+    slower_prefill = profile(0.004, 0.001, 0.1, 0.006, phase="prefill")
+    both_after = {k: {**slower_prefill[k], **BEFORE[k]} for k in BEFORE}
+    text = attribute("e2e_s", both_before, both_after, regressed=True)
+    assert text.startswith("profiled iteration: prefill +2.00 ms: linear +2.00 ms") and "decode +0.00 ms" in text
+
+
+def _record(e2e_scale, prof):
+    return {"id": "c", "fingerprint": "f", "status": "ok", "ttft_s": [0.01] * 12,
+            "tpot_s": [0.001 * e2e_scale] * 12 * 9, "gen_lens": [10] * 12, "e2e_s": [0.02 * e2e_scale + i * 1e-5 for i in range(12)],
+            "calibration_s": [], "peak_mem_bytes": 0, **prof}
+
+
+def test_a_baseline_keeps_the_profile_and_a_regressed_verdict_is_attributed():
+    entry = case_entry(_record(1.0, BEFORE), {})
+    assert entry["profile"] == profile_of(_record(1.0, BEFORE))
+    slower = _record(1.5, profile(0.018, 0.004, 0.2, 0.030))
+    results = {r.metric: r for r in compare_case(slower, entry, {}, Policy(normalize=False))}
+    assert results["e2e_s"].verdict.status == "regressed"
+    assert "decode +10.00 ms: linear +8.00 ms" in results["e2e_s"].attribution
+    assert "linear +8.00 ms" in markdown(list(results.values()), "t")
+    assert results["ttft_s"].attribution == ""  # unchanged: nothing to explain
