@@ -71,7 +71,8 @@ class HwmPeak:
         self._start_bytes = _status_bytes("VmRSS")
 
     def peak_bytes(self) -> int:
-        return max(0, _status_bytes("VmHWM") - self._start_bytes)
+        # RSS now as well: a kernel whose high-water mark lags the resident size still gives a floor.
+        return max(0, _status_bytes("VmHWM") - self._start_bytes, rss_bytes() - self._start_bytes)
 
 
 class SampledPeak:
