@@ -1,0 +1,10 @@
+"""int4 weight-only (torchao Int4WeightOnlyConfig, tinygemm `tile_packed_to_4d` layout).
+
+CUDA and bfloat16 only: that layout asserts both (torchao 0.18 code); the default `plain`
+layout needs the mslk kernel package, and no int4 layout runs on the CPU (all three tried here).
+Never run by this project so far (no GPU).
+"""
+
+from harness.levers.quantization import quant_lever
+
+LEVER = quant_lever("int4wo", device_types={"cuda"}, dtypes={"bfloat16"})
