@@ -86,3 +86,11 @@ def test_chameleon_guidance_triples_the_rows_it_estimates():
 
 def test_cpu_capacity_is_the_machines_memory():
     assert capacity_bytes("cpu") > GIB
+
+
+def test_matrix_command_takes_the_batch_axis(capsys):
+    from harness.cli import main
+
+    assert main(["matrix", "--families", "llama", "--stacks", "sdpa", "--batch-sizes", "1,3"]) == 0
+    out = capsys.readouterr().out
+    assert "llama-tt-tiny-b3-p128-g64-fp32-sdpa" in out and "llama-tt-tiny-b1-p32-g32-fp32-sdpa" in out
