@@ -15,7 +15,9 @@ from pathlib import Path
 from harness.calibration import probe_s
 from harness.records import check_finite
 from harness.families import family_spec
-from harness.levers import LEVERS
+from harness.equivalence import agreement
+from harness.errors import HarnessError
+from harness.levers import LEVERS, Tolerance, stack_tolerance
 from harness.matrix import Case, fingerprint
 from harness.memory import make_peak
 from harness.models import ModelCache, family_models
@@ -62,6 +64,8 @@ class CaseResult:
     traceback: str = ""
     equivalence_note: str = ""  # set when outputs diverged only at a near-tie (runner.near_tie)
     profile: dict = field(default_factory=dict)  # PROFILE_KEYS from the profiled iteration
+    agreement: dict = field(default_factory=dict)  # lossy stacks: harness.equivalence.agreement
+    tolerance: dict = field(default_factory=dict)  # lossy stacks: the stated Tolerance that gated it
 
     def to_record(self) -> dict:
         """The documented per-case keys (README, "JSON keys"); also pytest-benchmark's extra_info."""
@@ -96,6 +100,8 @@ class CaseResult:
             "evidence": self.evidence,
             "outputs_match": self.outputs_match,
             "equivalence_note": self.equivalence_note,
+            "agreement": self.agreement,
+            "tolerance": self.tolerance,
             "status": self.status,
             "message": self.message,
             "traceback": self.traceback,
@@ -170,6 +176,9 @@ class CaseRun:
             self.ctx.references[(self.case.workload_id, *draw)] = value
             self.result.outputs_match = True
             return True
+        tolerance = stack_tolerance(self.case.stack)
+        if tolerance is not None:
+            return self.check_tolerance(reference, value, draw, tolerance)
         mismatch = self.runner.compare(reference, value)
         tie = getattr(self.runner, "near_tie", None)
         note = tie(reference, value, draw) if mismatch and tie else None
@@ -179,6 +188,25 @@ class CaseRun:
         if mismatch:
             self.result.status, self.result.message = "mismatch", mismatch.describe()
         return mismatch is None
+
+    def check_tolerance(self, reference, value, draw: tuple[int, int], tolerance: Tolerance) -> bool:
+        """A lossy stack (quantization): agreement with the baseline's output, to the lever's
+        stated tolerance; below it the case fails exactly like a mismatch."""
+        forced = getattr(self.runner, "forced_scores", None)
+        if forced is None:
+            raise HarnessError(f"{type(self.runner).__name__} has no forced_scores: it cannot check a lossy lever's outputs")
+        found = agreement(reference, value, forced(self.session, self.runner.inputs(draw), reference))
+        self.result.agreement = found
+        self.result.tolerance = {"metric": tolerance.metric, "minimum": tolerance.minimum, "why": tolerance.why}
+        passed = found[tolerance.metric] >= tolerance.minimum
+        self.result.outputs_match = passed
+        text = f"{tolerance.metric} {found[tolerance.metric]:.3f} over {found['positions']} positions"
+        if passed:
+            self.result.equivalence_note = f"lossy stack within tolerance: {text} >= {tolerance.minimum}"
+        else:
+            self.result.status = "mismatch"
+            self.result.message = f"outputs outside the stated tolerance: {text} < {tolerance.minimum} ({tolerance.why})"
+        return passed
 
     def warmup(self) -> None:
         # Alternate the longest and the shortest draw, so compile sees the extreme shapes before timing.

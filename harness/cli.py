@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION, HarnessError
 from harness.options import RunOptions, option_specs
 
-MATRIX_OPTIONS = ("preset", "device", "dtype", "families", "stacks")
+MATRIX_OPTIONS = ("preset", "device", "dtype", "families", "stacks", "batch_sizes")
 GATE_OPTIONS = ("alpha", "thresholds", "allow_env_diff", "normalize")
 
 

@@ -33,3 +33,32 @@ def first_mismatch(expected: torch.Tensor, got: torch.Tensor) -> Mismatch | None
             if a != b:
                 return Mismatch(row, position, a, b)
     return None
+
+
+TOP_K = 5  # the k of `top5_agreement`
+
+
+def agreement(expected: torch.Tensor, got: torch.Tensor, forced: torch.Tensor) -> dict:
+    """How close a lossy stack's outputs are to the baseline's, for a stated tolerance.
+
+    expected, got: [batch, tokens] greedy tokens of the baseline and of the lossy stack, each
+    running freely; forced: [batch, tokens, vocab] the lossy stack's scores at each position
+    with the baseline's tokens fed back (teacher forcing).
+      top1_agreement: share of positions where the lossy stack's best choice is the baseline's token;
+      top5_agreement: share where the baseline's token is among its TOP_K best;
+      token_agreement: share of equal positions of the two free runs (after a first difference
+        the two continue from different text, so this falls fast; shown, not gated);
+      first_divergence: the first position where any row of the free runs differs (-1: none).
+    """
+    reference = expected.to(forced.device)[..., None]  # [batch, tokens, 1]
+    ranked = forced.topk(TOP_K, dim=-1).indices
+    width = min(expected.shape[1], got.shape[1])
+    same = expected[:, :width] == got[:, :width]
+    differs = (~same).any(dim=0).nonzero()
+    return {
+        "top1_agreement": float((ranked[..., :1] == reference).float().mean()),
+        f"top{TOP_K}_agreement": float((ranked == reference).any(dim=-1).float().mean()),
+        "token_agreement": float(same.float().mean()) if width else 0.0,
+        "first_divergence": int(differs[0]) if len(differs) else -1,
+        "positions": int(reference.numel()),
+    }

@@ -21,6 +21,18 @@ DECODER_STACKS = (
     ("sdpa", "static", "compile", "cudagraphs"),
 )
 
+# Quantization on top of the decoder ladder, cumulative as the paper's (quantization comes after
+# CUDA graphs): every scheme on the full ladder (CUDA: static cache + compile + CUDA graphs) and
+# on plain sdpa (what quantization alone buys, on any device); int8 dynamic also on the CPU's
+# top rung (sdpa + static + compile; FACTS.md: there it is on par with bf16). Schemes a device
+# or the installed torchao cannot run are dropped at expansion with the reason.
+QUANT_SCHEMES = ("int8dq", "int8wo", "int4wo", "autoquant", "dynint8")
+QUANT_STACKS = (
+    *((("sdpa", scheme)) for scheme in QUANT_SCHEMES),
+    ("sdpa", "static", "compile", "int8dq"),
+    *((("sdpa", "static", "compile", "cudagraphs", scheme)) for scheme in QUANT_SCHEMES),
+)
+
 # HSTU: padded is the baseline; `fixed` gives the fixed shapes compile, flex and CUDA graphs need.
 # No jagged+compile: its per-history lengths make compile guard on them and recompile per batch.
 RECOMMENDER_STACKS = (
@@ -33,11 +45,29 @@ RECOMMENDER_STACKS = (
     ("fixed", "compile", "cudagraphs"),
 )
 
+# Batch-size sweeps (--batch-sizes sweep), per preset: powers of two, cut at expansion at the
+# largest batch whose estimated memory fits the device (harness/fit.py). tiny stops at 16: it
+# fits anything, and the sweep is for seeing a lever's win hold or vanish, in CPU minutes.
+BATCH_SWEEPS = {"tiny": (1, 2, 4, 8, 16)}
+DEFAULT_BATCH_SWEEP = tuple(2**power for power in range(9))  # 1 .. 256
+
+
+def batch_sweep(preset: str) -> tuple[int, ...]:
+    return BATCH_SWEEPS.get(preset, DEFAULT_BATCH_SWEEP)
+
+
+# Compiling a quantized decode step costs 30-60 s per case on the 2-core CI CPU (seen here), so
+# on tiny it runs only when named (--stacks sdpa+static+compile+int8dq). Chameleon's tiny cases
+# cost 5-15 s each there: CI checks its quantized path with int8dq alone.
+QUANT_OPT_IN = {"tiny": (("sdpa", "static", "compile", "int8dq"),)}
+CHAMELEON_QUANT_OPT_IN = {"tiny": QUANT_OPT_IN["tiny"] + (("sdpa", "int8wo"), ("sdpa", "dynint8"))}
+
 FAMILIES = {
     "llama": FamilySpec(
         name="llama",
         tasks=("tt",),
-        stacks=DECODER_STACKS,
+        stacks=DECODER_STACKS + QUANT_STACKS,
+        opt_in=QUANT_OPT_IN,
         workloads={
             "tiny": (
                 Workload(1, Lengths(128, 64)),
@@ -77,7 +107,8 @@ FAMILIES = {
     "chameleon": FamilySpec(
         name="chameleon",
         tasks=("it", "itt", "ti", "tt"),
-        stacks=DECODER_STACKS,
+        stacks=DECODER_STACKS + QUANT_STACKS,
+        opt_in=CHAMELEON_QUANT_OPT_IN,
         runner="chameleon",
         workloads={
             preset: (

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 
 from harness.errors import unknown_choice
 from harness.levers import LEVERS, stack_name, unavailable_reason
@@ -34,6 +34,9 @@ class FamilySpec:
     stacks: tuple[tuple[str, ...], ...]
     workloads: Mapping[str, tuple[Workload, ...]] = field(default_factory=dict)
     runner: str = "decoder"  # harness.runners.runner_class
+    # preset -> stacks of `stacks` that run there only when named by --stacks (dropped otherwise,
+    # with OPT_IN_REASON): what would cost CI too much on that preset
+    opt_in: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
 
     @property
     def baseline(self) -> tuple[str, ...]:
@@ -102,22 +105,37 @@ def check_stack_names(stacks: tuple[str, ...], known: Mapping[str, FamilySpec]) 
             raise unknown_choice("stack", name, declared)
 
 
+OPT_IN_REASON = "left out of this preset's default matrix (costly in CI); name it with --stacks to run it"
+
+
+def with_batch_sizes(workloads: tuple[Workload, ...], batch_sizes: tuple[int, ...]) -> tuple[Workload, ...]:
+    """Each workload at each batch size (the batch-size axis); () keeps each one's own size.
+    Workloads that differ only in batch size collapse into one per size."""
+    if not batch_sizes:
+        return workloads
+    return tuple(dict.fromkeys(replace(w, batch_size=size) for w in workloads for size in batch_sizes))
+
+
 def expand(
     spec: FamilySpec,
     preset: str,
     dtypes: tuple[str, ...],
     device: str,
     only_stacks: tuple[str, ...] = (),
+    batch_sizes: tuple[int, ...] = (),
+    does_not_fit: Callable[[Case], str] | None = None,
 ) -> tuple[list[Case], list[Dropped]]:
-    """All cells of one family for this preset and device; dropped ones carry a reason."""
+    """All cells of one family for this preset and device; dropped ones carry a reason.
+    `does_not_fit(case)`: why a case would not fit the device's memory ("" if it does)."""
     if preset not in spec.workloads:
         raise unknown_choice(f"preset for {spec.name}", preset, spec.workloads)
     cases: list[Case] = []
     dropped: list[Dropped] = []
+    opt_in = spec.opt_in.get(preset, ())
     # dtype varies slowest so that one built model serves a run of consecutive cases
     for dtype in dtypes:
         for task in spec.tasks:
-            for workload in spec.workloads[preset]:
+            for workload in with_batch_sizes(spec.workloads[preset], batch_sizes):
                 if workload.tasks and task not in workload.tasks:
                     continue
                 for stack in spec.stacks:
@@ -126,7 +144,11 @@ def expand(
                     case = Case(
                         spec.name, task, preset, dtype, workload.batch_size, workload.lengths, stack, workload.items
                     )
-                    reason = unavailable_reason(stack, spec.name, device)
+                    reason = unavailable_reason(stack, spec.name, device, dtype)
+                    if not reason and stack in opt_in and stack_name(stack) not in only_stacks:
+                        reason = OPT_IN_REASON
+                    if not reason and does_not_fit is not None:
+                        reason = does_not_fit(case)
                     if reason:
                         dropped.append(Dropped(case.id, reason))
                     else:

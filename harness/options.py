@@ -35,6 +35,7 @@ class RunOptions:
     thresholds: str = field(default="", metadata={"help": "per-metric change thresholds, e.g. e2e_s=0.05,ttft_s=0.1 (default: times 5%% on cuda; on cpu ttft_s 75%%, tpot_s and e2e_s 50%%; memory 5%%)"})
     normalize: str = field(default="auto", metadata={"help": "divide times by the machine-speed probe's ratio before gating: on, off, auto (on for cpu)"})
     allow_env_diff: str = field(default="", metadata={"help": "environment fields allowed to differ from the baseline's, e.g. torch,driver_version"})
+    batch_sizes: str = field(default="", metadata={"help": "batch-size axis: a comma list (e.g. 1,2,4,8) for every workload, or 'sweep' for the preset's sweep (harness/families.py BATCH_SWEEPS); cells estimated not to fit the device's memory are dropped (harness/fit.py); default: each workload's own batch size"})
     trace_dir: str = field(default="", metadata={"help": "write a Chrome/Perfetto trace of each case's profiled iteration here (also profiles quick checks)"})
 
     def with_values(self, **changes: object) -> "RunOptions":
@@ -84,6 +85,21 @@ def check_counts(options: RunOptions) -> None:
         minimum = 0 if name == "warmup" else 1
         if value < minimum:
             raise HarnessError(f"{option_flag(name)} must be at least {minimum}, got {value}")
+
+
+BATCH_SWEEP = "sweep"
+
+
+def parse_batch_sizes(text: str, sweep: tuple[int, ...]) -> tuple[int, ...]:
+    """--batch-sizes as sizes: "" -> () (each workload's own), "sweep" -> `sweep`, else positive ints."""
+    if text.strip() == BATCH_SWEEP:
+        return sweep
+    sizes = []
+    for part in split_list(text):
+        if not part.isdigit() or int(part) < 1:
+            raise HarnessError(f"--batch-sizes takes '{BATCH_SWEEP}' or positive integers like 1,2,4; got {part!r}")
+        sizes.append(int(part))
+    return tuple(dict.fromkeys(sizes))
 
 
 def check_writable_dir(path: Path) -> None:

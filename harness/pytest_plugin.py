@@ -219,7 +219,9 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             terminalreporter.write_line(f"harness error: {run.error}", red=True)
     else:
         matched = sum(1 for record in run.records if record["outputs_match"])
-        terminalreporter.write_line(f"harness: {len(run.records)} case(s) checked, {matched} matched the baseline outputs")
+        lossy = sum(1 for record in run.records if record["outputs_match"] and record.get("tolerance"))
+        within = f" ({lossy} of them lossy stacks within their stated tolerance)" if lossy else ""
+        terminalreporter.write_line(f"harness: {len(run.records)} case(s) checked, {matched} matched the baseline outputs{within}")
 
 
 def _write_ladder(terminalreporter, run: HarnessRun, width: int) -> None:

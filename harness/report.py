@@ -37,9 +37,22 @@ class Row:
     sol_frac: Mapping = field(default_factory=dict)
     ops_per_token: float | None = None
     ops_unit: str = ""
+    agreement: str = EMPTY  # lossy stacks: the gated agreement figure vs its stated minimum
 
 
 TOP_CATEGORIES = 3
+
+
+def agreement_text(record: Mapping) -> str:
+    """'top5 1.000>=0.95 top1 0.94': the gated metric against its minimum, then top-1 agreement."""
+    tolerance, found = record.get("tolerance") or {}, record.get("agreement") or {}
+    if not tolerance or tolerance["metric"] not in found:
+        return EMPTY
+    metric = tolerance["metric"]
+    verdict = ">=" if found[metric] >= tolerance["minimum"] else "<"
+    text = f"{metric.removesuffix('_agreement')} {found[metric]:.3f}{verdict}{tolerance['minimum']}"
+    top1 = found.get("top1_agreement")
+    return text if top1 is None or metric == "top1_agreement" else f"{text} top1 {top1:.2f}"
 
 
 def phase_shares(record: Mapping, phase: str) -> dict[str, float]:
@@ -126,6 +139,7 @@ def rows(records: Iterable[Mapping]) -> list[Row]:
                 sol_frac=r.get("sol_frac", {}),
                 ops_per_token=r.get("ops_per_token"),
                 ops_unit=r.get("ops_unit", ""),
+                agreement=agreement_text(r),
             )
         )
     return table
@@ -138,7 +152,7 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 2, suffix: str =
 # Columns that may be left out when no row has a value (a recommender-only run has no TTFT);
 # e2e is shown only for rows without TTFT/TPOT (decoder rows are told by those, and the table
 # must stay readable at 160 columns).
-OPTIONAL_COLUMNS = frozenset({"TTFT p50 ms", "TPOT p50 ms", "TPOT p90 ms", "stages p50 ms", "e2e p50 ms"})
+OPTIONAL_COLUMNS = frozenset({"TTFT p50 ms", "TPOT p50 ms", "TPOT p90 ms", "stages p50 ms", "e2e p50 ms", "agreement"})
 
 
 def _column_used(header: str, rows_: list[Row], texts: list[str]) -> bool:
@@ -162,6 +176,7 @@ def _cells(row: Row) -> list[tuple[str, str, str]]:
         ("peak MiB", "right", _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1)),
         ("speed-up e2e", "right", _fmt(row.speedup, suffix="x")),
         ("match", "center", match),
+        ("agreement", "left", row.agreement),  # lossy stacks only, beside speed and match
         ("evidence", "left", row.evidence),
     ]
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 from harness.compare import GATED_METRICS
 from harness.errors import HarnessError, unknown_choice
 from harness.machine import ENV_FIELDS
-from harness.families import FAMILIES, family_spec
+from harness.families import FAMILIES, batch_sweep, family_spec
 from harness.matrix import Case, Dropped, check_stack_names, expand
-from harness.options import RunOptions, check_counts, resolve_device, resolve_dtypes, split_list
+from harness.options import RunOptions, check_counts, parse_batch_sizes, resolve_device, resolve_dtypes, split_list
 from harness.verdict import Policy
 
 
@@ -22,9 +23,19 @@ class Selection:
     stacks: tuple[str, ...]
     policy: Policy
     allowed_env: tuple[str, ...]
+    batch_sizes: tuple[int, ...] = field(default=())  # () = each workload's own batch size
 
     def expand(self, family: str) -> tuple[list[Case], list[Dropped]]:
-        return expand(family_spec(family), self.options.preset, self.dtypes, self.device, self.stacks)
+        # Only a batch-size axis asked for is cut by the memory estimate; the declared
+        # workloads run as declared.
+        fits = None
+        if self.batch_sizes:
+            from harness.fit import capacity_bytes, does_not_fit
+
+            fits = partial(does_not_fit, capacity=capacity_bytes(self.device))
+        return expand(
+            family_spec(family), self.options.preset, self.dtypes, self.device, self.stacks, self.batch_sizes, fits
+        )
 
     def expand_all(self) -> tuple[list[Case], list[Dropped]]:
         cases, dropped = [], []
@@ -56,7 +67,10 @@ def select(options: RunOptions, cuda_available: bool) -> Selection:
     if not 0 < options.alpha < 1:
         raise HarnessError(f"--alpha must be between 0 and 1, got {options.alpha}")
     allowed_env = allowed_env_fields(options.allow_env_diff)
-    return Selection(options, device, resolve_dtypes(options.dtype, device), families, stacks, policy, allowed_env)
+    batch_sizes = parse_batch_sizes(options.batch_sizes, batch_sweep(options.preset))
+    return Selection(
+        options, device, resolve_dtypes(options.dtype, device), families, stacks, policy, allowed_env, batch_sizes
+    )
 
 
 def allowed_env_fields(text: str) -> tuple[str, ...]:

@@ -16,10 +16,21 @@ ALL_FAMILIES = frozenset({"llama", "chameleon", "seamless", "hstu"})
 TRANSFORMERS_FAMILIES = frozenset({"llama", "chameleon", "seamless"})
 RECOMMENDER_FAMILIES = frozenset({"hstu"})
 ALL_DEVICE_TYPES = frozenset({"cpu", "cuda"})
+ALL_DTYPES = frozenset({"float32", "bfloat16", "float16"})
 
 
 class LeverNotInEffect(AssertionError):
     """A lever applied but its evidence says it did not take effect."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A lossy lever's stated output check: `metric` (a key of harness.equivalence.agreement's
+    result) must be at least `minimum`, else the case fails exactly like a mismatch."""
+
+    metric: str
+    minimum: float
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,9 @@ class Lever:
     device_types: frozenset[str] = ALL_DEVICE_TYPES
     requires: tuple[str, ...] = ()  # levers that must come earlier in the stack ("a|b": either one)
     brief: Callable = lambda evidence: " ".join(f"{k}={v}" for k, v in evidence.items())  # table cell
+    tolerance: Tolerance | None = None  # lossy levers only: outputs are checked to this, not exactly
+    dtypes: frozenset[str] = ALL_DTYPES  # model dtypes the lever runs in
+    unavailable: Callable[[], str] = lambda: ""  # why this environment cannot run it (a package missing)
 
 
 class Registry:
@@ -64,8 +78,14 @@ def stack_name(stack: tuple[str, ...]) -> str:
     return "+".join(stack)
 
 
-def unavailable_reason(stack: tuple[str, ...], family: str, device: str) -> str:
-    """Why this stack cannot run for this family on this device; "" when it can."""
+def stack_tolerance(stack: tuple[str, ...]) -> Tolerance | None:
+    """The stated tolerance of a stack's lossy lever (one slot holds them); None: exact check."""
+    found = [LEVERS.get(name).tolerance for name in stack if LEVERS.get(name).tolerance is not None]
+    return min(found, key=lambda tolerance: tolerance.minimum) if found else None
+
+
+def unavailable_reason(stack: tuple[str, ...], family: str, device: str, dtype: str = "") -> str:
+    """Why this stack cannot run for this family on this device (in this dtype); "" when it can."""
     device_type = device.split(":")[0]
     seen_slots: dict[str, str] = {}
     for position, name in enumerate(stack):
@@ -74,6 +94,11 @@ def unavailable_reason(stack: tuple[str, ...], family: str, device: str) -> str:
             return f"{name} does not apply to {family}"
         if device_type not in lever.device_types:
             return f"{name} needs a {'/'.join(sorted(lever.device_types))} device (this run: {device_type})"
+        if dtype and dtype not in lever.dtypes:
+            return f"{name} runs in {'/'.join(sorted(lever.dtypes))} only (this case: {dtype})"
+        why = lever.unavailable()
+        if why:
+            return why
         missing = [need for need in lever.requires if not set(need.split("|")) & set(stack[:position])]
         if missing:
             return f"{name} needs {', '.join(_applicable(need, family) for need in missing)} earlier in the stack"
@@ -92,10 +117,12 @@ def _applicable(need: str, family: str) -> str:
 def _builtin_levers() -> tuple[Lever, ...]:
     from harness.levers import compile as compile_lever
     from harness.levers import cudagraphs, eager, fixed, flex, jagged, padded, sdpa, static
+    from harness.levers import autoquant, dynint8, int4wo, int8dq, int8wo
 
     return (
         eager.LEVER, sdpa.LEVER, static.LEVER, compile_lever.LEVER, cudagraphs.LEVER,
         padded.LEVER, fixed.LEVER, jagged.LEVER, flex.LEVER,
+        int8dq.LEVER, int8wo.LEVER, int4wo.LEVER, autoquant.LEVER, dynint8.LEVER,
     )
 
 

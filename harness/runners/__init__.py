@@ -23,6 +23,7 @@ class Plan:
     step_wrappers: tuple[tuple[str, Callable], ...] = ()  # (lever, factory(step, session) -> step)
     layout: str = "padded"  # recommender batches: "padded" | "fixed" | "jagged"
     pointwise_attention: str = "torch"  # HSTU attention: "torch" | "flex"
+    quantization: str = ""  # a scheme of harness.quantize.SCHEMES: the session runs a quantized copy
 
 
 @dataclass

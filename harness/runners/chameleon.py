@@ -29,7 +29,7 @@ from harness.equivalence import first_mismatch
 from harness.errors import HarnessError
 from harness.models.chameleon import image_tokens_per_image, vocab_layout
 from harness.runners import Output, Plan
-from harness.runners.decoder import DecoderSession, Generation, clock_marks, decode_positions, generate
+from harness.runners.decoder import DecoderSession, Generation, clock_marks, decode_positions, forced_scores, generate
 from harness.stats import decode_intervals, median
 from harness.workload import prompt_ids
 
@@ -78,6 +78,9 @@ class ChameleonSession(DecoderSession):
     def forward_step(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
         hidden = self.model.model(input_ids=input_ids, cache=self.cache, position_ids=position_ids).last_hidden_state
         return self.model.lm_head(hidden[:, -1])  # lm_head on the last position only: no [L, V] logits
+
+    def step_logits(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        return self.forward_step(input_ids, position_ids)
 
 
 @dataclass
@@ -180,15 +183,29 @@ class ChameleonRunner:
         return torch.cat([prepared.head, image, prepared.tail], dim=1)
 
     # Choices are made in float32: guidance scales differences by 3, which bf16 rounding would blur.
+    def text_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return allow_only(logits.float(), self.text_mask)
+
+    def image_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        guided = cfg_combine(logits, self.guidance) if self.guidance else logits
+        return allow_only(guided, self.image_mask)
+
     def select_text(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        token = allow_only(logits.float(), self.text_mask).argmax(-1, keepdim=True)
+        token = self.text_scores(logits).argmax(-1, keepdim=True)
         return token, token
 
     def select_image(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = logits.float()
-        guided = cfg_combine(logits, self.guidance) if self.guidance else logits
-        token = allow_only(guided, self.image_mask).argmax(-1, keepdim=True)
+        token = self.image_scores(logits).argmax(-1, keepdim=True)
         return token, token.repeat(self.streams, 1)  # every stream continues with the chosen token
+
+    def forced_scores(self, session: ChameleonSession, prepared: Prepared, reference: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced scores of the task's own choice: masked (and guided, for ti) logits."""
+        score = self.image_scores if self.task.image_out else self.text_scores
+        encode = self.encode if self.task.image_in else None
+        first = prepared if encode else prepared.head
+        feed = lambda tokens: tokens.repeat(self.streams, 1)
+        return forced_scores(session, first, prepared.positions, reference, encode, score, feed)
 
     def run(self, session: ChameleonSession, prepared: Prepared) -> Output:
         encode = self.encode if self.task.image_in else None

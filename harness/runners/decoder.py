@@ -13,6 +13,7 @@ from transformers import DynamicCache, StaticCache
 
 from harness.clock import make_clock
 from harness.profile.annotate import PhaseClock, annotations
+from harness.quantize import quantized_copy
 from harness.equivalence import first_mismatch
 from harness.runners import Output, Plan, wrap_step, wrappers_timed
 from harness.stats import decode_intervals
@@ -37,12 +38,13 @@ class DecoderSession:
     because the attention implementation is a property of the model."""
 
     def __init__(self, model, plan: Plan, batch_size: int, max_cache_len: int) -> None:
-        self.model = model
+        self.quantized = quantized_copy(model, plan.quantization) if plan.quantization else None
+        self.model = self.quantized.model if self.quantized else model
         self.plan = plan
         self.batch_size = batch_size
         self.max_cache_len = max_cache_len
         self.device = next(model.parameters()).device
-        model.set_attn_implementation(plan.attn_implementation)
+        self.model.set_attn_implementation(plan.attn_implementation)
         self.cache = None
         self.reset()
         self.decode_step, self.wrappers = wrap_step(self.forward_step, plan, self)
@@ -56,8 +58,11 @@ class DecoderSession:
     def forward_step(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
         """One forward over the cache, before any lever wraps it: here the greedy next token;
         a subclass may return logits and leave the choice to `generate`'s `select`."""
-        logits = self.model(input_ids=input_ids, cache=self.cache, position_ids=position_ids).logits
-        return logits[:, -1].argmax(-1, keepdim=True)
+        return self.step_logits(input_ids, position_ids).argmax(-1, keepdim=True)
+
+    def step_logits(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        """[rows, vocab] logits of the last position (teacher-forced output checks read these)."""
+        return self.model(input_ids=input_ids, cache=self.cache, position_ids=position_ids).logits[:, -1]
 
     def prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=self.device).expand(input_ids.shape[0], -1)
@@ -121,6 +126,28 @@ def generate(
     return Generation(torch.cat(tokens, dim=1).cpu(), marks, encode_s, forward_marks)
 
 
+@torch.no_grad()
+def forced_scores(
+    session: DecoderSession, input_ids, positions: list[torch.Tensor], reference: torch.Tensor,
+    encode=None, score=lambda logits: logits, feed=lambda tokens: tokens,
+) -> torch.Tensor:
+    """[batch, tokens, vocab] scores at each generated position with the reference's tokens fed
+    back (teacher forcing), so that one early difference does not make every later position
+    incomparable. Runs the session's model (quantized, for a lossy lever) eagerly, outside any
+    timed region: step wrappers (compile, CUDA graphs) are the exact levers, checked elsewhere.
+    `score` turns a step's logits into the choice's scores (masks, guidance); `feed` widens a
+    [batch, 1] token column to the step's rows (guidance streams)."""
+    session.reset()
+    if encode is not None:
+        input_ids = encode(input_ids)
+    prefill_positions = torch.arange(input_ids.shape[1], device=session.device).expand(input_ids.shape[0], -1)
+    scores = [score(session.step_logits(input_ids, prefill_positions))]
+    for index, position in enumerate(positions):
+        fed = feed(reference[:, index : index + 1].to(session.device))
+        scores.append(score(session.step_logits(fed, position)))
+    return torch.stack(scores, dim=1).float().cpu()
+
+
 # A greedy divergence is accepted only where the two tokens' logits are this close, relative
 # to the largest logit: about two units in the last place of the dtype (bf16 has 8 bits).
 TIE_RELATIVE = {"float32": 1e-5, "bfloat16": 2.0**-7, "float16": 2.0**-10}
@@ -177,6 +204,10 @@ class DecoderRunner:
         prompt_len, gen_len = draw
         ids = prompt_ids(self.case.batch_size, prompt_len, self.model.config.vocab_size, self.seed)
         return ids.to(self.device), decode_positions(self.case.batch_size, prompt_len, gen_len, self.device)
+
+    def forced_scores(self, session: DecoderSession, inputs, reference: torch.Tensor) -> torch.Tensor:
+        ids, positions = inputs
+        return forced_scores(session, ids, positions, reference)
 
     def run(self, session: DecoderSession, inputs, annotate: bool = False) -> Output:
         """One generation. `annotate` (the profiled iteration only) adds phase and category

@@ -1,0 +1,145 @@
+"""Quantization levers: the generic quantize step, expansion drops, the tolerance-based output
+check (a lossy lever that breaks the answer must fail), evidence and the report's column."""
+
+import importlib.util
+
+import pytest
+import torch
+
+from harness.bench import RunContext, execute
+from harness.equivalence import agreement
+from harness.families import FAMILIES, QUANT_SCHEMES
+from harness.levers import LEVERS, stack_tolerance, unavailable_reason
+from harness.levers.quantization import QUANT_TOLERANCE, quant_lever
+from harness.matrix import OPT_IN_REASON, Case, expand
+from harness.models import build_model
+from harness.options import RunOptions
+from harness.quantize import SCHEMES, Scheme, linear_census, quantized_copy
+from harness.report import render_text, rows
+from harness.workload import Lengths
+
+LLAMA_LINEARS = 4 * 7 + 1  # tiny llama: 4 layers x (q, k, v, o, gate, up, down) + lm_head
+
+
+@pytest.fixture(scope="module")
+def tiny_llama():
+    return build_model("llama", "tiny", "float32", "cpu", 0)
+
+
+@pytest.mark.parametrize(("name", "kind"), [("int8dq", "Int8Tensor"), ("int8wo", "Int8Tensor"), ("dynint8", "quantized.dynamic.modules.linear.Linear")])
+def test_quantized_copy_replaces_every_linear_and_leaves_the_model(tiny_llama, name, kind):
+    quantized = quantized_copy(tiny_llama, name)
+    found = quantized.evidence()
+    assert found["linears"] == LLAMA_LINEARS
+    assert found["replaced"] == LLAMA_LINEARS and found["kept_float"] == 0
+    assert found["replaced_by"] == {kind: LLAMA_LINEARS}
+    assert linear_census(tiny_llama) == {"float32": LLAMA_LINEARS}  # the cached model is untouched
+    ids = torch.randint(0, 1024, (1, 12))
+    with torch.no_grad():
+        want, got = tiny_llama(ids).logits, quantized.model(ids).logits
+    assert not torch.equal(want, got)  # it really computes something else...
+    assert (want - got).abs().max() < 0.1 * want.abs().max()  # ...close to the float model
+
+
+def test_quant_stacks_are_declared_for_the_decoders_and_carry_the_one_tolerance():
+    for family in ("llama", "chameleon"):
+        names = {"+".join(stack) for stack in FAMILIES[family].stacks}
+        assert {f"sdpa+{scheme}" for scheme in QUANT_SCHEMES} <= names
+    assert stack_tolerance(("sdpa", "int8dq")) is QUANT_TOLERANCE
+    assert stack_tolerance(("sdpa", "static", "compile")) is None
+    assert "int8dq" not in {lever for stack in FAMILIES["hstu"].stacks for lever in stack}
+
+
+def test_cpu_expansion_keeps_cpu_schemes_and_drops_the_rest_with_reasons():
+    cases, dropped = expand(FAMILIES["llama"], "tiny", ("float32",), "cpu")
+    kept = {case.stack_name for case in cases}
+    assert {"sdpa+int8dq", "sdpa+int8wo", "sdpa+dynint8"} <= kept
+    reasons = {cell.case_id.split("-fp32-")[1]: cell.reason for cell in dropped}
+    assert reasons["sdpa+int4wo"] == "int4wo needs a cuda device (this run: cpu)"
+    assert reasons["sdpa+autoquant"] == "autoquant needs a cuda device (this run: cpu)"
+    assert reasons["sdpa+static+compile+int8dq"] == OPT_IN_REASON  # tiny: only when named
+    named, _ = expand(FAMILIES["llama"], "tiny", ("float32",), "cpu", only_stacks=("sdpa+static+compile+int8dq",))
+    assert {case.stack_name for case in named} == {"sdpa+static+compile+int8dq"}
+
+
+def test_cuda_expansion_drops_by_dtype_and_missing_api():
+    assert unavailable_reason(("sdpa", "int4wo"), "llama", "cuda", "float32") == "int4wo runs in bfloat16 only (this case: float32)"
+    assert unavailable_reason(("sdpa", "dynint8"), "llama", "cuda", "bfloat16") == "dynint8 needs a cpu device (this run: cuda)"
+    assert unavailable_reason(("sdpa", "int8dq"), "llama", "cuda", "bfloat16") == ""
+    import torchao
+
+    if not hasattr(torchao, "autoquant"):  # torchao 0.18: no autoquant API
+        assert "has no autoquant API" in unavailable_reason(("sdpa", "autoquant"), "llama", "cuda", "bfloat16")
+
+
+def test_a_missing_package_drops_the_lever_with_that_reason(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a))
+    assert unavailable_reason(("sdpa", "int8dq"), "llama", "cpu", "float32") == "int8dq needs the torchao package, which is not installed"
+    assert unavailable_reason(("sdpa", "dynint8"), "llama", "cpu", "float32") == ""  # torch's own
+
+
+def test_agreement_teacher_forced_and_free_running():
+    expected = torch.tensor([[3, 1, 2, 0]])
+    got = torch.tensor([[3, 1, 0, 0]])
+    forced = torch.zeros(1, 4, 8)
+    for position, best in enumerate([3, 1, 5, 0]):  # position 2 prefers 5; the baseline's 2 is second
+        forced[0, position, best] = 2.0
+    forced[0, 2, 2] = 1.0
+    found = agreement(expected, got, forced)
+    assert found["top1_agreement"] == 0.75 and found["top5_agreement"] == 1.0
+    assert found["token_agreement"] == 0.75 and found["first_divergence"] == 2 and found["positions"] == 4
+
+
+def tiny_case(stack):
+    return Case("llama", "tt", "tiny", "float32", 2, Lengths(16, 8), stack)
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    """One context for the module: the model is built and the baseline's outputs computed once."""
+    return RunContext(RunOptions(warmup=1, iterations=3, quick_tokens=6), "cpu")
+
+
+def test_int8dq_case_passes_within_tolerance_with_evidence(ctx):
+    result = execute(tiny_case(("sdpa", "int8dq")), ctx, measure=False)
+    assert result.status == "ok", result.message
+    record = result.to_record()
+    assert record["tolerance"]["metric"] == QUANT_TOLERANCE.metric
+    assert record["agreement"]["top5_agreement"] >= QUANT_TOLERANCE.minimum
+    assert record["agreement"]["positions"] == 2 * 6  # batch x quick tokens
+    assert record["evidence"]["int8dq"]["replaced"] == LLAMA_LINEARS
+    assert "within tolerance" in record["equivalence_note"]
+    table = render_text(rows([record]), width=240)
+    assert "agreement" in table and "top5 " in table
+
+
+def _planted(name, apply):
+    return Scheme("test only", "", apply)
+
+
+def _noisy(model):
+    """A 'quantization' that ruins the weights: the answer changes far beyond rounding."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.copy_(torch.randn_like(module.weight))
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
+def test_a_lossy_lever_that_breaks_the_answer_fails_like_a_mismatch(ctx, monkeypatch):
+    monkeypatch.setitem(SCHEMES, "brokenq", _planted("brokenq", _noisy))
+    with LEVERS.temporarily(quant_lever("brokenq")):
+        result = execute(tiny_case(("sdpa", "brokenq")), ctx, measure=True)
+    assert result.status == "mismatch" and result.outputs_match is False
+    assert "outside the stated tolerance" in result.message
+    assert result.agreement["top5_agreement"] < QUANT_TOLERANCE.minimum
+    assert "e2e_s" not in result.samples  # never measured
+
+
+def test_a_quantization_that_replaces_nothing_is_not_in_effect(ctx, monkeypatch):
+    monkeypatch.setitem(SCHEMES, "noopq", _planted("noopq", lambda model: model))
+    with LEVERS.temporarily(quant_lever("noopq")):
+        result = execute(tiny_case(("sdpa", "noopq")), ctx, measure=False)
+    assert result.status == "error"
+    assert "LeverNotInEffect: noopq: no linear layer was replaced" in result.message
