@@ -35,6 +35,9 @@ class RunOptions:
     thresholds: str = field(default="", metadata={"help": "per-metric change thresholds, e.g. e2e_s=0.05,ttft_s=0.1 (default: times 5%% on cuda; on cpu ttft_s 75%%, tpot_s and e2e_s 50%%; memory 5%%)"})
     normalize: str = field(default="auto", metadata={"help": "divide times by the machine-speed probe's ratio before gating: on, off, auto (on for cpu)"})
     allow_env_diff: str = field(default="", metadata={"help": "environment fields allowed to differ from the baseline's, e.g. torch,driver_version"})
+    draft_len: int = field(default=4, metadata={"help": "speculative levers (selfspec, lookup): tokens drafted per verify forward, at most"})
+    exit_layer: int = field(default=0, metadata={"help": "selfspec: decoder layers the draft runs before the final norm and lm_head (0: half the model's layers)"})
+    max_ngram: int = field(default=3, metadata={"help": "lookup: longest n-gram of the output matched against prompt and output so far"})
     trace_dir: str = field(default="", metadata={"help": "write a Chrome/Perfetto trace of each case's profiled iteration here (also profiles quick checks)"})
 
     def with_values(self, **changes: object) -> "RunOptions":
@@ -79,9 +82,9 @@ def resolve_dtypes(text: str, device: str) -> tuple[str, ...]:
 
 
 def check_counts(options: RunOptions) -> None:
-    for name in ("warmup", "iterations", "quick_tokens"):
+    for name in ("warmup", "iterations", "quick_tokens", "draft_len", "exit_layer", "max_ngram"):
         value = getattr(options, name)
-        minimum = 0 if name == "warmup" else 1
+        minimum = 0 if name in ("warmup", "exit_layer") else 1
         if value < minimum:
             raise HarnessError(f"{option_flag(name)} must be at least {minimum}, got {value}")
 

@@ -8,7 +8,10 @@ from harness.compare import GATED_METRICS
 from harness.errors import HarnessError, unknown_choice
 from harness.machine import ENV_FIELDS
 from harness.families import FAMILIES, family_spec
+from harness.levers import LEVERS
+from harness.levers.speculation import PARAM_TOKENS
 from harness.matrix import Case, Dropped, check_stack_names, expand
+from harness.models import model_config
 from harness.options import RunOptions, check_counts, resolve_device, resolve_dtypes, split_list
 from harness.verdict import Policy
 
@@ -24,7 +27,12 @@ class Selection:
     allowed_env: tuple[str, ...]
 
     def expand(self, family: str) -> tuple[list[Case], list[Dropped]]:
-        return expand(family_spec(family), self.options.preset, self.dtypes, self.device, self.stacks)
+        params = lever_params(self.options, family)
+        cases, dropped = expand(family_spec(family), self.options.preset, self.dtypes, self.device, self.stacks, params)
+        if self.options.checkpoint_dir:  # synthetic weight variants change random weights only
+            dropped += [Dropped(c.id, f"{c.weights} weights are synthetic; not applied to --checkpoint-dir") for c in cases if c.weights]
+            cases = [c for c in cases if not c.weights]
+        return cases, dropped
 
     def expand_all(self) -> tuple[list[Case], list[Dropped]]:
         cases, dropped = [], []
@@ -33,6 +41,17 @@ class Selection:
             cases += more_cases
             dropped += more_dropped
         return cases, dropped
+
+
+def lever_params(options: RunOptions, family: str) -> dict[str, int]:
+    """Values of the levers' parameters (Lever.params) for this family's cases; exit_layer 0
+    resolves to half the preset's layers (a loaded checkpoint's depth is checked at run time)."""
+    values = {name: getattr(options, name) for name in PARAM_TOKENS}
+    if not values["exit_layer"] and any(
+        "exit_layer" in LEVERS.get(lever).params for stack in FAMILIES[family].stacks for lever in stack
+    ):
+        values["exit_layer"] = max(1, model_config(family, options.preset).num_hidden_layers // 2)
+    return values
 
 
 def families_with_preset(preset: str) -> tuple[str, ...]:

@@ -33,6 +33,8 @@ class Lever:
     device_types: frozenset[str] = ALL_DEVICE_TYPES
     requires: tuple[str, ...] = ()  # levers that must come earlier in the stack ("a|b": either one)
     brief: Callable = lambda evidence: " ".join(f"{k}={v}" for k, v in evidence.items())  # table cell
+    params: tuple[str, ...] = ()  # RunOptions fields the lever reads (Case.params; shown in the case id)
+    quick_tokens: int = 0  # at least this many tokens in a quick check (a lever that acts on the text so far)
 
 
 class Registry:
@@ -91,11 +93,11 @@ def _applicable(need: str, family: str) -> str:
 
 def _builtin_levers() -> tuple[Lever, ...]:
     from harness.levers import compile as compile_lever
-    from harness.levers import cudagraphs, eager, fixed, flex, jagged, padded, sdpa, static
+    from harness.levers import cudagraphs, eager, fixed, flex, jagged, lookup, padded, sdpa, selfspec, static
 
     return (
         eager.LEVER, sdpa.LEVER, static.LEVER, compile_lever.LEVER, cudagraphs.LEVER,
-        padded.LEVER, fixed.LEVER, jagged.LEVER, flex.LEVER,
+        padded.LEVER, fixed.LEVER, jagged.LEVER, flex.LEVER, selfspec.LEVER, lookup.LEVER,
     )
 
 

@@ -23,6 +23,8 @@ class Plan:
     step_wrappers: tuple[tuple[str, Callable], ...] = ()  # (lever, factory(step, session) -> step)
     layout: str = "padded"  # recommender batches: "padded" | "fixed" | "jagged"
     pointwise_attention: str = "torch"  # HSTU attention: "torch" | "flex"
+    drafting: object = None  # harness.speculative.Drafting: speculative greedy decoding (None: plain greedy)
+    lever_params: tuple[tuple[str, int], ...] = ()  # Case.params: the stack's levers' parameters
 
 
 @dataclass
