@@ -192,9 +192,11 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
     needs_history = drafting.method == "lookup"
     book = Bookkeeping()
     session.reset()
+    draft_done = getattr(clock, "draft_done", clock.mark)
+    last_mark = getattr(clock, "last_mark", clock.mark)
     clock.start()
     token = session.prefill(input_ids)
-    clock.mark()
+    (last_mark if gen_len <= 1 else clock.mark)()
     pieces, emitted = [token], []
     history = [row + [last] for row, last in zip(input_ids.tolist(), token[:, 0].tolist())] if needs_history else None
     length, done = input_ids.shape[1], 1
@@ -202,7 +204,7 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
         # never draft past the end: the round's last token is always the full model's own
         drafts, forwards = drafter(session, token, length, min(drafting.draft_len, gen_len - done - 1), drafting, history)
         crop_to(session.cache, length)
-        clock.mark()
+        draft_done()
         drafted = drafts.shape[1]
         feed = torch.cat([token, drafts], dim=1)
         positions = session.positions[:, length : length + drafted + 1]
@@ -212,7 +214,7 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
         new = verified[:, : accepted + 1]  # == the accepted drafts, then the full model's next token
         length += accepted + 1
         crop_to(session.cache, length)
-        clock.mark()
+        (last_mark if done + accepted + 1 >= gen_len else clock.mark)()
         book.add_round(drafted, accepted, forwards)
         pieces.append(new)
         emitted.append(accepted + 1)
@@ -222,6 +224,32 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
             for row, more in zip(history, new.tolist()):
                 row.extend(more)
     return SpecGeneration(torch.cat(pieces, dim=1).cpu(), clock.elapsed_s(), emitted, book)
+
+
+class RoundPhaseClock:
+    """The profiled iteration's clock: every mark on the raw clock, but phase ranges (the
+    profiler's "decode" ranges, counted as tokens) per verify round, drafting included; so the
+    profile's per-token counts of a speculative stack are per full-model forward."""
+
+    def __init__(self, raw, phases) -> None:
+        self.raw = raw
+        self.phases = phases  # harness.profile.annotate.PhaseClock over `raw`
+
+    def start(self) -> None:
+        self.phases.start()
+
+    def draft_done(self) -> None:
+        self.raw.mark()
+
+    def mark(self) -> None:
+        self.phases.mark()
+
+    def last_mark(self) -> None:
+        self.phases.max_marks = 0  # no further decode range after the last round
+        self.phases.mark()
+
+    def elapsed_s(self) -> list[float]:
+        return self.phases.elapsed_s()
 
 
 def round_metrics(marks_s: list[float], emitted: list[int]) -> dict[str, list[float]]:

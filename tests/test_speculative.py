@@ -239,3 +239,17 @@ def test_runner_speculates_only_under_a_drafting_plan(models):
     spec = runner.run(spec_session, inputs)
     assert torch.equal(plain.value, spec.value)  # batch 2: the rows advance together
     assert spec.metrics["verify_forwards"] == spec_session.speculation.rounds < 11
+
+
+def test_profiled_iteration_has_one_decode_range_per_verify_round(models):
+    from harness.profile.timeline import PHASE_RANGE_PREFIX
+
+    case = Case("llama", "tt", "tiny", "float32", 1, Lengths(8, 12), ("sdpa", "selfspec"))
+    runner = DecoderRunner(case, models["draft-friendly"], "cpu", 0)
+    session = runner.session(plan_for(case.stack, (("exit_layer", 2), ("draft_len", 3))))
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        output = runner.run(session, runner.inputs((8, 12)), annotate=True)
+    names = [event.name for event in prof.events()]
+    assert names.count(PHASE_RANGE_PREFIX + "prefill") == 1
+    assert names.count(PHASE_RANGE_PREFIX + "decode") == output.metrics["verify_forwards"] < 11
+    assert len(output.metrics["tpot_s"]) == 11  # the raw clock kept every mark

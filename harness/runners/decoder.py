@@ -15,7 +15,7 @@ from harness.clock import make_clock
 from harness.profile.annotate import PhaseClock, annotations
 from harness.equivalence import first_mismatch
 from harness.runners import Output, Plan, wrap_step, wrappers_timed
-from harness.speculative import Bookkeeping, round_metrics, spec_marks, speculative_generate
+from harness.speculative import Bookkeeping, RoundPhaseClock, round_metrics, spec_marks, speculative_generate
 from harness.stats import decode_intervals
 from harness.workload import prompt_ids
 
@@ -206,7 +206,8 @@ class DecoderRunner:
         clock = make_clock(self.device, marks)
         if annotate:
             with annotations(session) as ranges:
-                generation = speculative_generate(session, ids, gen_len, PhaseClock(clock, marks, ranges.prefill_done))
+                phases = PhaseClock(clock, marks, ranges.prefill_done)
+                generation = speculative_generate(session, ids, gen_len, RoundPhaseClock(clock, phases))
         else:
             generation = speculative_generate(session, ids, gen_len, clock)
         session.speculation.merge(generation.book)
