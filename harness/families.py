@@ -49,7 +49,7 @@ FAMILIES = {
                 Workload(1, Lengths(128, 64)),
                 Workload(4, Lengths(32, 32)),
                 Workload(1, Lengths(64, 32, dist="lognormal")),
-                Workload(1, Lengths(64, 64), weights="draft-friendly", stacks=DRAFT_FRIENDLY_STACKS),
+                Workload(1, Lengths(32, 48), weights="draft-friendly", stacks=DRAFT_FRIENDLY_STACKS),
             ),
             "small": (
                 Workload(1, Lengths(512, 128)),

@@ -26,7 +26,7 @@ class Workload:
     tasks: tuple[str, ...] = ()  # the tasks this workload is for; () = every task of the family
     items: int = 0  # rows of the item table a recommender case uses (0: not a recommender case)
     weights: str = ""  # a synthetic weight variant (harness/models/weights.py); "" = random or --checkpoint-dir
-    stacks: tuple[tuple[str, ...], ...] = ()  # the stacks this workload runs; () = every stack of the family
+    stacks: tuple[tuple[str, ...], ...] = ()  # of the family's stacks, the ones this workload runs; () = all
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,10 @@ def expand(
             for workload in spec.workloads[preset]:
                 if workload.tasks and task not in workload.tasks:
                     continue
-                for stack in workload.stacks or spec.stacks:
+                for stack in spec.stacks:
                     if only_stacks and stack_name(stack) not in only_stacks:
+                        continue
+                    if workload.stacks and stack not in workload.stacks:
                         continue
                     case = Case(
                         spec.name, task, preset, dtype, workload.batch_size, workload.lengths, stack, workload.items,

@@ -47,10 +47,11 @@ def lever_params(options: RunOptions, family: str) -> dict[str, int]:
     """Values of the levers' parameters (Lever.params) for this family's cases; exit_layer 0
     resolves to half the preset's layers (a loaded checkpoint's depth is checked at run time)."""
     values = {name: getattr(options, name) for name in PARAM_TOKENS}
-    if not values["exit_layer"] and any(
-        "exit_layer" in LEVERS.get(lever).params for stack in FAMILIES[family].stacks for lever in stack
-    ):
-        values["exit_layer"] = max(1, model_config(family, options.preset).num_hidden_layers // 2)
+    if any("exit_layer" in LEVERS.get(lever).params for stack in FAMILIES[family].stacks for lever in stack):
+        layers = model_config(family, options.preset).num_hidden_layers
+        values["exit_layer"] = values["exit_layer"] or max(1, layers // 2)
+        if values["exit_layer"] >= layers and not options.checkpoint_dir:
+            raise HarnessError(f"--exit-layer {values['exit_layer']} leaves no layer to skip in {family} {options.preset} ({layers} layers)")
     return values
 
 
@@ -69,6 +70,8 @@ def select(options: RunOptions, cuda_available: bool) -> Selection:
         spec = family_spec(family)
         if options.preset not in spec.workloads:
             raise unknown_choice(f"preset for {family}", options.preset, spec.workloads)
+    for family in families:
+        lever_params(options, family)  # a bad --exit-layer fails here, before collection
     stacks = split_list(options.stacks)
     check_stack_names(stacks, {name: FAMILIES[name] for name in families})
     policy = device_policy(device, options.alpha, options.normalize, options.thresholds)

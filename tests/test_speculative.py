@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from harness.bench import execute, plan_for, quick_tokens
 from harness.clock import CpuClock
+from harness.errors import HarnessError
 from harness.families import FAMILIES
 from harness.levers import LEVERS, LeverNotInEffect
 from harness.matrix import Case, fingerprint
@@ -179,7 +180,7 @@ def test_lever_params_reach_the_plan_the_id_and_the_fingerprint():
     cases, _ = selection.expand("llama")
     ids = {case.id for case in cases}
     assert "llama-tt-tiny-b1-p128-g64-fp32-sdpa+selfspec-exit2-draft4" in ids  # exit 0 -> half of 4 layers
-    assert "llama-tt-tiny-b1-p64-g64-fp32-draftfriendly0.05-sdpa+lookup-ngram3-draft4" in ids
+    assert "llama-tt-tiny-b1-p32-g48-fp32-draftfriendly0.05-sdpa+lookup-ngram3-draft4" in ids
     plan = plan_for(cases[0].stack, cases[0].params)
     assert plan.drafting == Drafting("selfspec", draft_len=4, exit_layer=2)
     longer = dataclasses.replace(cases[0], params=(("exit_layer", 2), ("draft_len", 8)))
@@ -187,6 +188,11 @@ def test_lever_params_reach_the_plan_the_id_and_the_fingerprint():
     assert Case.from_dict(longer.to_dict()) == longer
     other = select(RunOptions(families="llama", stacks="sdpa+selfspec", exit_layer=1, draft_len=2), False)
     assert all(case.id.endswith("-exit1-draft2") for case in other.expand("llama")[0])
+
+
+def test_an_exit_layer_beyond_the_model_fails_with_one_line():
+    with pytest.raises(HarnessError, match="--exit-layer 4 leaves no layer to skip in llama tiny"):
+        select(RunOptions(families="llama", exit_layer=4), cuda_available=False)
 
 
 def test_draft_friendly_is_labelled_and_dropped_for_checkpoints():
