@@ -64,7 +64,7 @@ drafting = st.one_of(
 )
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     drafting=drafting,
     weights=st.sampled_from(("", "draft-friendly")),
