@@ -21,11 +21,13 @@ from harness.levers import LEVERS, Tolerance, stack_tolerance
 from harness.matrix import Case, fingerprint
 from harness.memory import make_peak
 from harness.models import ModelCache, family_models
+from harness.models.weights import weight_variant
 from harness.options import RunOptions
 from harness.profile.capture import hta_idle_frac, profile_iteration, trace_file_name
 from harness.profile.peaks import measure_peaks
 from harness.profile.sol import BYTES_PER_DTYPE, SHAPES, sol_fracs
 from harness.runners import Output, Plan, runner_class
+from harness.speculative import acceptance_figures
 from harness.stats import median
 
 LoopRunner = Callable[[Callable[[], None], int, Callable[[], None]], None]  # (iteration, rounds, setup)
@@ -85,6 +87,8 @@ class CaseResult:
             "gen_len": case.lengths.gen_len,
             "length_dist": case.lengths.dist,
             "items": case.items,
+            "weights": weight_label(case.weights),
+            "params": dict(case.params),
             "ttft_s": self.samples.get("ttft_s", []),
             "tpot_s": self.samples.get("tpot_s", []),
             "e2e_s": self.samples.get("e2e_s", []),
@@ -95,6 +99,7 @@ class CaseResult:
             "calibration_s": self.samples.get("calibration_s", []),
             "prompt_lens": self.samples.get("prompt_lens", []),
             "gen_lens": self.samples.get("gen_lens", []),
+            **speculation_keys(self.samples),
             "peak_mem_bytes": self.peak_mem_bytes,
             "peak_mem_method": self.peak_mem_method,
             "evidence": self.evidence,
@@ -109,6 +114,24 @@ class CaseResult:
         }
 
 
+def weight_label(name: str) -> str:
+    """The record's `weights`: "" for the run's own (random, or --checkpoint-dir), else the
+    synthetic variant spelled out, so nobody mistakes its acceptance for a real model's."""
+    return weight_variant(name).label() if name else ""
+
+
+# Speculative decoding (harness/speculative.py): per-round and per-iteration raw samples.
+SPECULATION_SAMPLES = ("time_per_forward_s", "draft_s", "verify_s", "drafted_tokens", "accepted_tokens", "verify_forwards")
+
+
+def speculation_keys(samples: dict) -> dict:
+    """The samples, and acceptance_rate / mean_accepted_len over all timed iterations (None
+    where nothing was drafted or the case was not measured)."""
+    found = {key: samples.get(key, []) for key in SPECULATION_SAMPLES}
+    figures = acceptance_figures(found["drafted_tokens"], found["accepted_tokens"], found["verify_forwards"])
+    return {**found, **figures}
+
+
 # Keys of the profiled iteration (README, "Where the time goes"), with their value when not profiled.
 PROFILE_KEYS = {
     "breakdown": {}, "idle_frac": {}, "profile_wall_s": {}, "profile_clock_s": {}, "ops_per_token": None,
@@ -117,8 +140,8 @@ PROFILE_KEYS = {
 }
 
 
-def plan_for(stack: tuple[str, ...]) -> Plan:
-    plan = Plan()
+def plan_for(stack: tuple[str, ...], params: tuple[tuple[str, int], ...] = ()) -> Plan:
+    plan = Plan(lever_params=params)
     for name in stack:
         plan = LEVERS.get(name).configure(plan)
     return plan
@@ -141,7 +164,9 @@ class CaseRun:
         self.case = case
         self.ctx = ctx
         options = ctx.options
-        model = ctx.models.get(case.family, case.preset, case.dtype, ctx.device, options.seed, options.checkpoint_dir)
+        model = ctx.models.get(
+            case.family, case.preset, case.dtype, ctx.device, options.seed, options.checkpoint_dir, case.weights
+        )
         self.spec = family_spec(case.family)
         self.runner = runner_class(self.spec.runner)(case, model, ctx.device, options.seed)
         self.model = model
@@ -167,7 +192,7 @@ class CaseRun:
     def check(self, draw: tuple[int, int]) -> bool:
         """Run once with the case's stack and compare with the baseline stack's output."""
         reference = self._reference(draw)
-        self.session = self.runner.session(plan_for(self.case.stack))
+        self.session = self.runner.session(plan_for(self.case.stack, self.case.params))
         self.ctx.progress(f"{self.case.id}: output check (lengths {draw[0]}, {draw[1]})")
         started = time.perf_counter()
         value = self._run(draw).value
@@ -308,13 +333,18 @@ class CaseRun:
         self.result.evidence = {name: LEVERS.get(name).evidence(self.session) for name in self.case.stack}
 
 
+def quick_tokens(case: Case, options: RunOptions) -> int:
+    """Tokens of a quick check: --quick-tokens, or more where a lever of the stack needs them."""
+    return max([options.quick_tokens] + [LEVERS.get(name).quick_tokens for name in case.stack])
+
+
 def execute(case: Case, ctx: RunContext, measure: bool, loop_runner: LoopRunner = plain_loop) -> CaseResult:
     """Run one case to a result. Failures become a recorded status, never a lost case."""
     run = None
     try:
         run = CaseRun(case, ctx)
         prompt_len, gen_len = run.draws[0]
-        first = (prompt_len, gen_len if measure else min(gen_len, ctx.options.quick_tokens))
+        first = (prompt_len, gen_len if measure else min(gen_len, quick_tokens(case, ctx.options)))
         if run.check(first) and measure:
             run.warmup()
             run.profile(first)

@@ -32,6 +32,11 @@ QUANT_STACKS = (
     ("sdpa", "static", "compile", "int8dq"),
     *((("sdpa", "static", "compile", "cudagraphs", scheme)) for scheme in QUANT_SCHEMES),
 )
+# Speculative greedy decoding (harness/speculative.py): the decoder runner's loop, llama only.
+SPECULATIVE_STACKS = (("sdpa", "selfspec"), ("sdpa", "lookup"))
+# Where acceptance is exercised: the labelled synthetic draft-friendly weights (random weights
+# accept almost nothing), with the baseline and plain sdpa beside the speculative stacks.
+DRAFT_FRIENDLY_STACKS = (("eager",), ("sdpa",), *SPECULATIVE_STACKS)
 
 # HSTU: padded is the baseline; `fixed` gives the fixed shapes compile, flex and CUDA graphs need.
 # No jagged+compile: its per-history lengths make compile guard on them and recompile per batch.
@@ -66,15 +71,20 @@ FAMILIES = {
     "llama": FamilySpec(
         name="llama",
         tasks=("tt",),
-        stacks=DECODER_STACKS + QUANT_STACKS,
+        stacks=DECODER_STACKS + QUANT_STACKS + SPECULATIVE_STACKS,
         opt_in=QUANT_OPT_IN,
         workloads={
             "tiny": (
                 Workload(1, Lengths(128, 64)),
                 Workload(4, Lengths(32, 32)),
                 Workload(1, Lengths(64, 32, dist="lognormal")),
+                Workload(1, Lengths(32, 48), weights="draft-friendly", stacks=DRAFT_FRIENDLY_STACKS),
             ),
-            "small": (Workload(1, Lengths(512, 128)), Workload(8, Lengths(256, 64))),
+            "small": (
+                Workload(1, Lengths(512, 128)),
+                Workload(8, Lengths(256, 64)),
+                Workload(1, Lengths(256, 128), weights="draft-friendly", stacks=DRAFT_FRIENDLY_STACKS),
+            ),
             "paper-7b": (Workload(1, Lengths(1024, 256)), Workload(8, Lengths(1024, 256))),
             "paper": (Workload(1, Lengths(1024, 256)), Workload(1, Lengths(512, 256, dist="lognormal"))),
         },

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 from harness.errors import unknown_choice
 from harness.levers import LEVERS, stack_name, unavailable_reason
+from harness.levers.speculation import PARAM_TOKENS
+from harness.models.weights import weight_variant
 from harness.workload import Lengths
 
 DTYPE_TOKENS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -23,6 +25,8 @@ class Workload:
     lengths: Lengths
     tasks: tuple[str, ...] = ()  # the tasks this workload is for; () = every task of the family
     items: int = 0  # rows of the item table a recommender case uses (0: not a recommender case)
+    weights: str = ""  # a synthetic weight variant (harness/models/weights.py); "" = random or --checkpoint-dir
+    stacks: tuple[tuple[str, ...], ...] = ()  # of the family's stacks, the ones this workload runs; () = all
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class Case:
     lengths: Lengths
     stack: tuple[str, ...]
     items: int = 0  # Workload.items
+    weights: str = ""  # Workload.weights
+    params: tuple[tuple[str, int], ...] = ()  # the stack's lever parameters (Lever.params), e.g. draft_len
 
     @property
     def stack_name(self) -> str:
@@ -63,24 +69,32 @@ class Case:
         """Everything but the stack: cases sharing it share a baseline and expected outputs."""
         dtype = DTYPE_TOKENS[self.dtype]
         items = f"-i{self.items}" if self.items else ""
-        return f"{self.family}-{self.task}-{self.preset}-b{self.batch_size}-{self.lengths.token}{items}-{dtype}"
+        weights = f"-{weight_variant(self.weights).token}" if self.weights else ""
+        return f"{self.family}-{self.task}-{self.preset}-b{self.batch_size}-{self.lengths.token}{items}-{dtype}{weights}"
 
     @property
     def id(self) -> str:
-        return f"{self.workload_id}-{self.stack_name}"
+        params = "".join(f"-{PARAM_TOKENS.get(name, name)}{value}" for name, value in self.params)
+        return f"{self.workload_id}-{self.stack_name}{params}"
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["stack"] = list(self.stack)
-        if not self.items:
-            del data["items"]  # cases without an item table keep the dicts (and fingerprints) they had
+        data["params"] = dict(self.params)
+        if self.weights:  # the variant's own numbers too: changing its scale changes the fingerprint
+            data["weights_params"] = weight_variant(self.weights).params()
+        for name in ("items", "weights", "params"):
+            if not data[name]:
+                del data[name]  # cases without them keep the dicts (and fingerprints) they had
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Case":
         fields_ = dict(data)
+        fields_.pop("weights_params", None)
         fields_["lengths"] = Lengths(**fields_["lengths"])
         fields_["stack"] = tuple(fields_["stack"])
+        fields_["params"] = tuple(fields_.get("params", {}).items())
         return cls(**fields_)
 
 
@@ -94,6 +108,15 @@ def fingerprint(case: Case, model_config: Mapping) -> str:
     """Changes whenever the case's definition or its model's shape changes."""
     payload = json.dumps({"case": case.to_dict(), "model": dict(model_config)}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def stack_params(stack: tuple[str, ...], values: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    """(name, value) of each parameter the stack's levers read, in lever order."""
+    names = [name for lever in stack for name in LEVERS.get(lever).params]
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise ValueError(f"no value for lever parameter(s) {', '.join(missing)} of stack {stack_name(stack)}")
+    return tuple((name, values[name]) for name in dict.fromkeys(names))
 
 
 def check_stack_names(stacks: tuple[str, ...], known: Mapping[str, FamilySpec]) -> None:
@@ -124,9 +147,13 @@ def expand(
     only_stacks: tuple[str, ...] = (),
     batch_sizes: tuple[int, ...] = (),
     does_not_fit: Callable[[Case], str] | None = None,
+    lever_params: Mapping[str, int] | None = None,
 ) -> tuple[list[Case], list[Dropped]]:
     """All cells of one family for this preset and device; dropped ones carry a reason.
-    `does_not_fit(case)`: why a case would not fit the device's memory ("" if it does)."""
+
+    `does_not_fit(case)`: why a case would not fit the device's memory ("" if it does).
+    `lever_params` gives each Lever.params name its value (RunOptions); a stack's cases carry
+    those of its levers."""
     if preset not in spec.workloads:
         raise unknown_choice(f"preset for {spec.name}", preset, spec.workloads)
     cases: list[Case] = []
@@ -141,8 +168,11 @@ def expand(
                 for stack in spec.stacks:
                     if only_stacks and stack_name(stack) not in only_stacks:
                         continue
+                    if workload.stacks and stack not in workload.stacks:
+                        continue
                     case = Case(
-                        spec.name, task, preset, dtype, workload.batch_size, workload.lengths, stack, workload.items
+                        spec.name, task, preset, dtype, workload.batch_size, workload.lengths, stack, workload.items,
+                        workload.weights, stack_params(stack, lever_params or {}),
                     )
                     reason = unavailable_reason(stack, spec.name, device, dtype)
                     if not reason and stack in opt_in and stack_name(stack) not in only_stacks:

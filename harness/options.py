@@ -36,6 +36,9 @@ class RunOptions:
     normalize: str = field(default="auto", metadata={"help": "divide times by the machine-speed probe's ratio before gating: on, off, auto (on for cpu)"})
     allow_env_diff: str = field(default="", metadata={"help": "environment fields allowed to differ from the baseline's, e.g. torch,driver_version"})
     batch_sizes: str = field(default="", metadata={"help": "batch-size axis: a comma list (e.g. 1,2,4,8) for every workload, or 'sweep' for the preset's sweep (harness/families.py BATCH_SWEEPS); cells estimated not to fit the device's memory are dropped (harness/fit.py); default: each workload's own batch size"})
+    draft_len: int = field(default=4, metadata={"help": "speculative levers (selfspec, lookup): tokens drafted per verify forward, at most"})
+    exit_layer: int = field(default=0, metadata={"help": "selfspec: decoder layers the draft runs before the final norm and lm_head (0: half the model's layers)"})
+    max_ngram: int = field(default=3, metadata={"help": "lookup: longest n-gram of the output matched against prompt and output so far"})
     trace_dir: str = field(default="", metadata={"help": "write a Chrome/Perfetto trace of each case's profiled iteration here (also profiles quick checks)"})
 
     def with_values(self, **changes: object) -> "RunOptions":
@@ -80,9 +83,9 @@ def resolve_dtypes(text: str, device: str) -> tuple[str, ...]:
 
 
 def check_counts(options: RunOptions) -> None:
-    for name in ("warmup", "iterations", "quick_tokens"):
+    for name in ("warmup", "iterations", "quick_tokens", "draft_len", "exit_layer", "max_ngram"):
         value = getattr(options, name)
-        minimum = 0 if name == "warmup" else 1
+        minimum = 0 if name in ("warmup", "exit_layer") else 1
         if value < minimum:
             raise HarnessError(f"{option_flag(name)} must be at least {minimum}, got {value}")
 

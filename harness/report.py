@@ -38,6 +38,11 @@ class Row:
     ops_per_token: float | None = None
     ops_unit: str = ""
     agreement: str = EMPTY  # lossy stacks: the gated agreement figure vs its stated minimum
+    # Speculative decoding: time per full-model forward (a round: drafts + verify) differs from
+    # TPOT; acceptance over the timed iterations (harness/speculative.py).
+    forward_p50_s: float | None = None
+    acceptance_rate: float | None = None
+    mean_accepted_len: float | None = None
 
 
 TOP_CATEGORIES = 3
@@ -140,6 +145,9 @@ def rows(records: Iterable[Mapping]) -> list[Row]:
                 ops_per_token=r.get("ops_per_token"),
                 ops_unit=r.get("ops_unit", ""),
                 agreement=agreement_text(r),
+                forward_p50_s=_median_or_none(r.get("time_per_forward_s", [])),
+                acceptance_rate=r.get("acceptance_rate"),
+                mean_accepted_len=r.get("mean_accepted_len"),
             )
         )
     return table
@@ -153,9 +161,19 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 2, suffix: str =
 # e2e is shown only for rows without TTFT/TPOT (decoder rows are told by those, and the table
 # must stay readable at 160 columns).
 OPTIONAL_COLUMNS = frozenset({"TTFT p50 ms", "TPOT p50 ms", "TPOT p90 ms", "stages p50 ms", "e2e p50 ms", "agreement"})
+# Shown only when a row speculated (elsewhere the forward time is the TPOT again).
+SPECULATION_COLUMNS = frozenset({"fwd p50 ms", "accept (mean len)"})
+
+
+def _accept_text(row: Row) -> str:
+    if row.acceptance_rate is None:
+        return EMPTY
+    return f"{100 * row.acceptance_rate:.0f}% ({row.mean_accepted_len:.2f})"
 
 
 def _column_used(header: str, rows_: list[Row], texts: list[str]) -> bool:
+    if header in SPECULATION_COLUMNS:
+        return any(row.acceptance_rate is not None for row in rows_)
     if header == "e2e p50 ms":
         return any(row.ttft_p50_s is None and row.e2e_p50_s is not None for row in rows_)
     return header not in OPTIONAL_COLUMNS or any(text != EMPTY for text in texts)
@@ -170,6 +188,8 @@ def _cells(row: Row) -> list[tuple[str, str, str]]:
         ("TTFT p50 ms", "right", _fmt(row.ttft_p50_s, MS_PER_S)),
         ("TPOT p50 ms", "right", _fmt(row.tpot_p50_s, MS_PER_S, 3)),
         ("TPOT p90 ms", "right", _fmt(row.tpot_p90_s, MS_PER_S, 3)),
+        ("fwd p50 ms", "right", _fmt(row.forward_p50_s, MS_PER_S, 3)),
+        ("accept (mean len)", "right", _accept_text(row)),
         ("out tok/s", "right", _fmt(row.tokens_per_s, digits=1)),
         ("e2e p50 ms", "right", _fmt(row.e2e_p50_s, MS_PER_S)),
         ("stages p50 ms", "left", _stages_text(row.stages_p50_s)),

@@ -9,7 +9,10 @@ from harness.compare import GATED_METRICS
 from harness.errors import HarnessError, unknown_choice
 from harness.machine import ENV_FIELDS
 from harness.families import FAMILIES, batch_sweep, family_spec
+from harness.levers import LEVERS
+from harness.levers.speculation import PARAM_TOKENS
 from harness.matrix import Case, Dropped, check_stack_names, expand
+from harness.models import model_config
 from harness.options import RunOptions, check_counts, parse_batch_sizes, resolve_device, resolve_dtypes, split_list
 from harness.verdict import Policy
 
@@ -33,9 +36,14 @@ class Selection:
             from harness.fit import capacity_bytes, does_not_fit
 
             fits = partial(does_not_fit, capacity=capacity_bytes(self.device))
-        return expand(
-            family_spec(family), self.options.preset, self.dtypes, self.device, self.stacks, self.batch_sizes, fits
+        params = lever_params(self.options, family)
+        cases, dropped = expand(
+            family_spec(family), self.options.preset, self.dtypes, self.device, self.stacks, self.batch_sizes, fits, params
         )
+        if self.options.checkpoint_dir:  # synthetic weight variants change random weights only
+            dropped += [Dropped(c.id, f"{c.weights} weights are synthetic; not applied to --checkpoint-dir") for c in cases if c.weights]
+            cases = [c for c in cases if not c.weights]
+        return cases, dropped
 
     def expand_all(self) -> tuple[list[Case], list[Dropped]]:
         cases, dropped = [], []
@@ -44,6 +52,18 @@ class Selection:
             cases += more_cases
             dropped += more_dropped
         return cases, dropped
+
+
+def lever_params(options: RunOptions, family: str) -> dict[str, int]:
+    """Values of the levers' parameters (Lever.params) for this family's cases; exit_layer 0
+    resolves to half the preset's layers (a loaded checkpoint's depth is checked at run time)."""
+    values = {name: getattr(options, name) for name in PARAM_TOKENS}
+    if any("exit_layer" in LEVERS.get(lever).params for stack in FAMILIES[family].stacks for lever in stack):
+        layers = model_config(family, options.preset).num_hidden_layers
+        values["exit_layer"] = values["exit_layer"] or max(1, layers // 2)
+        if values["exit_layer"] >= layers and not options.checkpoint_dir:
+            raise HarnessError(f"--exit-layer {values['exit_layer']} leaves no layer to skip in {family} {options.preset} ({layers} layers)")
+    return values
 
 
 def families_with_preset(preset: str) -> tuple[str, ...]:
@@ -61,6 +81,8 @@ def select(options: RunOptions, cuda_available: bool) -> Selection:
         spec = family_spec(family)
         if options.preset not in spec.workloads:
             raise unknown_choice(f"preset for {family}", options.preset, spec.workloads)
+    for family in families:
+        lever_params(options, family)  # a bad --exit-layer fails here, before collection
     stacks = split_list(options.stacks)
     check_stack_names(stacks, {name: FAMILIES[name] for name in families})
     policy = device_policy(device, options.alpha, options.normalize, options.thresholds)

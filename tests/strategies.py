@@ -2,7 +2,7 @@
 
 from hypothesis import strategies as st
 
-from harness.families import DECODER_STACKS
+from harness.families import DECODER_STACKS, SPECULATIVE_STACKS
 from harness.matrix import Case
 from harness.workload import DISTRIBUTIONS, MIN_PROMPT_LEN, Lengths
 
@@ -21,7 +21,9 @@ cases = st.builds(
     dtype=st.sampled_from(("float32", "bfloat16", "float16")),
     batch_size=st.integers(1, 64),
     lengths=lengths,
-    stack=st.sampled_from(DECODER_STACKS),
+    stack=st.sampled_from(DECODER_STACKS + SPECULATIVE_STACKS),
+    weights=st.sampled_from(("", "draft-friendly")),
+    params=st.sampled_from(((), (("exit_layer", 2), ("draft_len", 4)), (("max_ngram", 3), ("draft_len", 1)))),
 )
 
 finite_floats = st.floats(allow_nan=False, allow_infinity=False, width=64)

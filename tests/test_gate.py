@@ -37,7 +37,7 @@ def gated(pytester):
 def test_back_to_back_runs_do_not_regress_and_a_planted_slowdown_does(gated, monkeypatch):
     recorded = gated.runpytest_subprocess(*RUN, "--update-baselines")
     assert recorded.ret == 0
-    recorded.stdout.fnmatch_lines(["*baseline bl/cpu-*/llama.json: 6 case(s) added, 0 replaced*"])
+    recorded.stdout.fnmatch_lines(["*baseline bl/cpu-*/llama.json: 8 case(s) added, 0 replaced*"])
 
     again = gated.runpytest_subprocess(*RUN)
     assert again.ret == 0, again.stdout.str()[-3000:]
@@ -86,10 +86,10 @@ def test_a_failing_case_is_recorded_and_the_others_still_compared(pytester):
     pytester.makepyfile(test_llama=SUITE)
     args = ["-p", "no:cacheprovider", "--benchmark", "--baseline-dir", "bl", "--results-dir", "res", "--iterations", "3"]
     result = pytester.runpytest_subprocess(*args)
-    result.assert_outcomes(passed=6, failed=3)
+    result.assert_outcomes(passed=8, failed=3)
     result.stdout.fnmatch_lines(["*sdpa+oom: error: RuntimeError: CUDA out of memory*"])
     (results_file,) = (pytester.path / "res").glob("run-*.json")
     statuses = [case["status"] for case in load_results(results_file)["cases"]]
-    assert statuses.count("error") == 3 and statuses.count("ok") == 6
+    assert statuses.count("error") == 3 and statuses.count("ok") == 8
     verdicts = result.stdout.str().split("verdicts vs baselines")[1]
     assert "no_baseline" in verdicts and "error" in verdicts

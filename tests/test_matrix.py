@@ -14,35 +14,39 @@ from harness.workload import Lengths
 from tests.strategies import cases
 
 LLAMA = FAMILIES["llama"]
+PARAMS = {"draft_len": 4, "exit_layer": 2, "max_ngram": 3}  # the speculative levers' parameters
 
 
 DECODER_NAMES = tuple("+".join(stack) for stack in DECODER_STACKS)
 
 
 def test_cpu_expansion_drops_cuda_graphs_with_reason():
-    cases_, dropped = expand(LLAMA, "tiny", ("float32",), "cpu", only_stacks=DECODER_NAMES)
-    workloads = len(LLAMA.workloads["tiny"])
-    assert len(cases_) == 5 * workloads
-    assert len(dropped) == 2 * workloads
+    cases_, dropped = expand(LLAMA, "tiny", ("float32",), "cpu", only_stacks=DECODER_NAMES, lever_params=PARAMS)
+    full = [w for w in LLAMA.workloads["tiny"] if not w.stacks]  # the others run their own few stacks
+    own = sum(sum("+".join(s) in DECODER_NAMES for s in w.stacks) for w in LLAMA.workloads["tiny"] if w.stacks)
+    assert len(cases_) == 5 * len(full) + own
+    assert len(dropped) == 2 * len(full)
     assert all("cudagraphs" in cell.case_id for cell in dropped)
     assert all(cell.reason == "cudagraphs needs a cuda device (this run: cpu)" for cell in dropped)
     assert not any("cudagraphs" in case.stack for case in cases_)
 
 
 def test_cuda_expansion_keeps_every_declared_stack():
-    cases_, dropped = expand(LLAMA, "tiny", ("bfloat16",), "cuda:0", only_stacks=DECODER_NAMES)
+    cases_, dropped = expand(LLAMA, "tiny", ("bfloat16",), "cuda:0", lever_params=PARAMS)
     assert dropped == []
-    assert {case.stack for case in cases_} == set(DECODER_STACKS)
+    assert {case.stack for case in cases_} == set(LLAMA.stacks) > set(DECODER_STACKS)
 
 
 def test_ids_are_readable_unique_and_stable():
-    cases_, _ = expand(LLAMA, "tiny", ("float32", "bfloat16"), "cpu")
+    cases_, _ = expand(LLAMA, "tiny", ("float32", "bfloat16"), "cpu", lever_params=PARAMS)
     ids = [case.id for case in cases_]
     assert len(ids) == len(set(ids))
     assert "llama-tt-tiny-b1-p128-g64-fp32-sdpa+static+compile" in ids
     assert "llama-tt-tiny-b1-lognormal-p64-g32-bf16-eager" in ids
     for case_id in ids:
         assert re.fullmatch(r"[a-z0-9+.-]+", case_id), case_id
+    with pytest.raises(ValueError, match="no value for lever parameter"):
+        expand(LLAMA, "tiny", ("float32",), "cpu", only_stacks=("sdpa+selfspec",))
 
 
 def test_stack_filter_is_exact():

@@ -47,6 +47,8 @@ class Lever:
     tolerance: Tolerance | None = None  # lossy levers only: outputs are checked to this, not exactly
     dtypes: frozenset[str] = ALL_DTYPES  # model dtypes the lever runs in
     unavailable: Callable[[], str] = lambda: ""  # why this environment cannot run it (a package missing)
+    params: tuple[str, ...] = ()  # RunOptions fields the lever reads (Case.params; shown in the case id)
+    quick_tokens: int = 0  # at least this many tokens in a quick check (a lever that acts on the text so far)
 
 
 class Registry:
@@ -116,13 +118,14 @@ def _applicable(need: str, family: str) -> str:
 
 def _builtin_levers() -> tuple[Lever, ...]:
     from harness.levers import compile as compile_lever
-    from harness.levers import cudagraphs, eager, fixed, flex, jagged, padded, sdpa, static
+    from harness.levers import cudagraphs, eager, fixed, flex, jagged, lookup, padded, sdpa, selfspec, static
     from harness.levers import autoquant, dynint8, int4wo, int8dq, int8wo
 
     return (
         eager.LEVER, sdpa.LEVER, static.LEVER, compile_lever.LEVER, cudagraphs.LEVER,
         padded.LEVER, fixed.LEVER, jagged.LEVER, flex.LEVER,
         int8dq.LEVER, int8wo.LEVER, int4wo.LEVER, autoquant.LEVER, dynint8.LEVER,
+        selfspec.LEVER, lookup.LEVER,
     )
 
 

@@ -44,10 +44,13 @@ def model_config(family: str, preset: str):
     return models.config(preset)
 
 
-def build_model(family: str, preset: str, dtype: str, device: str, seed: int, checkpoint_dir: str = ""):
-    """Seeded random weights for (family, preset), or a real checkpoint from a local folder."""
+def build_model(family: str, preset: str, dtype: str, device: str, seed: int, checkpoint_dir: str = "", weights: str = ""):
+    """Seeded random weights for (family, preset), or a real checkpoint from a local folder;
+    `weights` names a synthetic variant of the random weights (harness/models/weights.py)."""
     models = family_models(family)
     torch_dtype = DTYPES[dtype]
+    if checkpoint_dir and weights:
+        raise HarnessError(f"{weights} weights are synthetic: not applied to the checkpoint in {checkpoint_dir!r}")
     if checkpoint_dir:
         folder = Path(checkpoint_dir)
         if not (folder / "config.json").is_file():
@@ -57,6 +60,10 @@ def build_model(family: str, preset: str, dtype: str, device: str, seed: int, ch
     torch.manual_seed(seed)
     with torch.device(device):
         model = models.random(config)
+    if weights:
+        from harness.models.weights import weight_variant
+
+        weight_variant(weights).apply(model)
     return model.to(torch_dtype).eval()
 
 

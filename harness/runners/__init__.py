@@ -24,6 +24,8 @@ class Plan:
     layout: str = "padded"  # recommender batches: "padded" | "fixed" | "jagged"
     pointwise_attention: str = "torch"  # HSTU attention: "torch" | "flex"
     quantization: str = ""  # a scheme of harness.quantize.SCHEMES: the session runs a quantized copy
+    drafting: object = None  # harness.speculative.Drafting: speculative greedy decoding (None: plain greedy)
+    lever_params: tuple[tuple[str, int], ...] = ()  # Case.params: the stack's levers' parameters
 
 
 @dataclass

@@ -16,6 +16,7 @@ from harness.profile.annotate import PhaseClock, annotations
 from harness.quantize import quantized_copy
 from harness.equivalence import first_mismatch
 from harness.runners import Output, Plan, wrap_step, wrappers_timed
+from harness.speculative import Bookkeeping, RoundPhaseClock, round_metrics, spec_marks, speculative_generate
 from harness.stats import decode_intervals
 from harness.workload import prompt_ids
 
@@ -46,6 +47,9 @@ class DecoderSession:
         self.device = next(model.parameters()).device
         self.model.set_attn_implementation(plan.attn_implementation)
         self.cache = None
+        # position ids sliced by the speculative loop (harness.speculative), made once outside timing
+        self.positions = torch.arange(max_cache_len, device=self.device).expand(batch_size, -1)
+        self.speculation = Bookkeeping()  # every speculative generation of this session (lever evidence)
         self.reset()
         self.decode_step, self.wrappers = wrap_step(self.forward_step, plan, self)
 
@@ -213,6 +217,8 @@ class DecoderRunner:
         """One generation. `annotate` (the profiled iteration only) adds phase and category
         ranges for the profiler; timed iterations never pay for them."""
         ids, positions = inputs
+        if session.plan.drafting is not None:
+            return self._run_speculative(session, ids, len(positions) + 1, annotate)
         clock = make_clock(self.device, len(positions) + 1)
         if annotate:
             with annotations(session) as ranges:
@@ -220,5 +226,25 @@ class DecoderRunner:
         else:
             generation = generate(session, ids, positions, clock)
         marks = generation.marks_s
-        metrics = {"ttft_s": marks[0], "tpot_s": decode_intervals(marks), "e2e_s": marks[-1]}
+        intervals = decode_intervals(marks)
+        # time_per_forward_s: one full-model forward per token here; speculation makes them differ
+        metrics = {"ttft_s": marks[0], "tpot_s": intervals, "e2e_s": marks[-1], "time_per_forward_s": intervals}
+        return Output(value=generation.tokens, metrics=metrics, generated_tokens={"text": generation.tokens.shape[1]})
+
+    def _run_speculative(self, session: DecoderSession, ids: torch.Tensor, gen_len: int, annotate: bool) -> Output:
+        """One speculative generation (harness/speculative.py); its counts feed the lever's evidence."""
+        marks = spec_marks(gen_len)
+        clock = make_clock(self.device, marks)
+        if annotate:
+            with annotations(session) as ranges:
+                phases = PhaseClock(clock, marks, ranges.prefill_done)
+                generation = speculative_generate(session, ids, gen_len, RoundPhaseClock(clock, phases))
+        else:
+            generation = speculative_generate(session, ids, gen_len, clock)
+        session.speculation.merge(generation.book)
+        book, marks_s = generation.book, generation.marks_s
+        metrics = {
+            "ttft_s": marks_s[0], "e2e_s": marks_s[-1], **round_metrics(marks_s, generation.emitted),
+            "drafted_tokens": book.drafted, "accepted_tokens": book.accepted, "verify_forwards": book.rounds,
+        }
         return Output(value=generation.tokens, metrics=metrics, generated_tokens={"text": generation.tokens.shape[1]})
