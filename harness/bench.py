@@ -81,6 +81,7 @@ class CaseResult:
             "gen_len": case.lengths.gen_len,
             "length_dist": case.lengths.dist,
             "items": case.items,
+            "beams": case.beams,
             "ttft_s": self.samples.get("ttft_s", []),
             "tpot_s": self.samples.get("tpot_s", []),
             "e2e_s": self.samples.get("e2e_s", []),

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from harness.errors import unknown_choice
-from harness.levers import LEVERS, stack_name, unavailable_reason
+from harness.levers import LEVERS, case_unavailable_reason, stack_name, unavailable_reason
 from harness.workload import Lengths
 
 DTYPE_TOKENS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
@@ -23,6 +23,7 @@ class Workload:
     lengths: Lengths
     tasks: tuple[str, ...] = ()  # the tasks this workload is for; () = every task of the family
     items: int = 0  # rows of the item table a recommender case uses (0: not a recommender case)
+    beams: int = 0  # beam-search width (1 = greedy; 0: a family without a beam axis)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class Case:
     lengths: Lengths
     stack: tuple[str, ...]
     items: int = 0  # Workload.items
+    beams: int = 0  # Workload.beams
+
+    @property
+    def beams_token(self) -> str:
+        """The beam axis in the case id: greedy or beamN ("" for families without the axis)."""
+        return {0: "", 1: "-greedy"}.get(self.beams, f"-beam{self.beams}")
 
     @property
     def stack_name(self) -> str:
@@ -60,7 +67,7 @@ class Case:
         """Everything but the stack: cases sharing it share a baseline and expected outputs."""
         dtype = DTYPE_TOKENS[self.dtype]
         items = f"-i{self.items}" if self.items else ""
-        return f"{self.family}-{self.task}-{self.preset}-b{self.batch_size}-{self.lengths.token}{items}-{dtype}"
+        return f"{self.family}-{self.task}-{self.preset}-b{self.batch_size}-{self.lengths.token}{items}{self.beams_token}-{dtype}"
 
     @property
     def id(self) -> str:
@@ -71,6 +78,8 @@ class Case:
         data["stack"] = list(self.stack)
         if not self.items:
             del data["items"]  # cases without an item table keep the dicts (and fingerprints) they had
+        if not self.beams:
+            del data["beams"]  # likewise for cases without a beam axis
         return data
 
     @classmethod
@@ -124,9 +133,10 @@ def expand(
                     if only_stacks and stack_name(stack) not in only_stacks:
                         continue
                     case = Case(
-                        spec.name, task, preset, dtype, workload.batch_size, workload.lengths, stack, workload.items
+                        spec.name, task, preset, dtype, workload.batch_size, workload.lengths, stack, workload.items,
+                        workload.beams,
                     )
-                    reason = unavailable_reason(stack, spec.name, device)
+                    reason = unavailable_reason(stack, spec.name, device) or case_unavailable_reason(stack, case)
                     if reason:
                         dropped.append(Dropped(case.id, reason))
                     else:

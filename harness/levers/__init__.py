@@ -33,6 +33,7 @@ class Lever:
     device_types: frozenset[str] = ALL_DEVICE_TYPES
     requires: tuple[str, ...] = ()  # levers that must come earlier in the stack ("a|b": either one)
     brief: Callable = lambda evidence: " ".join(f"{k}={v}" for k, v in evidence.items())  # table cell
+    case_reason: Callable = lambda case: ""  # why this lever cannot apply to a case's workload ("" if it can)
 
 
 class Registry:
@@ -83,6 +84,15 @@ def unavailable_reason(stack: tuple[str, ...], family: str, device: str) -> str:
     return ""
 
 
+def case_unavailable_reason(stack: tuple[str, ...], case) -> str:
+    """Why a stack cannot run this case's workload (e.g. a beam-search lever on a greedy case)."""
+    for name in stack:
+        reason = LEVERS.get(name).case_reason(case)
+        if reason:
+            return f"{name} {reason}"
+    return ""
+
+
 def _applicable(need: str, family: str) -> str:
     """The alternatives of a requirement that apply to this family, e.g. "static" for llama."""
     names = [name for name in need.split("|") if family in LEVERS.get(name).families]
@@ -91,11 +101,11 @@ def _applicable(need: str, family: str) -> str:
 
 def _builtin_levers() -> tuple[Lever, ...]:
     from harness.levers import compile as compile_lever
-    from harness.levers import cudagraphs, eager, fixed, flex, jagged, padded, sdpa, static
+    from harness.levers import cudagraphs, eager, fixed, flex, jagged, padded, reorder, sdpa, static
 
     return (
         eager.LEVER, sdpa.LEVER, static.LEVER, compile_lever.LEVER, cudagraphs.LEVER,
-        padded.LEVER, fixed.LEVER, jagged.LEVER, flex.LEVER,
+        padded.LEVER, fixed.LEVER, jagged.LEVER, flex.LEVER, reorder.LEVER,
     )
 
 

@@ -23,6 +23,7 @@ class Plan:
     step_wrappers: tuple[tuple[str, Callable], ...] = ()  # (lever, factory(step, session) -> step)
     layout: str = "padded"  # recommender batches: "padded" | "fixed" | "jagged"
     pointwise_attention: str = "torch"  # HSTU attention: "torch" | "flex"
+    kv_reorder: str = "index_select"  # beam-search KV-cache reorder: "index_select" | "inplace"
 
 
 @dataclass
@@ -71,8 +72,12 @@ def runner_class(kind: str) -> type:
     from harness.runners.chameleon import ChameleonRunner
     from harness.runners.decoder import DecoderRunner
     from harness.runners.recommender import RecommenderRunner
+    from harness.runners.seamless import SeamlessRunner
 
-    runners = {"decoder": DecoderRunner, "chameleon": ChameleonRunner, "recommender": RecommenderRunner}
+    runners = {
+        "decoder": DecoderRunner, "chameleon": ChameleonRunner, "recommender": RecommenderRunner,
+        "seamless": SeamlessRunner,
+    }
     try:
         return runners[kind]
     except KeyError:
