@@ -38,8 +38,14 @@ PAPER = dict(
     vocoder_num_langs=36, vocoder_num_spkrs=200, vocoder_offset=4,
 )
 
+# tiny and small untie the output head from the embeddings: with random tied weights every step
+# repeats its input token (the token's own embedding dominates the hidden state), so beams never
+# diverge and a wrong KV-cache reorder would go unseen. The paper preset ties, as the released model.
+UNTIED = dict(tie_word_embeddings=False)
+
 PRESETS = {
     "tiny": dict(
+        **UNTIED,
         vocab_size=512, t2u_vocab_size=72, char_vocab_size=64, hidden_size=64,
         encoder_layers=2, encoder_ffn_dim=128, encoder_attention_heads=4,
         decoder_layers=2, decoder_ffn_dim=128, decoder_attention_heads=4, max_position_embeddings=512,
@@ -53,6 +59,7 @@ PRESETS = {
         vocoder_num_langs=4, vocoder_num_spkrs=2, vocoder_offset=4,
     ),
     "small": dict(
+        **UNTIED,
         vocab_size=32000, t2u_vocab_size=2052, char_vocab_size=2000, hidden_size=512,
         encoder_layers=6, encoder_ffn_dim=2048, encoder_attention_heads=8,
         decoder_layers=6, decoder_ffn_dim=2048, decoder_attention_heads=8, max_position_embeddings=1024,
