@@ -93,8 +93,17 @@ def stage_medians(record: Mapping) -> tuple[tuple[str, float], ...]:
     return tuple((stage, median(samples)) for stage, samples in record.get("stages_s", {}).items() if samples)
 
 
+def stage_shares(stages: tuple[tuple[str, float], ...]) -> dict[str, float]:
+    """Each stage's share of the stages' total (medians), e.g. the text decoder's share of ss time."""
+    total = sum(seconds for _, seconds in stages)
+    return {stage: seconds / total for stage, seconds in stages} if total > 0 else {}
+
+
 def _stages_text(stages: tuple[tuple[str, float], ...]) -> str:
-    return "\n".join(f"{stage} {seconds * MS_PER_S:.2f}" for stage, seconds in stages) or "—"
+    shares = stage_shares(stages)
+    return "\n".join(
+        f"{stage} {seconds * MS_PER_S:.2f} ({100 * shares.get(stage, 0):.0f}%)" for stage, seconds in stages
+    ) or "—"
 
 
 def rows(records: Iterable[Mapping]) -> list[Row]:
