@@ -233,3 +233,9 @@ def test_expansion_covers_every_task_greedy_and_beam_and_drops_greedy_reorder():
 def test_paper_preset_uses_the_generation_configs_beam_count():
     beams = {w.beams for w in FAMILIES["seamless"].workloads["paper"]}
     assert beams == {1, generation_config(config("paper")).num_beams}
+
+
+def test_static_cache_holds_prefix_and_longest_generation(model):
+    _, session, _ = run_once(model, Case("seamless", "ss", "tiny", "float32", 1, Lengths(40, 6, dist="lognormal"), ("sdpa", "static"), beams=2))
+    assert session.max_cache_len == 2 + 6 * 4  # prefix + gen_len x the distribution's max factor
+    assert session.cache.layers[0].keys.shape[2] == session.max_cache_len

@@ -22,6 +22,7 @@ plain argmax, which a trained model keeps in range by itself).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,7 @@ from harness.equivalence import first_mismatch
 from harness.models.seamless import codes
 from harness.runners import Output, Plan, wrap_step, wrappers_timed
 from harness.stats import decode_intervals
+from harness.workload import DISTRIBUTIONS, Lengths
 
 FEATURE_SIGMA = 1.0  # synthetic log-mel features: the feature extractor normalises to unit variance
 PREFIX_LEN = 2  # [decoder start, target language]
@@ -200,6 +202,13 @@ def token_marks(marks: list[float], steps: int) -> list[float]:
     return [marks[MARKS_BEFORE_STEPS - 1]] + marks[MARKS_BEFORE_STEPS + MARKS_PER_STEP - 1 : MARKS_BEFORE_STEPS + MARKS_PER_STEP * steps : MARKS_PER_STEP]
 
 
+def max_gen_len(lengths: Lengths) -> int:
+    """The longest generation a workload can draw: the decoder's self-attention cache holds only
+    the prefix and the generated tokens (the source sits in the cross-attention cache)."""
+    factor = DISTRIBUTIONS[lengths.dist]["max_factor"] if lengths.dist else 1.0
+    return math.ceil(lengths.gen_len * factor)
+
+
 def extend(sequences: torch.Tensor, tokens: torch.Tensor, beam_idx: torch.Tensor | None) -> torch.Tensor:
     """Append the chosen tokens; under beam search each row first takes its parent beam's history."""
     return torch.cat([sequences if beam_idx is None else sequences[beam_idx], tokens], dim=1)
@@ -228,7 +237,7 @@ class SeamlessRunner:
 
     def session(self, plan: Plan) -> SeamlessSession:
         rows = self.case.batch_size * self.beams
-        return SeamlessSession(self.model, plan, rows, PREFIX_LEN + self.case.lengths.max_total_len())
+        return SeamlessSession(self.model, plan, rows, PREFIX_LEN + max_gen_len(self.case.lengths))
 
     # -- inputs --------------------------------------------------------------------------
     def _generator(self, length: int) -> torch.Generator:
@@ -355,3 +364,32 @@ class SeamlessRunner:
             stages_s=stage_times(marks, steps, self.task.speech_out, self.beams > 1),
             generated_tokens=generated,
         )
+
+
+def measure_reorder_speedup(model, device: str, seed: int, case, draw: tuple[int, int], pairs: int) -> dict:
+    """One beam case under `sdpa+static` (index_select reorder) and with `inplace-reorder` added,
+    same inputs, in interleaved pairs so that machine noise hits both alike. Ratios > 1: the
+    in-place reorder is faster (end to end, and the reorder stage alone)."""
+    from dataclasses import replace
+
+    from harness.bench import plan_for
+    from harness.stats import median
+
+    stacks = {"index_select": ("sdpa", "static"), "inplace": ("sdpa", "static", "inplace-reorder")}
+    found: dict = {f"{name}_{key}": [] for name in stacks for key in ("e2e_s", "kv_reorder_s")}
+    ready = {}
+    for name, stack in stacks.items():
+        runner = SeamlessRunner(replace(case, stack=stack), model, device, seed)
+        session, prepared = runner.session(plan_for(stack)), runner.inputs(draw)
+        found[f"{name}_value"] = runner.run(session, prepared).value  # untimed first call
+        ready[name] = (runner, session, prepared)
+    found["outputs_match"] = compare(found.pop("index_select_value"), found.pop("inplace_value")) is None
+    for index in range(pairs):
+        for name in (stacks if index % 2 == 0 else reversed(list(stacks))):
+            runner, session, prepared = ready[name]
+            output = runner.run(session, prepared)
+            found[f"{name}_e2e_s"].append(output.metrics["e2e_s"])
+            found[f"{name}_kv_reorder_s"].append(output.stages_s["kv_reorder_s"])
+    for key in ("e2e_s", "kv_reorder_s"):
+        found[f"speedup_{key}"] = median(found[f"index_select_{key}"]) / median(found[f"inplace_{key}"])
+    return found
