@@ -17,7 +17,8 @@ def test_seamless(case, harness):
     assert generated.get("text", []) == samples.get("gen_lens", [])
     stages = set(samples.get("stages_s", {}))
     if stages:  # measured: each stage of the pipeline is timed
-        assert {"encoder_s", "decoder_prefill_s", "decoder_steps_s"} <= stages
+        encoder = "speech_encoder_s" if TASKS[case.task].speech_in else "text_encoder_s"
+        assert {encoder, "text_decoder_prefill_s", "text_decoder_steps_s"} <= stages
         assert (SPEECH_STAGES <= stages) == TASKS[case.task].speech_out
         assert ("kv_reorder_s" in stages) == (case.beams > 1)
 

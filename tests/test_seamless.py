@@ -14,7 +14,7 @@ from harness.models import build_model, count_parameters_on_meta
 from harness.models.seamless import PRESETS, codes, config, generation_config, synthetic_subword
 from harness.levers.reorder import probe_reorder
 from harness.runners.seamless import (
-    SeamlessRunner, extend, reorder_index_select, reorder_inplace, stage_times, token_marks,
+    TASKS, SeamlessRunner, extend, reorder_index_select, reorder_inplace, stage_times, token_marks,
 )
 from harness.workload import Lengths
 
@@ -153,10 +153,10 @@ def test_beam_choice_by_hand(model):
 @pytest.mark.parametrize(
     "task, beams, keys",
     [
-        ("ss", 3, {"encoder_s", "decoder_prefill_s", "kv_reorder_s", "decoder_steps_s", "text_to_unit_s", "vocoder_s"}),
-        ("st", 1, {"encoder_s", "decoder_prefill_s", "decoder_steps_s"}),
-        ("ts", 1, {"encoder_s", "decoder_prefill_s", "decoder_steps_s", "text_to_unit_s", "vocoder_s"}),
-        ("tt", 2, {"encoder_s", "decoder_prefill_s", "kv_reorder_s", "decoder_steps_s"}),
+        ("ss", 3, {"speech_encoder_s", "text_decoder_prefill_s", "kv_reorder_s", "text_decoder_steps_s", "text_to_unit_s", "vocoder_s"}),
+        ("st", 1, {"speech_encoder_s", "text_decoder_prefill_s", "text_decoder_steps_s"}),
+        ("ts", 1, {"text_encoder_s", "text_decoder_prefill_s", "text_decoder_steps_s", "text_to_unit_s", "vocoder_s"}),
+        ("tt", 2, {"text_encoder_s", "text_decoder_prefill_s", "kv_reorder_s", "text_decoder_steps_s"}),
     ],
 )
 def test_stages_are_present_and_add_up_to_end_to_end(model, task, beams, keys):
@@ -176,8 +176,8 @@ def test_stages_are_present_and_add_up_to_end_to_end(model, task, beams, keys):
 def test_stage_split_by_hand():
     # encoder 1, prefill forward 2, first choice 3; step: reorder 3.5, forward 5, choice 6; t2u 8, vocoder 11
     marks = [1.0, 2.0, 3.0, 3.5, 5.0, 6.0, 8.0, 11.0]
-    assert stage_times(marks, steps=1, speech_out=True, beam_search=True) == {
-        "encoder_s": 1.0, "decoder_prefill_s": 2.0, "kv_reorder_s": 0.5, "decoder_steps_s": 2.5,
+    assert stage_times(marks, steps=1, task=TASKS["ss"], beam_search=True) == {
+        "speech_encoder_s": 1.0, "text_decoder_prefill_s": 2.0, "kv_reorder_s": 0.5, "text_decoder_steps_s": 2.5,
         "text_to_unit_s": 2.0, "vocoder_s": 3.0,
     }
     assert token_marks(marks, steps=1) == [3.0, 6.0]

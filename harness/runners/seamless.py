@@ -177,20 +177,21 @@ def compare(expected: Translation, got: Translation):
 MARKS_BEFORE_STEPS, MARKS_PER_STEP, MARKS_SPEECH = 3, 3, 2
 
 
-def stage_times(marks: list[float], steps: int, speech_out: bool, beam_search: bool) -> dict[str, float]:
+def stage_times(marks: list[float], steps: int, task: TaskShape, beam_search: bool) -> dict[str, float]:
     """Split one run's marks into stages that add up to its end-to-end time."""
     encoder, prefill, first = marks[:MARKS_BEFORE_STEPS]
     step_marks = marks[MARKS_BEFORE_STEPS : MARKS_BEFORE_STEPS + MARKS_PER_STEP * steps]
     starts = [first] + step_marks[MARKS_PER_STEP - 1 :: MARKS_PER_STEP][:-1] if steps else []
     reorder_s = sum(done - start for start, done in zip(starts, step_marks[0::MARKS_PER_STEP]))
     decode_end = step_marks[-1] if steps else first
-    stages = {"encoder_s": encoder, "decoder_prefill_s": first - encoder}
+    encoder_stage = "speech_encoder_s" if task.speech_in else "text_encoder_s"
+    stages = {encoder_stage: encoder, "text_decoder_prefill_s": first - encoder}
     if beam_search:
         stages["kv_reorder_s"] = reorder_s
-        stages["decoder_steps_s"] = decode_end - first - reorder_s
+        stages["text_decoder_steps_s"] = decode_end - first - reorder_s
     else:  # greedy: the reorder marks enclose nothing
-        stages["decoder_steps_s"] = decode_end - first
-    if speech_out:
+        stages["text_decoder_steps_s"] = decode_end - first
+    if task.speech_out:
         t2u, vocoder = marks[-MARKS_SPEECH:]
         stages["text_to_unit_s"] = t2u - decode_end
         stages["vocoder_s"] = vocoder - t2u
@@ -361,7 +362,7 @@ class SeamlessRunner:
         return Output(
             value=Translation(text.cpu(), None if units is None else units.cpu()),
             metrics={"ttft_s": tokens[0], "tpot_s": decode_intervals(tokens), "e2e_s": marks[-1]},
-            stages_s=stage_times(marks, steps, self.task.speech_out, self.beams > 1),
+            stages_s=stage_times(marks, steps, self.task, self.beams > 1),
             generated_tokens=generated,
         )
 
