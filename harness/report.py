@@ -102,7 +102,8 @@ def stage_shares(stages: tuple[tuple[str, float], ...]) -> dict[str, float]:
 def _stages_text(stages: tuple[tuple[str, float], ...]) -> str:
     shares = stage_shares(stages)
     return "\n".join(
-        f"{stage} {seconds * MS_PER_S:.2f} ({100 * shares.get(stage, 0):.0f}%)" for stage, seconds in stages
+        f"{stage.removesuffix('_s')} {seconds * MS_PER_S:.2f} ({100 * shares.get(stage, 0):.0f}%)"
+        for stage, seconds in stages
     ) or "—"
 
 
@@ -175,6 +176,10 @@ def _cells(row: Row) -> list[tuple[str, str, str]]:
     ]
 
 
+# Columns folded into unreadable slivers when long case ids take the width (SeamlessM4T's stages).
+MIN_WIDTHS = {"stages p50 ms": 30}
+
+
 def render(table_rows: list[Row], title: str = "harness results") -> Table:
     table = Table(title=title, show_lines=False)
     grid = [_cells(row) for row in table_rows]
@@ -185,7 +190,9 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
     ]
     for index in keep:
         header, justify, _ = columns[index]
-        table.add_column(header, justify=justify, overflow="fold", no_wrap=header == "case")
+        table.add_column(
+            header, justify=justify, overflow="fold", no_wrap=header == "case", min_width=MIN_WIDTHS.get(header)
+        )
     for cells in grid:
         table.add_row(*(cells[index][2] for index in keep))
     return table
