@@ -179,7 +179,7 @@ MARKS_BEFORE_STEPS, MARKS_PER_STEP, MARKS_SPEECH = 3, 3, 2
 
 def stage_times(marks: list[float], steps: int, task: TaskShape, beam_search: bool) -> dict[str, float]:
     """Split one run's marks into stages that add up to its end-to-end time."""
-    encoder, prefill, first = marks[:MARKS_BEFORE_STEPS]
+    encoder, _prefill_forward, first = marks[:MARKS_BEFORE_STEPS]
     step_marks = marks[MARKS_BEFORE_STEPS : MARKS_BEFORE_STEPS + MARKS_PER_STEP * steps]
     starts = [first] + step_marks[MARKS_PER_STEP - 1 :: MARKS_PER_STEP][:-1] if steps else []
     reorder_s = sum(done - start for start, done in zip(starts, step_marks[0::MARKS_PER_STEP]))
