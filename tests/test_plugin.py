@@ -73,7 +73,7 @@ def test_collect_only_lists_dropped_cells_with_reasons(suite):
     "args, message",
     [
         (["--preset", "huge"], "Exit: harness error: unknown preset for llama 'huge'; allowed: paper, paper-7b, small, tiny"),
-        (["--stacks", "sdpa+warp"], "Exit: harness error: unknown lever 'warp'; allowed: compile, cudagraphs, eager, fixed, flex, jagged, padded, sdpa, static"),
+        (["--stacks", "sdpa+warp"], "Exit: harness error: unknown lever 'warp'; allowed: compile, cudagraphs, eager, fixed, flex, inplace-reorder, jagged, padded, sdpa, static"),
         (["--device", "npu"], "Exit: harness error: unknown device 'npu'; allowed: auto, cpu, cuda, cuda:N"),
     ],
 )
