@@ -89,6 +89,7 @@ class CaseResult:
             "items": case.items,
             "weights": weight_label(case.weights),
             "params": dict(case.params),
+            "beams": case.beams,
             "ttft_s": self.samples.get("ttft_s", []),
             "tpot_s": self.samples.get("tpot_s", []),
             "e2e_s": self.samples.get("e2e_s", []),

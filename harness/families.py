@@ -9,6 +9,7 @@ from __future__ import annotations
 from harness.errors import unknown_choice
 from harness.matrix import FamilySpec, Workload
 from harness.models.chameleon import preset_image_tokens
+from harness.models.seamless import DEFAULT_NUM_BEAMS
 from harness.workload import Lengths
 
 DECODER_STACKS = (
@@ -66,6 +67,31 @@ def batch_sweep(preset: str) -> tuple[int, ...]:
 # cost 5-15 s each there: CI checks its quantized path with int8dq alone.
 QUANT_OPT_IN = {"tiny": (("sdpa", "static", "compile", "int8dq"),)}
 CHAMELEON_QUANT_OPT_IN = {"tiny": QUANT_OPT_IN["tiny"] + (("sdpa", "int8wo"), ("sdpa", "dynint8"))}
+
+# SeamlessM4T v2: the reorder lever needs fixed buffers (static), and compile comes last, over
+# the step the in-place reorder keeps fixed. No CUDA graphs yet: the cross-attention cache is
+# rebuilt per input (its length is the input's), so a captured step would read stale buffers.
+SEAMLESS_STACKS = (
+    ("eager",),
+    ("sdpa",),
+    ("sdpa", "static"),
+    ("sdpa", "static", "inplace-reorder"),
+    ("sdpa", "static", "inplace-reorder", "compile"),
+)
+
+
+def seamless_workloads(speech_frames: int, text_tokens: int, gen_len: int, beams: tuple[int, ...]) -> tuple[Workload, ...]:
+    """Each task at each beam count (1 = greedy). prompt_len is feature frames for speech input
+    (50 per second of audio after the feature extractor's stacking) and tokens for text input;
+    speech-in and text-to-speech inputs are drawn from a length distribution, st and tt are fixed."""
+    prompts = {
+        "ss": Lengths(speech_frames, gen_len, dist="lognormal"),
+        "st": Lengths(speech_frames, gen_len),
+        "ts": Lengths(text_tokens, gen_len, dist="lognormal"),
+        "tt": Lengths(text_tokens, gen_len),
+    }
+    return tuple(Workload(1, lengths, (task,), beams=count) for task, lengths in prompts.items() for count in beams)
+
 
 FAMILIES = {
     "llama": FamilySpec(
@@ -133,6 +159,19 @@ FAMILIES = {
                 ("paper-7b", 16, 32, 32, (1024, 256)),
                 ("paper", 16, 32, 32, (1024, 256)),
             )
+        },
+    ),
+    # Beam count is a case axis: 1 (greedy) and 4 on the small presets (the width the reorder
+    # lever's speed-up is quoted at); the generation config's default on the paper preset.
+    "seamless": FamilySpec(
+        name="seamless",
+        tasks=("ss", "st", "ts", "tt"),
+        stacks=SEAMLESS_STACKS,
+        runner="seamless",
+        workloads={
+            "tiny": seamless_workloads(speech_frames=64, text_tokens=16, gen_len=16, beams=(1, 4)),
+            "small": seamless_workloads(speech_frames=400, text_tokens=48, gen_len=64, beams=(1, 4)),
+            "paper": seamless_workloads(speech_frames=500, text_tokens=64, gen_len=128, beams=(1, DEFAULT_NUM_BEAMS)),
         },
     ),
 }

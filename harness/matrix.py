@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from harness.errors import unknown_choice
-from harness.levers import LEVERS, stack_name, unavailable_reason
+from harness.levers import LEVERS, case_unavailable_reason, stack_name, unavailable_reason
 from harness.levers.speculation import PARAM_TOKENS
 from harness.models.weights import weight_variant
 from harness.workload import Lengths
@@ -27,6 +27,7 @@ class Workload:
     items: int = 0  # rows of the item table a recommender case uses (0: not a recommender case)
     weights: str = ""  # a synthetic weight variant (harness/models/weights.py); "" = random or --checkpoint-dir
     stacks: tuple[tuple[str, ...], ...] = ()  # of the family's stacks, the ones this workload runs; () = all
+    beams: int = 0  # beam-search width (1 = greedy; 0: a family without a beam axis)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class Case:
     items: int = 0  # Workload.items
     weights: str = ""  # Workload.weights
     params: tuple[tuple[str, int], ...] = ()  # the stack's lever parameters (Lever.params), e.g. draft_len
+    beams: int = 0  # Workload.beams
+
+    @property
+    def beams_token(self) -> str:
+        """The beam axis in the case id: greedy or beamN ("" for families without the axis)."""
+        return {0: "", 1: "-greedy"}.get(self.beams, f"-beam{self.beams}")
 
     @property
     def stack_name(self) -> str:
@@ -70,7 +77,7 @@ class Case:
         dtype = DTYPE_TOKENS[self.dtype]
         items = f"-i{self.items}" if self.items else ""
         weights = f"-{weight_variant(self.weights).token}" if self.weights else ""
-        return f"{self.family}-{self.task}-{self.preset}-b{self.batch_size}-{self.lengths.token}{items}-{dtype}{weights}"
+        return f"{self.family}-{self.task}-{self.preset}-b{self.batch_size}-{self.lengths.token}{items}{self.beams_token}-{dtype}{weights}"
 
     @property
     def id(self) -> str:
@@ -83,9 +90,9 @@ class Case:
         data["params"] = dict(self.params)
         if self.weights:  # the variant's own numbers too: changing its scale changes the fingerprint
             data["weights_params"] = weight_variant(self.weights).params()
-        for name in ("items", "weights", "params"):
+        for name in ("items", "weights", "params", "beams"):
             if not data[name]:
-                del data[name]  # cases without them keep the dicts (and fingerprints) they had
+                del data[name]  # cases without them (beams: families without a beam axis) keep the dicts (and fingerprints) they had
         return data
 
     @classmethod
@@ -172,9 +179,9 @@ def expand(
                         continue
                     case = Case(
                         spec.name, task, preset, dtype, workload.batch_size, workload.lengths, stack, workload.items,
-                        workload.weights, stack_params(stack, lever_params or {}),
+                        workload.weights, stack_params(stack, lever_params or {}), workload.beams,
                     )
-                    reason = unavailable_reason(stack, spec.name, device, dtype)
+                    reason = unavailable_reason(stack, spec.name, device, dtype) or case_unavailable_reason(stack, case)
                     if not reason and stack in opt_in and stack_name(stack) not in only_stacks:
                         reason = OPT_IN_REASON
                     if not reason and does_not_fit is not None:

@@ -111,8 +111,18 @@ def stage_medians(record: Mapping) -> tuple[tuple[str, float], ...]:
     return tuple((stage, median(samples)) for stage, samples in record.get("stages_s", {}).items() if samples)
 
 
+def stage_shares(stages: tuple[tuple[str, float], ...]) -> dict[str, float]:
+    """Each stage's share of the stages' total (medians), e.g. the text decoder's share of ss time."""
+    total = sum(seconds for _, seconds in stages)
+    return {stage: seconds / total for stage, seconds in stages} if total > 0 else {}
+
+
 def _stages_text(stages: tuple[tuple[str, float], ...]) -> str:
-    return "\n".join(f"{stage} {seconds * MS_PER_S:.2f}" for stage, seconds in stages) or "—"
+    shares = stage_shares(stages)
+    return "\n".join(
+        f"{stage.removesuffix('_s')} {seconds * MS_PER_S:.2f} ({100 * shares.get(stage, 0):.0f}%)"
+        for stage, seconds in stages
+    ) or "—"
 
 
 def rows(records: Iterable[Mapping]) -> list[Row]:
@@ -201,6 +211,10 @@ def _cells(row: Row) -> list[tuple[str, str, str]]:
     ]
 
 
+# Columns folded into unreadable slivers when long case ids take the width (SeamlessM4T's stages).
+MIN_WIDTHS = {"stages p50 ms": 30}
+
+
 def render(table_rows: list[Row], title: str = "harness results") -> Table:
     table = Table(title=title, show_lines=False)
     grid = [_cells(row) for row in table_rows]
@@ -211,7 +225,9 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
     ]
     for index in keep:
         header, justify, _ = columns[index]
-        table.add_column(header, justify=justify, overflow="fold", no_wrap=header == "case")
+        table.add_column(
+            header, justify=justify, overflow="fold", no_wrap=header == "case", min_width=MIN_WIDTHS.get(header)
+        )
     for cells in grid:
         table.add_row(*(cells[index][2] for index in keep))
     return table

@@ -229,4 +229,4 @@ def test_presets_pick_the_families_that_declare_them():
 
     assert select(RunOptions(preset="paper-ml1m"), cuda_available=False).families == ("hstu",)
     assert select(RunOptions(preset="paper-7b"), cuda_available=False).families == ("llama", "chameleon")
-    assert set(select(RunOptions(), cuda_available=False).families) == {"llama", "chameleon", "hstu"}
+    assert set(select(RunOptions(), cuda_available=False).families) == {"llama", "chameleon", "hstu", "seamless"}

@@ -77,7 +77,7 @@ def test_collect_only_lists_dropped_cells_with_reasons(suite):
     "args, message",
     [
         (["--preset", "huge"], "Exit: harness error: unknown preset for llama 'huge'; allowed: paper, paper-7b, small, tiny"),
-        (["--stacks", "sdpa+warp"], "Exit: harness error: unknown lever 'warp'; allowed: autoquant, compile, cudagraphs, dynint8, eager, fixed, flex, int4wo, int8dq, int8wo, jagged, lookup, padded, sdpa, selfspec, static"),
+        (["--stacks", "sdpa+warp"], "Exit: harness error: unknown lever 'warp'; allowed: autoquant, compile, cudagraphs, dynint8, eager, fixed, flex, int4wo, inplace-reorder, int8dq, int8wo, jagged, lookup, padded, sdpa, selfspec, static"),
         (["--device", "npu"], "Exit: harness error: unknown device 'npu'; allowed: auto, cpu, cuda, cuda:N"),
     ],
 )

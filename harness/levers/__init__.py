@@ -49,6 +49,7 @@ class Lever:
     unavailable: Callable[[], str] = lambda: ""  # why this environment cannot run it (a package missing)
     params: tuple[str, ...] = ()  # RunOptions fields the lever reads (Case.params; shown in the case id)
     quick_tokens: int = 0  # at least this many tokens in a quick check (a lever that acts on the text so far)
+    case_reason: Callable = lambda case: ""  # why this lever cannot apply to a case's workload ("" if it can)
 
 
 class Registry:
@@ -110,6 +111,15 @@ def unavailable_reason(stack: tuple[str, ...], family: str, device: str, dtype: 
     return ""
 
 
+def case_unavailable_reason(stack: tuple[str, ...], case) -> str:
+    """Why a stack cannot run this case's workload (e.g. a beam-search lever on a greedy case)."""
+    for name in stack:
+        reason = LEVERS.get(name).case_reason(case)
+        if reason:
+            return f"{name} {reason}"
+    return ""
+
+
 def _applicable(need: str, family: str) -> str:
     """The alternatives of a requirement that apply to this family, e.g. "static" for llama."""
     names = [name for name in need.split("|") if family in LEVERS.get(name).families]
@@ -118,14 +128,14 @@ def _applicable(need: str, family: str) -> str:
 
 def _builtin_levers() -> tuple[Lever, ...]:
     from harness.levers import compile as compile_lever
-    from harness.levers import cudagraphs, eager, fixed, flex, jagged, lookup, padded, sdpa, selfspec, static
+    from harness.levers import cudagraphs, eager, fixed, flex, jagged, lookup, padded, reorder, sdpa, selfspec, static
     from harness.levers import autoquant, dynint8, int4wo, int8dq, int8wo
 
     return (
         eager.LEVER, sdpa.LEVER, static.LEVER, compile_lever.LEVER, cudagraphs.LEVER,
         padded.LEVER, fixed.LEVER, jagged.LEVER, flex.LEVER,
         int8dq.LEVER, int8wo.LEVER, int4wo.LEVER, autoquant.LEVER, dynint8.LEVER,
-        selfspec.LEVER, lookup.LEVER,
+        selfspec.LEVER, lookup.LEVER, reorder.LEVER,
     )
 
 

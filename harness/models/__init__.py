@@ -22,9 +22,9 @@ class FamilyModels:
 
 
 def _builders() -> dict[str, FamilyModels]:
-    from harness.models import chameleon, hstu, llama
+    from harness.models import chameleon, hstu, llama, seamless
 
-    return {"llama": llama.MODELS, "chameleon": chameleon.MODELS, "hstu": hstu.MODELS}
+    return {"llama": llama.MODELS, "chameleon": chameleon.MODELS, "hstu": hstu.MODELS, "seamless": seamless.MODELS}
 
 
 BUILDERS = _builders()

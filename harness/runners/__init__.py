@@ -26,6 +26,7 @@ class Plan:
     quantization: str = ""  # a scheme of harness.quantize.SCHEMES: the session runs a quantized copy
     drafting: object = None  # harness.speculative.Drafting: speculative greedy decoding (None: plain greedy)
     lever_params: tuple[tuple[str, int], ...] = ()  # Case.params: the stack's levers' parameters
+    kv_reorder: str = "index_select"  # beam-search KV-cache reorder: "index_select" | "inplace"
 
 
 @dataclass
@@ -74,8 +75,12 @@ def runner_class(kind: str) -> type:
     from harness.runners.chameleon import ChameleonRunner
     from harness.runners.decoder import DecoderRunner
     from harness.runners.recommender import RecommenderRunner
+    from harness.runners.seamless import SeamlessRunner
 
-    runners = {"decoder": DecoderRunner, "chameleon": ChameleonRunner, "recommender": RecommenderRunner}
+    runners = {
+        "decoder": DecoderRunner, "chameleon": ChameleonRunner, "recommender": RecommenderRunner,
+        "seamless": SeamlessRunner,
+    }
     try:
         return runners[kind]
     except KeyError:

@@ -1,0 +1,61 @@
+"""SeamlessM4T v2 (ss, st, ts, tt; greedy and beam search) over the matrix in harness/families.py."""
+
+import pytest
+
+from harness.runners.seamless import TASKS
+
+pytestmark = pytest.mark.family("seamless")
+
+SPEECH_STAGES = {"text_to_unit_s", "vocoder_s"}
+
+
+def test_seamless(case, harness):
+    result = harness(case)
+    samples = result.samples
+    generated = samples.get("generated_tokens", {})
+    # Every timed iteration decoded exactly its drawn number of text tokens.
+    assert generated.get("text", []) == samples.get("gen_lens", [])
+    stages = set(samples.get("stages_s", {}))
+    if stages:  # measured: each stage of the pipeline is timed
+        encoder = "speech_encoder_s" if TASKS[case.task].speech_in else "text_encoder_s"
+        assert {encoder, "text_decoder_prefill_s", "text_decoder_steps_s"} <= stages
+        assert (SPEECH_STAGES <= stages) == TASKS[case.task].speech_out
+        assert ("kv_reorder_s" in stages) == (case.beams > 1)
+
+
+BENCH_PAIRS, QUICK_PAIRS, QUICK_TOKENS = 8, 1, 4
+REORDER_BEAMS = 4
+
+
+def test_inplace_reorder_speedup(harness_run, request):
+    """The reorder lever's speed-up at 4 beams (ss), in interleaved pairs within one run."""
+    from dataclasses import replace
+
+    from harness.families import FAMILIES
+    from harness.runners.seamless import measure_reorder_speedup
+
+    selection = harness_run.selection
+    if "seamless" not in selection.families:
+        pytest.skip("seamless is not selected (--families)")
+    options = selection.options
+    (workload,) = [w for w in FAMILIES["seamless"].workloads[options.preset] if w.tasks == ("ss",) and w.beams > 1]
+    cases, _ = selection.expand("seamless")
+    (case,) = [c for c in cases if c.task == "ss" and c.beams == workload.beams and c.stack == ("sdpa", "static")] or [None]
+    if case is None:
+        pytest.skip("sdpa+static is not selected (--stacks)")
+    case = replace(case, beams=REORDER_BEAMS)
+    gen_len = workload.lengths.gen_len if options.benchmark else QUICK_TOKENS
+    draw = (workload.lengths.prompt_len, gen_len)
+    model = harness_run.ctx.models.get("seamless", options.preset, selection.dtypes[0], selection.device, options.seed, options.checkpoint_dir)
+    pairs = BENCH_PAIRS if options.benchmark else QUICK_PAIRS
+    measure = lambda: measure_reorder_speedup(model, selection.device, options.seed, case, draw, pairs)
+    benchmark = request.getfixturevalue("benchmark") if options.benchmark else None
+    found = benchmark.pedantic(measure, rounds=1) if benchmark else measure()
+    assert found["outputs_match"]
+    if benchmark:
+        benchmark.extra_info.update(found)
+        harness_run.notes.append(
+            f"seamless in-place reorder at {REORDER_BEAMS} beams: e2e {found['speedup_e2e_s']:.2f}x, "
+            f"reorder stage {found['speedup_kv_reorder_s']:.2f}x vs index_select "
+            f"({options.preset} ss p{draw[0]} g{draw[1]}, sdpa+static, {pairs} interleaved pairs)"
+        )
