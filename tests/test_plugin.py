@@ -5,6 +5,7 @@ import json
 import pytest
 
 from harness.errors import EXIT_HARNESS_ERROR
+from harness.levers import LEVERS
 from harness.records import load_results
 
 # The plugin's own behaviour, without the llama suite's profile checks (tests/test_profile_run.py has those).
@@ -77,7 +78,7 @@ def test_collect_only_lists_dropped_cells_with_reasons(suite):
     "args, message",
     [
         (["--preset", "huge"], "Exit: harness error: unknown preset for llama 'huge'; allowed: paper, paper-7b, small, tiny"),
-        (["--stacks", "sdpa+warp"], "Exit: harness error: unknown lever 'warp'; allowed: autoquant, compile, cudagraphs, dynint8, eager, fixed, flex, int4wo, inplace-reorder, int8dq, int8wo, jagged, lookup, padded, sdpa, selfspec, static"),
+        (["--stacks", "sdpa+warp"], f"Exit: harness error: unknown lever 'warp'; allowed: {', '.join(sorted(LEVERS.names()))}"),
         (["--device", "npu"], "Exit: harness error: unknown device 'npu'; allowed: auto, cpu, cuda, cuda:N"),
     ],
 )

@@ -50,15 +50,18 @@ def test_quant_stacks_are_declared_for_the_decoders_and_carry_the_one_tolerance(
     assert "int8dq" not in {lever for stack in FAMILIES["hstu"].stacks for lever in stack}
 
 
+SPECULATION_PARAMS = {"draft_len": 4, "exit_layer": 2, "max_ngram": 3}  # the speculative stacks' parameters
+
+
 def test_cpu_expansion_keeps_cpu_schemes_and_drops_the_rest_with_reasons():
-    cases, dropped = expand(FAMILIES["llama"], "tiny", ("float32",), "cpu")
+    cases, dropped = expand(FAMILIES["llama"], "tiny", ("float32",), "cpu", lever_params=SPECULATION_PARAMS)
     kept = {case.stack_name for case in cases}
     assert {"sdpa+int8dq", "sdpa+int8wo", "sdpa+dynint8"} <= kept
     reasons = {cell.case_id.split("-fp32-")[1]: cell.reason for cell in dropped}
     assert reasons["sdpa+int4wo"] == "int4wo needs a cuda device (this run: cpu)"
     assert reasons["sdpa+autoquant"] == "autoquant needs a cuda device (this run: cpu)"
     assert reasons["sdpa+static+compile+int8dq"] == OPT_IN_REASON  # tiny: only when named
-    named, _ = expand(FAMILIES["llama"], "tiny", ("float32",), "cpu", only_stacks=("sdpa+static+compile+int8dq",))
+    named, _ = expand(FAMILIES["llama"], "tiny", ("float32",), "cpu", only_stacks=("sdpa+static+compile+int8dq",), lever_params=SPECULATION_PARAMS)
     assert {case.stack_name for case in named} == {"sdpa+static+compile+int8dq"}
 
 
