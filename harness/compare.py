@@ -11,6 +11,7 @@ from harness.attribution import attribute, profile_of
 from harness.verdict import ENV_MISMATCH, ERROR, IMPROVED, NO_BASELINE, REGRESSED, Policy, Verdict, judge
 
 GATED_METRICS = ("ttft_s", "tpot_s", "e2e_s", "peak_mem_bytes")
+UNRECORDED = "no baseline for this case"  # nothing was ever recorded for it (reports collapse these)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def compare_case(
     if record.get("status") != "ok":
         return every_metric(Verdict(ERROR, reason=f"{record.get('status')}: {record.get('message', '')}"))
     if entry is None:
-        return every_metric(Verdict(NO_BASELINE, reason="no baseline for this case"))
+        return every_metric(Verdict(NO_BASELINE, reason=UNRECORDED))
     if entry["fingerprint"] != record["fingerprint"]:
         return every_metric(Verdict(NO_BASELINE, reason="case definition changed since the baseline"))
     diff = tuple(env_differences(entry["environment"], env_subset(environment), allowed_env))

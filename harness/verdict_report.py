@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from harness.compare import MetricResult
+from harness.compare import UNRECORDED, MetricResult
 from harness.verdict import VERDICTS
 
 SEVERITY = {status: rank for rank, status in enumerate(("regressed", "error", "env_mismatch", "noisy", "no_baseline", "improved", "unchanged"))}
@@ -60,11 +60,28 @@ def ordered(results: Iterable[MetricResult]) -> list[MetricResult]:
     return sorted(results, key=lambda r: (SEVERITY.get(r.verdict.status, 99), r.case_id, r.metric))
 
 
+def listed(results: Iterable[MetricResult]) -> tuple[list[MetricResult], int]:
+    """The rows worth a line each, and how many metrics were left out because no baseline was
+    ever recorded for their case (a first run would otherwise print one row per metric)."""
+    rows, unrecorded = [], 0
+    for result in ordered(results):
+        if result.verdict.status == "no_baseline" and result.verdict.reason == UNRECORDED:
+            unrecorded += 1
+        else:
+            rows.append(result)
+    return rows, unrecorded
+
+
+def unrecorded_line(count: int) -> str:
+    return f"{count} metric(s) of cases with no baseline yet are not listed (record them with --update-baselines)" if count else ""
+
+
 def render_verdicts(results: list[MetricResult], title: str) -> Table:
-    table = Table(title=f"{title}: {summary_line(results)}")
+    rows, unrecorded = listed(results)
+    table = Table(title=f"{title}: {summary_line(results)}", caption=unrecorded_line(unrecorded) or None)
     for column in COLUMNS:
         table.add_column(column, overflow="fold", no_wrap=column == "case")
-    for result in ordered(results):
+    for result in rows:
         row = cells(result)
         style = STYLE.get(result.verdict.status)
         row[2] = f"[{style}]{row[2]}[/]" if style else row[2]
@@ -73,8 +90,11 @@ def render_verdicts(results: list[MetricResult], title: str) -> Table:
 
 
 def markdown(results: list[MetricResult], title: str) -> str:
-    lines = [f"### {title}", "", f"**{summary_line(results)}**", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for result in ordered(results):
+    rows, unrecorded = listed(results)
+    lines = [f"### {title}", "", f"**{summary_line(results)}**", ""]
+    lines += [unrecorded_line(unrecorded), ""] if unrecorded else []
+    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for result in rows:
         row = [cell.replace("|", "\\|") for cell in cells(result)]
         if result.verdict.status == "regressed":
             row[2] = f"**{row[2]}**"

@@ -1,0 +1,26 @@
+"""Verdict tables: a first run without baselines is one line, not a row per metric."""
+
+from harness.compare import UNRECORDED, MetricResult
+from harness.report import render_text_table
+from harness.verdict import Verdict
+from harness.verdict_report import markdown, render_verdicts
+
+RESULTS = [
+    MetricResult("new-case", "tpot_s", Verdict("no_baseline", reason=UNRECORDED)),
+    MetricResult("new-case", "e2e_s", Verdict("no_baseline", reason=UNRECORDED)),
+    MetricResult("changed-case", "tpot_s", Verdict("no_baseline", reason="case definition changed since the baseline")),
+    MetricResult("old-case", "tpot_s", Verdict("regressed", 1.0, 1.5, 0.5, 1e-4, 0.1, 12, 12)),
+]
+
+
+def test_cases_never_recorded_are_counted_not_listed():
+    text = render_text_table(render_verdicts(RESULTS, "t"), width=200)
+    assert "3 no_baseline" in text and "1 regressed" in text
+    assert "new-case" not in text and "2 metric(s) of cases with no baseline yet are not listed" in text
+    assert "changed-case" in text and "old-case" in text  # a changed definition still says why
+
+
+def test_markdown_collapses_them_too():
+    text = markdown(RESULTS, "t")
+    assert "new-case" not in text and "2 metric(s) of cases with no baseline yet" in text
+    assert "| changed-case |" in text and "**regressed**" in text
