@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from harness.compare import UNRECORDED, MetricResult
 from harness.verdict import VERDICTS
@@ -76,8 +77,10 @@ def unrecorded_line(count: int) -> str:
     return f"{count} metric(s) of cases with no baseline yet are not listed (record them with --update-baselines)" if count else ""
 
 
-def render_verdicts(results: list[MetricResult], title: str) -> Table:
+def render_verdicts(results: list[MetricResult], title: str) -> Table | Text:
     rows, unrecorded = listed(results)
+    if not rows:  # nothing to show row by row: no empty table, just the counts
+        return Text(f"{title}: {summary_line(results)}\n{unrecorded_line(unrecorded)}\n")
     table = Table(title=f"{title}: {summary_line(results)}", caption=unrecorded_line(unrecorded) or None)
     for column in COLUMNS:
         table.add_column(column, overflow="fold", no_wrap=column == "case")

@@ -24,3 +24,8 @@ def test_markdown_collapses_them_too():
     text = markdown(RESULTS, "t")
     assert "new-case" not in text and "2 metric(s) of cases with no baseline yet" in text
     assert "| changed-case |" in text and "**regressed**" in text
+
+
+def test_a_first_run_prints_counts_without_an_empty_table():
+    text = render_text_table(render_verdicts(RESULTS[:2], "t"), width=200)
+    assert text.splitlines()[0] == "t: 2 no_baseline" and "┏" not in text
