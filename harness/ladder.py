@@ -175,8 +175,9 @@ def _p50(record: Mapping, metric: str) -> float | None:
 
 def ladder(records: Sequence[Mapping], baseline: str, slot_of: Callable[[str], str]) -> Ladder | None:
     """The ladder of one workload's records; None when its baseline stack was not measured."""
-    usable = {r["stack"]: r for r in records if not _usable(r)}
-    left_out = [(r["stack"], _usable(r)) for r in records if _usable(r)]
+    why_not = {r["stack"]: _usable(r) for r in records}
+    usable = {r["stack"]: r for r in records if not why_not[r["stack"]]}
+    left_out = [(stack, why) for stack, why in why_not.items() if why]
     if baseline not in usable:
         return None
     levers_of = {frozenset(stack.split("+")): stack for stack in usable}

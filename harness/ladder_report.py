@@ -8,11 +8,9 @@ from pathlib import Path
 
 from rich.table import Table
 
+from harness.charts import FORMATS
 from harness.ladder import CONFIDENCE, Interval, Ladder, LadderSummary
-
-MS_PER_S = 1e3
-FORMATS = ("png", "svg")
-EMPTY = "—"
+from harness.report import EMPTY, MS_PER_S, _fmt
 
 
 def interval_text(interval: Interval | None) -> str:
@@ -21,10 +19,6 @@ def interval_text(interval: Interval | None) -> str:
     if not interval.bounded:
         return f"{interval.estimate:.2f}x [too few samples]"
     return f"{interval.estimate:.2f}x [{interval.low:.2f}, {interval.high:.2f}]"
-
-
-def _ms(seconds: float | None, digits: int) -> str:
-    return EMPTY if seconds is None else f"{seconds * MS_PER_S:.{digits}f}"
 
 
 def render_ladders(found: Sequence[Ladder], per_family: Mapping[str, Interval], overall: Interval | None) -> Table:
@@ -36,8 +30,8 @@ def render_ladders(found: Sequence[Ladder], per_family: Mapping[str, Interval], 
     for item in found:
         for index, step in enumerate(item.steps):
             label = step.stack if not step.added else f"+{step.added}  ({step.stack})"
-            table.add_row(item.workload_id if index == 0 else "", label, _ms(step.e2e_p50_s, 2),
-                          _ms(step.tpot_p50_s, 3), interval_text(step.step), interval_text(step.cumulative))
+            table.add_row(item.workload_id if index == 0 else "", label, _fmt(step.e2e_p50_s, MS_PER_S, 2),
+                          _fmt(step.tpot_p50_s, MS_PER_S, 3), interval_text(step.step), interval_text(step.cumulative))
         table.add_section()
     for family, interval in per_family.items():
         table.add_row(f"{family}: combined (geomean of its workloads)", "", "", "", "", interval_text(interval))
