@@ -269,8 +269,9 @@ class CaseRun:
         with self.session.timed():
             loop_runner(iteration, len(self.draws), prepare_next)
         if not peak.in_timed_window:
-            # This peak's probe would perturb the timed loop: one extra, untimed iteration of
-            # the longest draw instead (its memory is what the timed iterations reached).
+            # This peak's set-up or probe would perturb the timed loop (a CPU peak releases the
+            # free heap first; a sampled one runs a thread): one extra, untimed iteration of the
+            # longest draw instead (its memory is what the timed iterations reached).
             self.ctx.progress(f"{self.case.id}: peak-memory iteration")
             peak.start()
             self._run(max(self.draws, key=sum))

@@ -3,12 +3,20 @@
 On the CPU the kernel's high-water mark (VmHWM) is exact and free, but only where it can be
 reset (`/proc/self/clear_refs`); some sandboxes refuse that, or accept the write and ignore
 it. There the peak comes from a thread sampling the resident size, which competes with the
-measured code for the GIL and the cores: such a peak says so (`in_timed_window` is False), and
-the bench measures it around an extra, untimed iteration instead of the timed ones.
+measured code for the GIL and the cores.
+
+RSS growth also depends on the heap's history: memory that earlier work freed stays resident in
+malloc's free lists, and reusing it raises no RSS at all (a 64 MiB tensor measured 0 bytes after
+a fragmenting run). So a CPU window starts by handing free heap pages back to the kernel
+(glibc's `malloc_trim`), and the window's RSS growth is what it really touched. That costs page
+faults in the code that follows, so no CPU peak is taken over timed iterations
+(`in_timed_window` is False): the bench measures it around an extra, untimed iteration.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import threading
 from pathlib import Path
@@ -30,6 +38,25 @@ def _status_bytes(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     raise KeyError(field)
+
+
+def _load_malloc_trim():
+    # glibc only: musl and macOS have no malloc_trim, and there RSS growth may undercount reuse.
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+MALLOC_TRIM = _load_malloc_trim()
+
+
+def release_free_heap() -> bool:
+    """Return malloc's free pages to the kernel, so reusing them in the window counts as growth."""
+    if MALLOC_TRIM is None:
+        return False
+    MALLOC_TRIM(0)
+    return True
 
 
 def rss_bytes() -> int:
@@ -63,9 +90,10 @@ class HwmPeak:
     """Peak RSS during the window minus RSS at its start (weights loaded earlier not counted)."""
 
     method = "rss_hwm_delta"
-    in_timed_window = True
+    in_timed_window = False  # the heap release at start costs the next code page faults
 
     def start(self) -> None:
+        release_free_heap()
         if not reset_hwm():
             raise OSError(f"cannot reset the peak RSS through {CLEAR_REFS}")
         self._start_bytes = _status_bytes("VmRSS")
@@ -83,6 +111,7 @@ class SampledPeak:
     in_timed_window = False  # the sampling thread would perturb timed code
 
     def start(self) -> None:
+        release_free_heap()
         self._start_bytes = self._max_bytes = rss_bytes()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)

@@ -101,6 +101,33 @@ def test_peak_memory_sees_an_allocation():
     del block
 
 
+def _leave_free_memory_resident_in_the_heap():
+    # Freeing a 20 MiB mmapped block lifts glibc's mmap threshold, so the 16 MiB blocks come from
+    # the heap; freeing all but the top one leaves 144 MiB free there, resident and reusable.
+    # CI's history left such a heap: a later 64 MiB tensor raised RSS by nothing.
+    torch.empty(20 * 1024 * 1024 // 4).fill_(1)
+    blocks = [torch.ones(16 * 1024 * 1024 // 4) for _ in range(10)]
+    return blocks[-1:]
+
+
+@pytest.mark.parametrize("peak_class", [memory.HwmPeak, memory.SampledPeak])
+def test_peak_memory_counts_heap_memory_freed_before_the_window(peak_class):
+    if peak_class is memory.HwmPeak and not memory.reset_hwm():
+        pytest.skip("the kernel's high-water mark cannot be reset here")
+    if memory.MALLOC_TRIM is None:
+        pytest.skip("no glibc malloc_trim: reused heap memory is invisible to RSS")
+    kept = _leave_free_memory_resident_in_the_heap()
+    peak = peak_class()
+    peak.start()
+    block = torch.ones(64 * 1024 * 1024 // 4)
+    assert peak.peak_bytes() >= 48 * 1024 * 1024, peak.method
+    del block, kept
+
+
+def test_no_cpu_peak_is_taken_over_timed_iterations():
+    assert not memory.HwmPeak.in_timed_window and not memory.SampledPeak.in_timed_window
+
+
 def test_sampled_peak_sees_an_allocation_freed_before_the_window_ends():
     peak = memory.SampledPeak()
     peak.start()
