@@ -28,6 +28,9 @@ class Workload:
     weights: str = ""  # a synthetic weight variant (harness/models/weights.py); "" = random or --checkpoint-dir
     stacks: tuple[tuple[str, ...], ...] = ()  # of the family's stacks, the ones this workload runs; () = all
     beams: int = 0  # beam-search width (1 = greedy; 0: a family without a beam axis)
+    # of this workload's stacks, the ones that run only when named by --stacks (dropped otherwise,
+    # with OPT_IN_REASON), as FamilySpec.opt_in but for one workload that costs more than the rest
+    opt_in: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,7 @@ def expand(
                         workload.weights, stack_params(stack, lever_params or {}), workload.beams,
                     )
                     reason = unavailable_reason(stack, spec.name, device, dtype) or case_unavailable_reason(stack, case)
-                    if not reason and stack in opt_in and stack_name(stack) not in only_stacks:
+                    if not reason and stack in opt_in + workload.opt_in and stack_name(stack) not in only_stacks:
                         reason = OPT_IN_REASON
                     if not reason and does_not_fit is not None:
                         reason = does_not_fit(case)

@@ -8,7 +8,7 @@ import torch
 from harness.bench import RunContext, execute, plan_for
 from harness.families import FAMILIES
 from harness.levers import LEVERS
-from harness.matrix import Case
+from harness.matrix import OPT_IN_REASON, Case, expand
 from harness.models import build_model, count_parameters_on_meta, model_config
 from harness.models.chameleon import PRESETS, image_token_name, preset_image_tokens, random, vocab_layout
 from harness.options import RunOptions
@@ -101,14 +101,24 @@ def test_paper_vq_tokenizer_gives_1024_tokens_per_512px_image(preset):
 
 def test_tiny_vq_token_count_matches_its_encoder(model):
     codes = model.model.vqmodel.encode(torch.zeros((1, 3, 64, 64))).image_tokens
-    assert codes.numel() == preset_image_tokens("tiny") == 64
+    assert codes.numel() == preset_image_tokens("tiny") == 1024  # the paper's image-token count
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_ti_workloads_generate_one_whole_image(preset):
     (ti,) = [w for w in FAMILIES["chameleon"].workloads[preset] if "ti" in w.tasks]
     assert ti.lengths.gen_len == preset_image_tokens(preset)
-    assert preset == "tiny" or ti.lengths.gen_len == 1024
+    assert ti.lengths.gen_len == 1024  # tiny included: the paper's count, on a tiny VQ
+
+
+def test_a_workloads_opt_in_stack_runs_only_when_named():
+    spec = FAMILIES["chameleon"]
+    cases, dropped = expand(spec, "tiny", ("float32",), "cpu")
+    ti_int8dq = "chameleon-ti-tiny-b1-p16-g1024-fp32-sdpa+int8dq"
+    assert {d.case_id: d.reason for d in dropped}[ti_int8dq] == OPT_IN_REASON
+    assert "chameleon-tt-tiny-b1-p32-g32-fp32-sdpa+int8dq" in {case.id for case in cases}  # other workloads keep it
+    named, _ = expand(spec, "tiny", ("float32",), "cpu", only_stacks=("sdpa+int8dq",))
+    assert ti_int8dq in {case.id for case in named}
 
 
 def test_vocabulary_map_agrees_with_transformers_parsing(model):
@@ -146,10 +156,11 @@ def test_image_is_tokenized_and_spliced_into_the_prompt(model):
     prepared = runner.inputs((5, 2))
     ids = runner.encode(prepared)
     layout = runner.vocab
-    assert ids.shape == (1, 1 + 1 + 64 + 1 + 4)
-    assert ids[0, :2].tolist() == [layout.bos, layout.boi] and ids[0, 66].item() == layout.eoi
-    assert torch.isin(ids[0, 2:66], layout.image_ids).all()
-    assert not torch.isin(ids[0, 67:], layout.image_ids).any()
+    image = preset_image_tokens("tiny")
+    assert ids.shape == (1, 1 + 1 + image + 1 + 4)
+    assert ids[0, :2].tolist() == [layout.bos, layout.boi] and ids[0, 2 + image].item() == layout.eoi
+    assert torch.isin(ids[0, 2 : 2 + image], layout.image_ids).all()
+    assert not torch.isin(ids[0, 3 + image :], layout.image_ids).any()
 
 
 def test_ti_streams_share_one_length_and_end_in_begin_of_image(model):
@@ -218,6 +229,7 @@ def test_levers_keep_the_greedy_image_tokens(model, stack):
 def test_image_token_budget_is_enforced(model):
     from harness.errors import HarnessError
 
-    runner = ChameleonRunner(case_for("ti", 4, 65), model, "cpu", seed=0)
-    with pytest.raises(HarnessError, match="an image is 64 tokens"):
-        runner.inputs((4, 65))
+    over = preset_image_tokens("tiny") + 1
+    runner = ChameleonRunner(case_for("ti", 4, over), model, "cpu", seed=0)
+    with pytest.raises(HarnessError, match=f"an image is {over - 1} tokens"):
+        runner.inputs((4, over))

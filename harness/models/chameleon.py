@@ -5,7 +5,8 @@ One decoder over text tokens and image tokens; images become tokens through a VQ
 both use the released VQ tokenizer's shape (transformers' ChameleonVQVAEConfig defaults:
 512x512 pixels, four 2x downsamplings, 32x32 = 1024 tokens per image, 8192 codes).
 `tiny` and `small` are this harness's own sizes; `tiny` has a tiny VQ tokenizer (64x64 pixels,
-8x8 = 64 tokens per image) so that CI runs in seconds.
+one 2x downsampling) that still makes 32x32 = 1024 tokens per image: the sequence lengths the
+decoder sees are the paper's, only the pixels and channels are small.
 
 Random weights need a vocabulary map (FACTS.md): `<image>` and one `IMGIMG...Z` entry per codebook
 index. The layout here is this harness's choice, modelled on the released tokenizer (codes from
@@ -29,8 +30,9 @@ RELEASED_VQ = dict(
     resolution=512, in_channels=3, base_channels=128, channel_multiplier=[1, 1, 2, 2, 4], num_res_blocks=2,
     embed_dim=256, latent_channels=256, num_embeddings=8192, double_latent=False, attn_resolutions=None,
 )
+# One halving of 64x64 pixels: the released tokenizer's 32x32 token grid at a fraction of its cost.
 TINY_VQ = dict(
-    resolution=64, in_channels=3, base_channels=32, channel_multiplier=[1, 2, 2, 4], num_res_blocks=1,
+    resolution=64, in_channels=3, base_channels=32, channel_multiplier=[1, 2], num_res_blocks=1,
     embed_dim=32, latent_channels=32, num_embeddings=256, double_latent=False, attn_resolutions=None,
 )
 
