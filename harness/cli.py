@@ -38,13 +38,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.records import load_results
-    from harness.report import render, render_profile, rows
+    from harness.report import render_profile, render_tables, rows
 
     console = Console(width=max(Console().width, 160))  # wide enough for case ids when piped
     for path in args.results:
         data = load_results(path)
         table_rows = rows(data["cases"])
-        console.print(render(table_rows, title=str(path)))
+        for table in render_tables(table_rows, title=str(path)):
+            console.print(table)
         profile = render_profile(table_rows)
         if profile is not None:
             console.print(profile)

@@ -43,6 +43,7 @@ class Row:
     forward_p50_s: float | None = None
     acceptance_rate: float | None = None
     mean_accepted_len: float | None = None
+    family: str = ""  # each family gets its own table (its own columns), ids shown without it
 
 
 TOP_CATEGORIES = 3
@@ -158,6 +159,7 @@ def rows(records: Iterable[Mapping]) -> list[Row]:
                 forward_p50_s=_median_or_none(r.get("time_per_forward_s", [])),
                 acceptance_rate=r.get("acceptance_rate"),
                 mean_accepted_len=r.get("mean_accepted_len"),
+                family=r["family"],
             )
         )
     return table
@@ -189,12 +191,16 @@ def _column_used(header: str, rows_: list[Row], texts: list[str]) -> bool:
     return header not in OPTIONAL_COLUMNS or any(text != EMPTY for text in texts)
 
 
-def _cells(row: Row) -> list[tuple[str, str, str]]:
-    """(header, justify, text) for one row, in column order."""
+def _case_text(row: Row, prefix: str = "") -> str:
+    case = row.case_id.removeprefix(prefix)
+    return case if row.status == "ok" else f"{case} [red]({row.status})[/]"
+
+
+def _cells(row: Row, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(header, justify, text) of the metrics table for one row, in column order."""
     match = {True: "[green]yes[/]", False: "[red]NO[/]", None: EMPTY}[row.outputs_match]
-    case = row.case_id if row.status == "ok" else f"{row.case_id} [red]({row.status})[/]"
     return [
-        ("case", "left", case),
+        ("case", "left", _case_text(row, prefix)),
         ("TTFT p50 ms", "right", _fmt(row.ttft_p50_s, MS_PER_S)),
         ("TPOT p50 ms", "right", _fmt(row.tpot_p50_s, MS_PER_S, 3)),
         ("TPOT p90 ms", "right", _fmt(row.tpot_p90_s, MS_PER_S, 3)),
@@ -206,7 +212,13 @@ def _cells(row: Row) -> list[tuple[str, str, str]]:
         ("peak MiB", "right", _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1)),
         ("speed-up e2e", "right", _fmt(row.speedup, suffix="x")),
         ("match", "center", match),
-        ("agreement", "left", row.agreement),  # lossy stacks only, beside speed and match
+    ]
+
+
+def _evidence_cells(row: Row) -> list[tuple[str, str, str]]:
+    return [
+        ("case", "left", _case_text(row)),
+        ("agreement", "left", row.agreement),  # lossy stacks only: the gated figure vs its minimum
         ("evidence", "left", row.evidence),
     ]
 
@@ -215,10 +227,11 @@ def _cells(row: Row) -> list[tuple[str, str, str]]:
 MIN_WIDTHS = {"stages p50 ms": 30}
 
 
-def render(table_rows: list[Row], title: str = "harness results") -> Table:
+def _table(table_rows: list[Row], title: str, cells_of) -> Table:
+    """Only the columns some row fills (OPTIONAL_COLUMNS); the case column never wraps."""
     table = Table(title=title, show_lines=False)
-    grid = [_cells(row) for row in table_rows]
-    columns = _cells(Row("", "ok", None, None, None, None, None, None, None, ""))
+    grid = [cells_of(row) for row in table_rows]
+    columns = cells_of(Row("", "ok", None, None, None, None, None, None, None, ""))
     keep = [
         index for index, (header, _, _) in enumerate(columns)
         if _column_used(header, table_rows, [cells[index][2] for cells in grid])
@@ -231,6 +244,25 @@ def render(table_rows: list[Row], title: str = "harness results") -> Table:
     for cells in grid:
         table.add_row(*(cells[index][2] for index in keep))
     return table
+
+
+def _by_family(table_rows: list[Row]) -> dict[str, list[Row]]:
+    groups: dict[str, list[Row]] = {}
+    for row in table_rows:
+        groups.setdefault(row.family or row.case_id.split("-", 1)[0], []).append(row)
+    return groups
+
+
+def render_tables(table_rows: list[Row], title: str = "harness results") -> list[Table]:
+    """One metrics table per family (its own columns; ids without the family, which the title
+    names), then one table of what each lever left as evidence. A single table of every
+    column and 85-character SeamlessM4T ids folded the numbers into 3-character slivers."""
+    tables = [
+        _table(group, f"{title}: {family}", lambda row, prefix=f"{family}-": _cells(row, prefix))
+        for family, group in _by_family(table_rows).items()
+    ]
+    tables.append(_table(table_rows, f"{title}: lever evidence (or why a case failed)", _evidence_cells))
+    return tables
 
 
 PROFILE_PHASES = ("prefill", "decode")
@@ -263,7 +295,7 @@ def render_profile(table_rows: list[Row]) -> Table | None:
 
 def render_text(table_rows: list[Row], width: int = 160, color: bool = False, title: str = "harness results") -> str:
     """The results table, then (when any case was profiled) the where-the-time-goes table."""
-    tables = [render(table_rows, title)]
+    tables = render_tables(table_rows, title)
     profile = render_profile(table_rows)
     if profile is not None:
         tables.append(profile)

@@ -70,3 +70,20 @@ def test_profile_table_shows_top_categories_idle_and_sol_per_phase():
     assert "where the time goes" not in render_text(rows([record("sdpa", [0.2])]))
     unreliable = {**profiled, "profile_reliable": {"decode": False}, "idle_frac": {"decode": None}}
     assert rows([unreliable])[0].top["decode"].endswith("(unreliable)")
+
+
+def test_each_family_gets_its_own_table_and_long_ids_leave_the_numbers_whole():
+    # A SeamlessM4T id of 84 characters once took the width of a single 160-column table and
+    # folded every number into 3-character slivers.
+    workload = "seamless-ss-tiny-b1-lognormal-p64-g16-beam4-fp32"
+    seamless = dict(
+        record("eager", [0.4123]), id=f"{workload}-sdpa+static+inplace-reorder+compile", workload_id=workload,
+        family="seamless", stack="sdpa+static+inplace-reorder+compile", tpot_s=[0.0123456] * 3,
+        evidence={"retired-lever": {"x": 1}},
+    )
+    text = render_text(rows([record("eager", [0.4]), seamless]), width=160)
+    assert "harness results: llama" in text and "harness results: seamless" in text
+    assert "ss-tiny-b1-lognormal-p64-g16-beam4-fp32-sdpa+static+inplace-reorder+compile" in text
+    assert "12.346" in text  # the TPOT p50, on one line
+    evidence = text[text.index("lever evidence"):]
+    assert seamless["id"] in evidence and "retired-lever: x=1" in evidence
