@@ -73,19 +73,40 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     from harness.ladder_report import chart_stem, write_ladder
 
     console = Console(width=max(Console().width, 160))
+    summaries = {}
     for path in args.results:
         records, _ = load_result_set(path)
         target = Path(path)
         stem = chart_stem(Path(args.out) / f"{target.stem}.json" if args.out else target)
         stem.parent.mkdir(parents=True, exist_ok=True)
-        written = write_ladder(summarize(records), stem)
+        summary = summarize(records)
+        written = write_ladder(summary, stem)
         if written is None:
             print(f"{path}: no workload has a measured baseline and a second step")
             continue
+        summaries[path] = summary
         table, paths = written
         console.print(table)
         print(f"{path}: ladder chart written to {', '.join(str(p) for p in paths)}")
+    if args.across_runs:
+        _print_across_runs(console, summaries)
     return 0
+
+
+def _print_across_runs(console, summaries: dict) -> None:
+    """Repeated runs of one matrix: the between-run spread of the combined speed-ups."""
+    from pathlib import Path
+
+    from harness.ladder import across_runs
+    from harness.ladder_report import render_across_runs
+
+    if len(summaries) < 2:
+        raise HarnessError(f"--across-runs needs two or more runs with a ladder; got {len(summaries)}")
+    try:
+        found = across_runs(list(summaries.values()))
+    except ValueError as exc:
+        raise HarnessError(f"no ladder across runs of {', '.join(summaries)}: {exc}") from exc
+    console.print(render_across_runs([Path(path).stem for path in summaries], found))
 
 
 def load_result_set(path: str) -> tuple[list[dict], dict]:
@@ -203,7 +224,15 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="folder for the charts")
     report.set_defaults(run=cmd_report)
     steps = commands.add_parser("ladder", help="the lever ladder: speed-up per step, combined, geomean across families")
-    steps.add_argument("results", nargs="+", help="results files or folders written by --benchmark runs")
+    steps.add_argument(
+        "results", nargs="+",
+        help="results files or folders written by --benchmark runs",
+    )
+    steps.add_argument(
+        "--across-runs", action="store_true",
+        help="the results are repeated runs of one matrix: also give each family's combined speed-up "
+        "with its interval across the runs (their spread, which one run's interval cannot see)",
+    )
     steps.add_argument("--out", help="folder for the chart (default: beside each results file)")
     steps.set_defaults(run=cmd_ladder)
     return top

@@ -3,7 +3,9 @@ applied, the speed-up of each step and the combined one, each with a confidence 
 per family and across families, the geometric mean (the paper's "3.88x" is such a figure).
 
 Pure functions over case records (no I/O, no torch). Speed-ups come from e2e samples measured
-in one run, never across runs.
+in one run, never across runs. Their intervals therefore cover one run's noise only; the
+between-run spread (three quiet CPU runs of the same matrix gave 1.74x, 1.51x and 1.77x) is
+what `across_runs` measures, from the combined speed-ups of repeated runs.
 
 Why Hodges-Lehmann: the speed-up is exp(median of all pairwise log(baseline_i / candidate_j)),
 and its interval comes from the same pairwise differences (the distribution-free interval that
@@ -244,3 +246,50 @@ def summarize(records: Iterable[Mapping]) -> LadderSummary:
     found = ladders(records)
     per_family = family_speedups(found)
     return LadderSummary(tuple(found), per_family, overall_speedup(per_family))
+
+
+ALL_FAMILIES = "all families"
+
+
+@dataclass(frozen=True)
+class AcrossRuns:
+    """Per family (and ALL_FAMILIES) the combined speed-up of each run, and their interval."""
+
+    per_run: Mapping[str, tuple[float, ...]]
+    interval: Mapping[str, Interval]
+
+
+def _chains(summary: LadderSummary, family: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((item.workload_id, item.steps[-1].stack) for item in summary.ladders if item.family == family))
+
+
+def log_t_interval(estimates: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """Geometric mean of repeated runs' speed-ups, with Student's t interval on their logs: the
+    runs are the samples, so the spread between runs (which one run's rank interval cannot see)
+    sets the width. Bounds need two runs or more."""
+    from scipy.stats import t
+
+    if not estimates or min(estimates) <= 0:
+        raise ValueError("needs positive speed-ups")
+    logs = [math.log(value) for value in estimates]
+    center = sum(logs) / len(logs)
+    if len(logs) < 2:
+        return Interval(math.exp(center), None, None)
+    spread = math.sqrt(sum((x - center) ** 2 for x in logs) / (len(logs) - 1))
+    half = t.ppf(0.5 + confidence / 2, len(logs) - 1) * spread / math.sqrt(len(logs))
+    return Interval(math.exp(center), math.exp(center - half), math.exp(center + half))
+
+
+def across_runs(summaries: Sequence[LadderSummary], confidence: float = CONFIDENCE) -> AcrossRuns:
+    """The combined speed-ups of repeated runs of one matrix. A family's runs must have climbed
+    the same ladders (workloads and top stacks): otherwise their figures measure different things,
+    and a ValueError says which family differs."""
+    per_run: dict[str, tuple[float, ...]] = {}
+    for family in sorted({f for summary in summaries for f in summary.per_family}):
+        chains = {_chains(summary, family) for summary in summaries}
+        if len(chains) > 1 or any(family not in summary.per_family for summary in summaries):
+            raise ValueError(f"{family}: the runs climbed different ladders (workloads or stacks differ)")
+        per_run[family] = tuple(summary.per_family[family].estimate for summary in summaries)
+    if per_run:
+        per_run[ALL_FAMILIES] = tuple(summary.overall.estimate for summary in summaries)
+    return AcrossRuns(per_run, {name: log_t_interval(values, confidence) for name, values in per_run.items()})

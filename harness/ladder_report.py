@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.table import Table
 
 from harness.charts import FORMATS
-from harness.ladder import CONFIDENCE, Interval, Ladder, LadderSummary
+from harness.ladder import CONFIDENCE, AcrossRuns, Interval, Ladder, LadderSummary
 from harness.report import EMPTY, MS_PER_S, _fmt
 
 
@@ -37,6 +37,19 @@ def render_ladders(found: Sequence[Ladder], per_family: Mapping[str, Interval], 
         table.add_row(f"{family}: combined (geomean of its workloads)", "", "", "", "", interval_text(interval))
     if overall is not None:
         table.add_row(f"all families: geometric mean ({len(per_family)})", "", "", "", "", interval_text(overall))
+    return table
+
+
+def render_across_runs(names: Sequence[str], found: AcrossRuns) -> Table:
+    """Each run's combined speed-up per family, and the interval the runs give together."""
+    level = f"{100 * CONFIDENCE:.0f}% CI"
+    table = Table(title=f"lever ladder across {len(names)} runs: combined speed-up (geomean of runs, t interval on logs, {level})")
+    table.add_column("family", no_wrap=True)
+    for name in names:
+        table.add_column(name, justify="right", overflow="fold")
+    table.add_column("across runs", justify="right", no_wrap=True)
+    for family, values in found.per_run.items():
+        table.add_row(family, *(f"{value:.2f}x" for value in values), interval_text(found.interval[family]))
     return table
 
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from harness.cli import main
 from harness.ladder import (
-    Interval, follows, geomean_interval, ladder, longest_chain, paired_speedup_interval, speedup_interval, summarize,
+    ALL_FAMILIES, Interval, across_runs, follows, geomean_interval, ladder, longest_chain, paired_speedup_interval,
+    speedup_interval, summarize,
 )
 from harness.records import ResultsFile
 
@@ -174,3 +175,65 @@ def test_cli_prints_the_ladder_and_writes_its_chart(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "+compile" in out and "llama: combined" in out
     assert sorted(p.name for p in (tmp_path / "charts").iterdir()) == ["run-x-ladder.png", "run-x-ladder.svg"]
+
+
+def _summary(speedup, family="llama"):
+    return summarize(_run([("eager", 10), ("sdpa", 10 / speedup)], family))
+
+
+def test_across_runs_is_a_t_interval_on_the_runs_logs():
+    # The three quiet CPU runs of session 2: 1.74x, 1.51x, 1.77x.
+    found = across_runs([_summary(1.74), _summary(1.51), _summary(1.77)])
+    values = found.per_run["llama"]
+    logs = [math.log(v) for v in values]
+    center = sum(logs) / 3
+    sd = math.sqrt(sum((x - center) ** 2 for x in logs) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2 degrees of freedom), by table
+    interval = found.interval["llama"]
+    assert interval.estimate == pytest.approx(math.exp(center))
+    assert (interval.low, interval.high) == (pytest.approx(math.exp(center - half)), pytest.approx(math.exp(center + half)))
+    assert found.per_run[ALL_FAMILIES] == values  # one family: the overall is its figure
+
+
+def test_across_runs_is_wider_than_one_runs_interval_when_runs_disagree():
+    runs = [_summary(1.74), _summary(1.51), _summary(1.77)]
+    within = runs[0].per_family["llama"]
+    between = across_runs(runs).interval["llama"]
+    assert between.high / between.low > within.high / within.low
+
+
+def test_one_run_leaves_the_across_runs_interval_open():
+    assert not across_runs([_summary(2.0)]).interval["llama"].bounded
+
+
+def test_runs_that_climbed_different_ladders_are_refused():
+    other = summarize(_run([("eager", 10), ("sdpa", 5), ("sdpa+static", 4)]))
+    with pytest.raises(ValueError, match="llama: the runs climbed different ladders"):
+        across_runs([_summary(2.0), other])
+
+
+def test_cli_prints_the_ladder_across_runs(tmp_path, capsys):
+    paths = []
+    for index, speedup in enumerate((1.74, 1.51, 1.77)):
+        results = ResultsFile(tmp_path / f"run-{index}.json", {}, {})
+        for record in _run([("eager", 10), ("sdpa", 10 / speedup)]):
+            results.add(dict(record, id=f"llama-w-{record['stack']}"))
+        paths.append(str(results.path))
+    assert main(["ladder", *paths, "--out", str(tmp_path / "charts")]) == 0
+    assert "across" not in capsys.readouterr().out  # only when asked: a folder may mix matrices
+    assert main(["ladder", *paths, "--out", str(tmp_path / "charts"), "--across-runs"]) == 0
+    out = capsys.readouterr().out
+    assert "across 3 runs" in out and "all families" in out
+    assert main(["ladder", paths[0], "--across-runs"]) == 10
+
+
+def test_cli_refuses_a_ladder_across_different_matrices(tmp_path, capsys):
+    paths = []
+    for index, stacks in enumerate(([("eager", 10), ("sdpa", 5)], [("eager", 10), ("sdpa", 5), ("sdpa+static", 4)])):
+        results = ResultsFile(tmp_path / f"run-{index}.json", {}, {})
+        for record in _run(stacks):
+            results.add(dict(record, id=f"llama-w-{record['stack']}"))
+        paths.append(str(results.path))
+    assert main(["ladder", *paths]) == 0  # each run's own ladder is fine
+    assert main(["ladder", *paths, "--across-runs"]) == 10
+    assert "climbed different ladders" in capsys.readouterr().err
