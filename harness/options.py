@@ -32,7 +32,7 @@ class RunOptions:
     baseline_dir: str = field(default="baselines", metadata={"help": "root of baselines/<machine-class>/<family>.json"})
     update_baselines: bool = field(default=False, metadata={"help": "merge this run's cases into the baselines instead of gating"})
     alpha: float = field(default=0.001, metadata={"help": "significance level of the rank test per metric"})
-    thresholds: str = field(default="", metadata={"help": "per-metric change thresholds, e.g. e2e_s=0.05,ttft_s=0.1 (default: times 5%% on cuda; on cpu ttft_s 75%%, tpot_s and e2e_s 50%%; memory 5%%)"})
+    thresholds: str = field(default="", metadata={"help": "per-metric change thresholds, e.g. e2e_s=0.05,ttft_s=0.1 (default: 5%% each on cuda; on cpu ttft_s 75%%, tpot_s and e2e_s 50%%, peak_mem_bytes 40%%)"})
     normalize: str = field(default="auto", metadata={"help": "divide times by the machine-speed probe's ratio before gating: on, off, auto (on for cpu)"})
     allow_env_diff: str = field(default="", metadata={"help": "environment fields allowed to differ from the baseline's, e.g. torch,driver_version"})
     batch_sizes: str = field(default="", metadata={"help": "batch-size axis: a comma list (e.g. 1,2,4,8) for every workload, or 'sweep' for the preset's sweep (harness/families.py BATCH_SWEEPS); cells estimated not to fit the device's memory are dropped (harness/fit.py); default: each workload's own batch size"})

@@ -109,9 +109,11 @@ NORMALIZE_CHOICES = {"on": True, "off": False}
 # back-to-back runs (separate processes) on the shared 2-core CI machines differ a lot even
 # after the probe normalization (seen here: eager TPOT and e2e +13% and +27%, sdpa TTFT, a
 # ~4 ms prefill, +37% and +40%), so a 5% gate there would cry wolf; it catches gross
-# regressions only. Real gating belongs on GPU runners.
+# regressions only. Real gating belongs on GPU runners. Peak memory on the CPU is a resident
+# size, and which tensors malloc serves from fresh pages varies per process: two clean-clone runs
+# of the tiny matrix differed by up to 37% on peaks over 16 MiB (seen here), so 40% there.
 DEVICE_TIME_THRESHOLDS = {
-    "cpu": {"ttft_s": 0.75, "tpot_s": 0.5, "e2e_s": 0.5},
+    "cpu": {"ttft_s": 0.75, "tpot_s": 0.5, "e2e_s": 0.5, "peak_mem_bytes": 0.4},
     "cuda": {"ttft_s": 0.05, "tpot_s": 0.05, "e2e_s": 0.05},
 }
 

@@ -17,6 +17,10 @@ from harness.verdict import VERDICTS
 SEVERITY = {status: rank for rank, status in enumerate(("regressed", "error", "env_mismatch", "noisy", "no_baseline", "improved", "unchanged"))}
 STYLE = {"regressed": "bold red", "error": "red", "env_mismatch": "yellow", "noisy": "yellow", "improved": "green"}
 COLUMNS = ("case", "metric", "verdict", "baseline", "current", "change", "p", "MDE", "note")
+# In the terminal, ids of up to 85 characters (SeamlessM4T's) fold in the case column instead of
+# squeezing the note into a 6-character sliver (Markdown tables wrap by themselves).
+TERMINAL_MAX_WIDTHS = {"case": 44}
+TERMINAL_MIN_WIDTHS = {"note": 30}
 
 
 def counts(results: Iterable[MetricResult]) -> dict[str, int]:
@@ -83,11 +87,14 @@ def render_verdicts(results: list[MetricResult], title: str) -> Table | Text:
         return Text(f"{title}: {summary_line(results)}\n{unrecorded_line(unrecorded)}\n")
     table = Table(title=f"{title}: {summary_line(results)}", caption=unrecorded_line(unrecorded) or None)
     for column in COLUMNS:
-        table.add_column(column, overflow="fold", no_wrap=column == "case")
+        table.add_column(column, overflow="fold", max_width=TERMINAL_MAX_WIDTHS.get(column), min_width=TERMINAL_MIN_WIDTHS.get(column))
+    previous = None
     for result in rows:
         row = cells(result)
         style = STYLE.get(result.verdict.status)
         row[2] = f"[{style}]{row[2]}[/]" if style else row[2]
+        # A case's id once per run of its rows (folded over them), not repeated on every metric.
+        row[0], previous = ("" if result.case_id == previous else row[0]), result.case_id
         table.add_row(*row)
     return table
 

@@ -36,17 +36,18 @@ def gated(pytester):
 
 def test_back_to_back_runs_do_not_regress_and_a_planted_slowdown_does(gated, monkeypatch):
     recorded = gated.runpytest_subprocess(*RUN, "--update-baselines")
-    assert recorded.ret == 0
+    assert recorded.ret == 0, recorded.stdout.str()[-3000:]
     recorded.stdout.fnmatch_lines(["*baseline bl/cpu-*/llama.json: 8 case(s) added, 0 replaced*"])
 
     again = gated.runpytest_subprocess(*RUN)
     assert again.ret == 0, again.stdout.str()[-3000:]
-    assert " regressed" not in again.stdout.str().split("verdicts vs baselines")[1].split("\n")[0]
+    verdicts = again.stdout.str().split("verdicts vs baselines")[1]
+    assert " regressed" not in verdicts.split("\n")[0], verdicts[:3000]
 
     monkeypatch.setenv("PLANT_DELAY_US", "400")  # 9 norms per token: about +3.6 ms on ~1.6 ms per token
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(gated.path / "summary.md"))
     slowed = gated.runpytest_subprocess(*RUN)
-    assert slowed.ret == EXIT_REGRESSION
+    assert slowed.ret == EXIT_REGRESSION, slowed.stdout.str()[-3000:]
     slowed.stdout.fnmatch_lines(["*verdicts vs baselines*regressed*", "*llama-tt-tiny-*tpot_s*regressed*"])
     # Attributed: the busy-wait runs no operator, so on the CPU it shows as idle time in decode.
     summary = (gated.path / "summary.md").read_text()

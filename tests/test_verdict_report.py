@@ -29,3 +29,16 @@ def test_markdown_collapses_them_too():
 def test_a_first_run_prints_counts_without_an_empty_table():
     text = render_text_table(render_verdicts(RESULTS[:2], "t"), width=200)
     assert text.splitlines()[0] == "t: 2 no_baseline" and "┏" not in text
+
+
+def test_long_ids_fold_and_show_once_per_case_leaving_the_note_readable():
+    case = "seamless-ss-tiny-b1-lognormal-p64-g16-beam4-fp32-sdpa+static+inplace-reorder+compile"
+    note = "spread 27.3% of the median"
+    results = [
+        MetricResult(case, "tpot_s", Verdict("noisy", 1.0, 1.1, 0.1, 0.1, 0.4, 12, 12, reason=note)),
+        MetricResult(case, "e2e_s", Verdict("noisy", 1.0, 1.1, 0.1, 0.1, 0.4, 12, 12, reason=note)),
+    ]
+    text = render_text_table(render_verdicts(results, "t"), width=160)
+    assert text.count(note) == 2  # whole, on one line, in both rows
+    assert text.count("seamless-ss-tiny") == 1  # the id once, folded beside its rows
+    assert f"| {case} |" in markdown(results, "t")  # Markdown keeps whole ids on every row
