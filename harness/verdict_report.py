@@ -88,13 +88,12 @@ def render_verdicts(results: list[MetricResult], title: str) -> Table | Text:
     table = Table(title=f"{title}: {summary_line(results)}", caption=unrecorded_line(unrecorded) or None)
     for column in COLUMNS:
         table.add_column(column, overflow="fold", max_width=TERMINAL_MAX_WIDTHS.get(column), min_width=TERMINAL_MIN_WIDTHS.get(column))
-    previous = None
     for result in rows:
+        # Every row carries its case id (folded when long): a CI log grepped for "tpot_s.*regressed"
+        # must still name the case.
         row = cells(result)
         style = STYLE.get(result.verdict.status)
         row[2] = f"[{style}]{row[2]}[/]" if style else row[2]
-        # A case's id once per run of its rows (folded over them), not repeated on every metric.
-        row[0], previous = ("" if result.case_id == previous else row[0]), result.case_id
         table.add_row(*row)
     return table
 
