@@ -51,12 +51,10 @@ def _load_malloc_trim():
 MALLOC_TRIM = _load_malloc_trim()
 
 
-def release_free_heap() -> bool:
+def release_free_heap() -> None:
     """Return malloc's free pages to the kernel, so reusing them in the window counts as growth."""
-    if MALLOC_TRIM is None:
-        return False
-    MALLOC_TRIM(0)
-    return True
+    if MALLOC_TRIM is not None:
+        MALLOC_TRIM(0)
 
 
 def rss_bytes() -> int:

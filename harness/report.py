@@ -249,7 +249,7 @@ def _table(table_rows: list[Row], title: str, cells_of) -> Table:
 def _by_family(table_rows: list[Row]) -> dict[str, list[Row]]:
     groups: dict[str, list[Row]] = {}
     for row in table_rows:
-        groups.setdefault(row.family or row.case_id.split("-", 1)[0], []).append(row)
+        groups.setdefault(row.family, []).append(row)
     return groups
 
 

@@ -105,14 +105,14 @@ def allowed_env_fields(text: str) -> tuple[str, ...]:
 
 
 NORMALIZE_CHOICES = {"on": True, "off": False}
-# Default change thresholds of the time metrics per device type. Why so wide on the CPU: two
-# back-to-back runs (separate processes) on the shared 2-core CI machines differ a lot even
-# after the probe normalization (seen here: eager TPOT and e2e +13% and +27%, sdpa TTFT, a
-# ~4 ms prefill, +37% and +40%), so a 5% gate there would cry wolf; it catches gross
+# Default change thresholds per device type (times; on the CPU, peak memory too). Why so wide
+# on the CPU: two back-to-back runs (separate processes) on the shared 2-core CI machines differ
+# a lot even after the probe normalization (seen here: eager TPOT and e2e +13% and +27%, sdpa
+# TTFT, a ~4 ms prefill, +37% and +40%), so a 5% gate there would cry wolf; it catches gross
 # regressions only. Real gating belongs on GPU runners. Peak memory on the CPU is a resident
 # size, and which tensors malloc serves from fresh pages varies per process: two clean-clone runs
 # of the tiny matrix differed by up to 37% on peaks over 16 MiB (seen here), so 40% there.
-DEVICE_TIME_THRESHOLDS = {
+DEVICE_THRESHOLDS = {
     "cpu": {"ttft_s": 0.75, "tpot_s": 0.5, "e2e_s": 0.5, "peak_mem_bytes": 0.4},
     "cuda": {"ttft_s": 0.05, "tpot_s": 0.05, "e2e_s": 0.05},
 }
@@ -121,7 +121,7 @@ DEVICE_TIME_THRESHOLDS = {
 def device_policy(device: str, alpha: float, normalize: str, thresholds: str) -> Policy:
     """The gate for this device type; explicit --thresholds override the device's defaults."""
     policy = Policy(alpha=alpha, normalize=resolve_normalize(normalize, device))
-    policy = policy.with_thresholds(DEVICE_TIME_THRESHOLDS[device.split(":")[0]])
+    policy = policy.with_thresholds(DEVICE_THRESHOLDS[device.split(":")[0]])
     return policy.with_thresholds(parse_thresholds(thresholds))
 
 
