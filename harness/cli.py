@@ -19,7 +19,7 @@ GATE_OPTIONS = ("alpha", "thresholds", "allow_env_diff", "normalize")
 def cmd_matrix(args: argparse.Namespace) -> int:
     import torch
 
-    from harness.selection import select
+    from harness.spec.selection import select
 
     values = {name: getattr(args, name) for name in MATRIX_OPTIONS}
     selection = select(RunOptions(**values), torch.cuda.is_available())
@@ -37,8 +37,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.records import load_results
-    from harness.report import render_profile, render_tables, rows
+    from harness.store.records import load_results
+    from harness.publish.terminal import render_profile, render_tables, rows
 
     console = Console(width=max(Console().width, 160))  # wide enough for case ids when piped
     for path in args.results:
@@ -53,8 +53,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.charts import render_all
-    from harness.records import load_results
+    from harness.publish.charts import render_all
+    from harness.store.records import load_results
 
     for path in args.results:
         written, skipped = render_all(load_results(path)["cases"], args.out)
@@ -69,8 +69,8 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from harness.ladder import summarize
-    from harness.ladder_report import chart_stem, write_ladder
+    from harness.analyse.ladder import summarize
+    from harness.publish.ladder import chart_stem, write_ladder
 
     console = Console(width=max(Console().width, 160))
     summaries = {}
@@ -97,8 +97,8 @@ def _print_across_runs(console, summaries: dict) -> None:
     """Repeated runs of one matrix: the between-run spread of the combined speed-ups."""
     from pathlib import Path
 
-    from harness.ladder import across_runs
-    from harness.ladder_report import render_across_runs
+    from harness.analyse.ladder import across_runs
+    from harness.publish.ladder import render_across_runs
 
     if len(summaries) < 2:
         raise HarnessError(f"--across-runs needs two or more runs with a ladder; got {len(summaries)}")
@@ -113,7 +113,7 @@ def load_result_set(path: str) -> tuple[list[dict], dict]:
     """Cases of a results file, or of every run-*.json in a folder (later files win per case)."""
     from pathlib import Path
 
-    from harness.records import load_results
+    from harness.store.records import load_results
 
     target = Path(path)
     files = sorted(target.glob("run-*.json")) if target.is_dir() else [target]
@@ -130,7 +130,7 @@ def load_result_set(path: str) -> tuple[list[dict], dict]:
 
 def gate_policy(args: argparse.Namespace, new_environment: dict):
     """The same gate as a pytest run on the machine that recorded NEW (thresholds per device)."""
-    from harness.selection import allowed_env_fields, device_policy
+    from harness.spec.selection import allowed_env_fields, device_policy
 
     allowed = allowed_env_fields(args.allow_env_diff)
     device = "cuda" if new_environment.get("gpu_count") else "cpu"
@@ -140,9 +140,9 @@ def gate_policy(args: argparse.Namespace, new_environment: dict):
 def cmd_compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.baselines import case_entry
-    from harness.compare import compare_records, regressions
-    from harness.verdict_report import markdown, render_verdicts, write_step_summary
+    from harness.store.baselines import case_entry
+    from harness.analyse.gate import compare_records, regressions
+    from harness.publish.verdicts import markdown, render_verdicts, write_step_summary
 
     old_records, old_env = load_result_set(args.old)
     new_records, new_env = load_result_set(args.new)
@@ -163,8 +163,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_baseline_update(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness.baselines import update_baselines
-    from harness.machine import machine_class
+    from harness.store.baselines import update_baselines
+    from harness.store.machine import machine_class
 
     for path in args.results:
         records, environment = load_result_set(path)
@@ -175,7 +175,7 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from harness.publish import group_results, load_config, preview, publish, write_asv_results
+    from harness.publish.asv import group_results, load_config, preview, publish, write_asv_results
 
     config = load_config(args.config)
     groups, notes = group_results(args.results, allow_dirty=args.allow_dirty)

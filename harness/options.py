@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from harness.analyse.policy import DEFAULT_ALPHA, split_list
 from harness.errors import HarnessError, unknown_choice
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -25,17 +26,17 @@ class RunOptions:
     stacks: str = field(default="", metadata={"help": "comma list of exact stack names, e.g. eager,sdpa+static (default: all)"})
     results_dir: str = field(default="results", metadata={"help": "folder for the per-run results JSON"})
     warmup: int = field(default=2, metadata={"help": "untimed warm-up generations per case (after the output check)"})
-    iterations: int = field(default=12, metadata={"help": "timed generations per case (12: see harness/verdict.py)"})
+    iterations: int = field(default=12, metadata={"help": "timed generations per case (12: see harness/analyse/verdict.py)"})
     quick_tokens: int = field(default=8, metadata={"help": "tokens generated per case without --benchmark"})
     seed: int = field(default=0, metadata={"help": "seed for weights, inputs and length draws"})
     checkpoint_dir: str = field(default="", metadata={"help": "load weights from this local folder instead of random ones"})
     baseline_dir: str = field(default="baselines", metadata={"help": "root of baselines/<machine-class>/<family>.json"})
     update_baselines: bool = field(default=False, metadata={"help": "merge this run's cases into the baselines instead of gating"})
-    alpha: float = field(default=0.001, metadata={"help": "significance level of the rank test per metric"})
+    alpha: float = field(default=DEFAULT_ALPHA, metadata={"help": "significance level of the rank test per metric"})
     thresholds: str = field(default="", metadata={"help": "per-metric change thresholds, e.g. e2e_s=0.05,ttft_s=0.1 (default: 5%% each on cuda; on cpu ttft_s 75%%, tpot_s and e2e_s 50%%, peak_mem_bytes 40%%)"})
     normalize: str = field(default="auto", metadata={"help": "divide times by the machine-speed probe's ratio before gating: on, off, auto (on for cpu)"})
     allow_env_diff: str = field(default="", metadata={"help": "environment fields allowed to differ from the baseline's, e.g. torch,driver_version"})
-    batch_sizes: str = field(default="", metadata={"help": "batch-size axis: a comma list (e.g. 1,2,4,8) for every workload, or 'sweep' for the preset's sweep (harness/families.py BATCH_SWEEPS); cells estimated not to fit the device's memory are dropped (harness/fit.py); default: each workload's own batch size"})
+    batch_sizes: str = field(default="", metadata={"help": "batch-size axis: a comma list (e.g. 1,2,4,8) for every workload, or 'sweep' for the preset's sweep (harness/families/stacks.py BATCH_SWEEPS); cells estimated not to fit the device's memory are dropped (harness/spec/fit.py); default: each workload's own batch size"})
     draft_len: int = field(default=4, metadata={"help": "speculative levers (selfspec, lookup): tokens drafted per verify forward, at most"})
     exit_layer: int = field(default=0, metadata={"help": "selfspec: decoder layers the draft runs before the final norm and lm_head (0: half the model's layers)"})
     max_ngram: int = field(default=3, metadata={"help": "lookup: longest n-gram of the output matched against prompt and output so far"})
@@ -52,10 +53,6 @@ def option_flag(name: str) -> str:
 def option_specs() -> list[tuple[str, str, object, str]]:
     """(dest, flag, default, help) for each option: the single source for pytest and argparse."""
     return [(f.name, option_flag(f.name), f.default, f.metadata["help"]) for f in fields(RunOptions)]
-
-
-def split_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def resolve_device(name: str, cuda_available: bool) -> str:

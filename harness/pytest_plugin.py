@@ -7,79 +7,32 @@ prints the end-of-run table.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 
-from harness.baselines import load_baselines, update_baselines
-from harness.bench import RunContext, execute, plain_loop
-from harness.compare import compare_records, regressions
-from harness.env import environment
-from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION, HarnessError
-from harness.machine import machine_class
+from harness.errors import EXIT_HARNESS_ERROR, HarnessError
+from harness.measure.case import execute, plain_loop
 from harness.options import RunOptions, check_writable_dir, option_specs
-from harness.records import ResultsFile, new_results_path
-from harness.report import render_text, render_text_table, rows
-from harness.selection import Selection, select
-from harness.ladder import summarize
-from harness.ladder_report import chart_stem, write_ladder
-from harness.verdict_report import markdown, render_verdicts, write_step_summary
+from harness.session import RunSession
+from harness.spec.selection import select
 
 DEST_PREFIX = "harness_"
 
 
-class HarnessRun:
-    """State of one pytest session: the selection, shared run context, records so far."""
-
-    def __init__(self, selection: Selection, config: pytest.Config) -> None:
-        self.selection = selection
-        self.config = config
-        self.ctx = RunContext(selection.options, selection.device, progress=self.progress)
-        self.dropped: dict[str, str] = {}
-        self.records: list[dict] = []
-        self.results: ResultsFile | None = None
-        self.notes: list[str] = []
-        self.total = 0
-        self.environment: dict = {}
-        self.machine = ""
-        self.baselines: dict[str, dict] = {}
-        self.verdicts: list = []
-        self.error = ""
-
-    def progress(self, message: str) -> None:
-        if not self.selection.options.benchmark:
-            return
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        capture = self.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None or capture is None:
-            return
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"  [{len(self.records) + 1}/{self.total}] {message}")
-
-    def open_results(self) -> None:
-        """Results file, machine class and baselines: all checked before any model is built."""
-        options = self.selection.options
-        self.environment = environment(self.selection.device, Path(self.config.rootpath))
-        self.machine = machine_class(self.environment)
-        recorded = {**vars(options), "dtypes": list(self.selection.dtypes), "machine_class": self.machine}
-        self.results = ResultsFile(new_results_path(Path(options.results_dir)), self.environment, recorded)
-        self.baselines = load_baselines(Path(options.baseline_dir), self.machine, self.selection.families)
-
-    def finish(self) -> int | None:
-        """Update baselines or gate against them; returns an exit status to impose, if any."""
-        options = self.selection.options
-        if options.update_baselines:
-            changes = update_baselines(Path(options.baseline_dir), self.machine, self.records, self.environment)
-            self.notes += [f"baseline {path}: {added} case(s) added, {replaced} replaced" for path, added, replaced in changes]
-            return None
-        self.verdicts = compare_records(
-            self.records, self.baselines, self.environment, self.selection.policy, self.selection.allowed_env
-        )
-        return EXIT_REGRESSION if regressions(self.verdicts) else None
+RUN_KEY = pytest.StashKey[RunSession]()
 
 
-RUN_KEY = pytest.StashKey[HarnessRun]()
+def _write_progress(config: pytest.Config, line: str) -> None:
+    """A progress line on the terminal, past pytest's output capture."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -99,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     values = {dest: config.getoption(DEST_PREFIX + dest) for dest, *_ in option_specs()}
     try:
         selection = select(RunOptions(**values), torch.cuda.is_available())
-        run = HarnessRun(selection, config)
+        run = RunSession(selection, Path(config.rootpath), partial(_write_progress, config))
         if selection.options.benchmark:
             check_writable_dir(Path(selection.options.results_dir))
             run.open_results()
@@ -172,7 +125,7 @@ def harness(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
-def harness_run(request: pytest.FixtureRequest) -> HarnessRun:
+def harness_run(request: pytest.FixtureRequest) -> RunSession:
     """The session's selection and shared context, for suites that are not matrix cases."""
     return request.config.stash[RUN_KEY]
 
@@ -201,38 +154,16 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_line(f"harness: {note}")
     if not run.records:
         return
-    if run.selection.options.benchmark:
-        width = max(160, terminalreporter._tw.fullwidth)
-        text = render_text(rows(run.records), width=width, color=terminalreporter.hasmarkup)
-        terminalreporter.write_sep("=", "harness")
+    if not run.selection.options.benchmark:
+        terminalreporter.write_line(run.quick_check_line())
+        return
+    width, color = max(160, terminalreporter._tw.fullwidth), terminalreporter.hasmarkup
+    terminalreporter.write_sep("=", "harness")
+    terminalreporter.write(run.results_text(width, color))
+    terminalreporter.write_line(f"harness: results written to {run.results.path}")
+    for text, lines in (run.ladder_text(width, color), run.verdicts_text(width, color)):
         terminalreporter.write(text)
-        terminalreporter.write_line(f"harness: results written to {run.results.path}")
-        _write_ladder(terminalreporter, run, width)
-        if run.verdicts:
-            title = f"verdicts vs baselines ({run.machine})"
-            verdict_table = render_verdicts(run.verdicts, title)
-            terminalreporter.write(render_text_table(verdict_table, width=width, color=terminalreporter.hasmarkup))
-            written = write_step_summary(markdown(run.verdicts, title))
-            if written:
-                terminalreporter.write_line(f"harness: verdicts appended to {written}")
-        if run.error:
-            terminalreporter.write_line(f"harness error: {run.error}", red=True)
-    else:
-        matched = sum(1 for record in run.records if record["outputs_match"])
-        lossy = sum(1 for record in run.records if record["outputs_match"] and record.get("tolerance"))
-        within = f" ({lossy} of them lossy stacks within their stated tolerance)" if lossy else ""
-        terminalreporter.write_line(f"harness: {len(run.records)} case(s) checked, {matched} matched the baseline outputs{within}")
-
-
-def _write_ladder(terminalreporter, run: HarnessRun, width: int) -> None:
-    """The lever ladder of this run: table in the terminal, chart beside the results file."""
-    try:
-        written = write_ladder(summarize(run.records), chart_stem(run.results.path))
-    except (OSError, ValueError) as exc:  # the results are safe on disk; say why the chart is not
-        terminalreporter.write_line(f"harness: no ladder chart: {exc}", red=True)
-        return
-    if written is None:
-        return
-    table, paths = written
-    terminalreporter.write(render_text_table(table, width=width, color=terminalreporter.hasmarkup))
-    terminalreporter.write_line(f"harness: ladder chart written to {', '.join(str(p) for p in paths)}")
+        for line in lines:
+            terminalreporter.write_line(line, red=line.startswith("harness: no "))
+    if run.error:
+        terminalreporter.write_line(f"harness error: {run.error}", red=True)

@@ -4,8 +4,8 @@ classifier-free guidance (three streams) against one stream, measured in the sam
 import pytest
 
 from harness.families import FAMILIES
-from harness.runners.chameleon import measure_cfg_cost
-from harness.stats import median
+from harness.families.chameleon.runner import measure_cfg_cost
+from harness.analyse.stats import median
 
 pytestmark = pytest.mark.family("chameleon")
 

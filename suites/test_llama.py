@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.profile.analysis import accounted_fracs
+from harness.measure.profile.analysis import accounted_fracs
 
 pytestmark = pytest.mark.family("llama")
 ACCOUNTED_TOLERANCE = 0.05  # categories + idle vs the profiled iteration's own clock, per phase

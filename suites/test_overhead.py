@@ -7,12 +7,12 @@ against wall-clock limits. Without --benchmark it only checks that both loops ru
 import pytest
 import torch
 
-from harness.bench import plan_for
-from harness.clock import make_clock
-from harness.overhead import measure_overhead
-from harness.runners.decoder import DecoderSession, decode_positions, generate
-from harness.stats import median
-from harness.workload import prompt_ids
+from harness.levers.plan import plan_for
+from harness.measure.clock import make_clock
+from harness.measure.overhead import measure_overhead
+from harness.families.decoder import DecoderSession, decode_positions, generate
+from harness.analyse.stats import median
+from harness.spec.workload import prompt_ids
 
 PROMPT_LEN, GEN_LEN = 32, 64
 BENCH_PAIRS, QUICK_PAIRS = 30, 2

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.runners.seamless import TASKS
+from harness.families.seamless.runner import TASKS
 
 pytestmark = pytest.mark.family("seamless")
 
@@ -32,7 +32,7 @@ def test_inplace_reorder_speedup(harness_run, request):
     from dataclasses import replace
 
     from harness.families import FAMILIES
-    from harness.runners.seamless import measure_reorder_speedup
+    from harness.families.seamless.runner import measure_reorder_speedup
 
     selection = harness_run.selection
     if "seamless" not in selection.families:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from harness.bench import RunContext
+from harness.measure.case import RunContext
 from harness.options import RunOptions
 
 

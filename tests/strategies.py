@@ -3,8 +3,8 @@
 from hypothesis import strategies as st
 
 from harness.families import DECODER_STACKS, SPECULATIVE_STACKS
-from harness.matrix import Case
-from harness.workload import DISTRIBUTIONS, MIN_PROMPT_LEN, Lengths
+from harness.spec.matrix import Case
+from harness.spec.workload import DISTRIBUTIONS, MIN_PROMPT_LEN, Lengths
 
 lengths = st.builds(
     Lengths,

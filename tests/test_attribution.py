@@ -2,11 +2,11 @@
 
 import pytest
 
-from harness.attribution import attribute, phase_seconds, profile_of
-from harness.baselines import case_entry
-from harness.compare import compare_case
-from harness.verdict import Policy
-from harness.verdict_report import markdown
+from harness.analyse.attribution import attribute, phase_seconds, profile_of
+from harness.store.baselines import case_entry
+from harness.analyse.gate import compare_case
+from harness.analyse.verdict import Policy
+from harness.publish.verdicts import markdown
 
 
 def profile(linear_s, attention_s, idle_frac, wall_s, phase="decode"):

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from harness.baselines import BASELINE_KIND, baseline_path, load_baseline, load_baselines, update_baselines
-from harness.compare import compare_records, metric_samples, regressions
-from harness.machine import machine_class
-from harness.records import SCHEMA_VERSION, RecordError
-from harness.verdict import Policy
+from harness.store.baselines import BASELINE_KIND, baseline_path, load_baseline, load_baselines, update_baselines
+from harness.analyse.gate import compare_records, metric_samples, regressions
+from harness.store.machine import machine_class
+from harness.store.records import SCHEMA_VERSION, RecordError
+from harness.analyse.verdict import Policy
 
 ENV = {"device_name": "AMD EPYC", "gpu_count": 0, "driver_version": None, "cuda_version": None,
        "torch": "2.13.0+cpu", "transformers": "5.24.0", "cpu_model": "AMD EPYC", "cpu_cores": 2}
@@ -78,7 +78,7 @@ def test_machine_speed_factor_removes_drift_but_not_regressions(tmp_path):
 
 
 def test_normalization_is_per_iteration():
-    from harness.compare import normalized
+    from harness.analyse.gate import normalized
 
     # iteration 2 ran while the machine was twice as slow: its probe says so, and it is scaled back
     assert normalized([1.0, 2.0, 1.0], "e2e_s", [0.5, 1.0, 0.5], reference_s=0.5) == [1.0, 1.0, 1.0]
@@ -144,7 +144,7 @@ def test_bad_baseline_files_name_file_and_problem_and_stay_untouched(tmp_path, n
 
 
 def test_time_thresholds_depend_on_the_device():
-    from harness.selection import device_policy
+    from harness.spec.selection import device_policy
 
     cpu, cuda = device_policy("cpu", 0.001, "auto", ""), device_policy("cuda:0", 0.001, "auto", "")
     assert cpu.for_metric("tpot_s").threshold_frac == 0.5 and cuda.for_metric("tpot_s").threshold_frac == 0.05

@@ -5,18 +5,19 @@ import math
 import pytest
 import torch
 
-from harness.bench import RunContext, execute, plan_for
+from harness.measure.case import RunContext, execute
+from harness.levers.plan import plan_for
 from harness.families import FAMILIES
 from harness.levers import LEVERS
-from harness.matrix import OPT_IN_REASON, Case, expand
-from harness.models import build_model, count_parameters_on_meta, model_config
-from harness.models.chameleon import PRESETS, image_token_name, preset_image_tokens, random, vocab_layout
+from harness.spec.matrix import OPT_IN_REASON, Case, expand
+from harness.families.models import build_model, count_parameters_on_meta, model_config
+from harness.families.chameleon.model import PRESETS, image_token_name, preset_image_tokens, random, vocab_layout
 from harness.options import RunOptions
-from harness.runners.chameleon import (
+from harness.families.chameleon.runner import (
     ChameleonRunner, Guidance, REFERENCE_GUIDANCE, allow_only, cfg_combine, stage_times,
 )
-from harness.runners.decoder import Generation
-from harness.workload import Lengths
+from harness.families.decoder import Generation
+from harness.spec.workload import Lengths
 
 # Reference: the Chameleon paper (arXiv 2405.09818) names its models 7B and 34B; those rounded
 # names are the only published sizes, so the tolerance is 2% of them. Counts include the VQ

@@ -2,7 +2,7 @@ import json
 
 from harness.cli import main
 from harness.errors import EXIT_HARNESS_ERROR
-from harness.records import RESULTS_KIND, SCHEMA_VERSION, write_json_atomic
+from harness.store.records import RESULTS_KIND, SCHEMA_VERSION, write_json_atomic
 
 
 def test_matrix_lists_cases_and_dropped_cells(capsys):

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness.baselines import baseline_path, load_baseline
-from harness.records import load_results
+from harness.store.baselines import baseline_path, load_baseline
+from harness.store.records import load_results
 
 KILLS = 60
 WRITERS = 8
@@ -17,8 +17,8 @@ WRITERS = 8
 WRITER = r"""
 import sys
 from pathlib import Path
-from harness.baselines import update_baselines
-from harness.records import ResultsFile
+from harness.store.baselines import update_baselines
+from harness.store.records import ResultsFile
 
 folder, tag, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 env = {"device_name": "cpu", "gpu_count": 0, "torch": "t", "transformers": "t"}

@@ -4,11 +4,11 @@ import dataclasses
 
 import torch
 
-from harness.bench import execute
-from harness.equivalence import first_mismatch
+from harness.measure.case import execute
+from harness.measure.equivalence import first_mismatch
 from harness.levers import LEVERS, Lever
-from harness.matrix import Case
-from harness.workload import Lengths
+from harness.spec.matrix import Case
+from harness.spec.workload import Lengths
 
 WRONG_AT_STEP = 3  # decode step whose token the planted lever corrupts
 
@@ -100,7 +100,7 @@ def test_a_raising_case_is_recorded_as_an_error(ctx_factory):
 def test_near_tie_accepts_only_divergences_within_rounding(ctx_factory):
     """The plumbing of the near-tie rule: a planted divergence is a tie only when the allowed
     gap covers it, and the record says so."""
-    from harness.runners.decoder import DecoderRunner
+    from harness.families.decoder import DecoderRunner
 
     ctx = ctx_factory()
     with LEVERS.temporarily(PLANTED):
@@ -120,7 +120,7 @@ def test_near_tie_accepts_only_divergences_within_rounding(ctx_factory):
 
 def test_runners_without_phase_marks_are_measured_unprofiled(ctx_factory):
     """A runner that cannot mark phases still measures; the record says why it has no profile."""
-    from harness.runners.decoder import DecoderRunner
+    from harness.families.decoder import DecoderRunner
 
     DecoderRunner.profiles = False
     try:

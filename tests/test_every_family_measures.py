@@ -3,9 +3,9 @@ family's runner: what `pytest suites/ --benchmark` runs, on one tiny baseline ca
 
 import pytest
 
-from harness.bench import execute
+from harness.measure.case import execute
 from harness.families import FAMILIES
-from harness.matrix import expand
+from harness.spec.matrix import expand
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -20,7 +20,7 @@ def test_baseline_case_of_every_family_measures(family, ctx_factory):
 def test_a_sampled_peak_is_measured_outside_the_timed_iterations(monkeypatch, tmp_path, ctx_factory):
     # Where the kernel's high-water mark cannot be reset (some CI sandboxes), the sampling
     # thread must not run during timed iterations, yet the case still reports a peak.
-    from harness import memory
+    from harness.measure import memory
 
     monkeypatch.setattr(memory, "CLEAR_REFS", tmp_path / "missing")
     cases, _ = expand(FAMILIES["llama"], "tiny", ("float32",), "cpu", only_stacks=("eager",))
@@ -35,7 +35,7 @@ def test_a_sampled_peak_is_measured_outside_the_timed_iterations(monkeypatch, tm
 
 def test_a_high_water_mark_peak_is_measured_outside_the_timed_iterations(monkeypatch, ctx_factory):
     # The heap release before a CPU peak costs page faults: it must not land in a timed sample.
-    from harness import memory
+    from harness.measure import memory
 
     if not memory.reset_hwm():
         pytest.skip("the kernel's high-water mark cannot be reset here")

@@ -3,7 +3,7 @@
 import pytest
 
 from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION
-from harness.records import load_results
+from harness.store.records import load_results
 
 from tests.test_plugin import CONFTEST, SUITE
 
@@ -56,8 +56,8 @@ def test_back_to_back_runs_do_not_regress_and_a_planted_slowdown_does(gated, mon
 
 
 def test_corrupt_baseline_is_a_harness_error_and_left_untouched(gated):
-    from harness.env import environment
-    from harness.machine import machine_class
+    from harness.measure.env import environment
+    from harness.store.machine import machine_class
 
     folder = gated.path / "bl" / machine_class(environment("cpu"))
     folder.mkdir(parents=True)

@@ -6,20 +6,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.bench import RunContext, execute, plan_for
+from harness.measure.case import RunContext, execute
+from harness.levers.plan import plan_for
 from harness.families import FAMILIES
 from harness.levers import LEVERS, LeverNotInEffect, unavailable_reason
-from harness.matrix import Case, expand
-from harness.models import build_model, count_parameters_on_meta
-from harness.models.hstu import (
+from harness.spec.matrix import Case, expand
+from harness.families.models import build_model, count_parameters_on_meta
+from harness.families.hstu.model import (
     PRESETS, HSTUConfig, causal_mask, pointwise_attention, relative_positions, save, time_buckets,
 )
-from harness.models.hstu_flex import FlexAttend
+from harness.families.hstu.flex import FlexAttend
 from harness.options import RunOptions
-from harness.runners.recommender import (
+from harness.families.hstu.runner import (
     RecommenderRunner, Scored, first_score_mismatch, fixed_length, history_lengths, make_batch,
 )
-from harness.workload import Lengths
+from harness.spec.workload import Lengths
 
 SMALL = HSTUConfig(num_items=500, embedding_dim=16, num_blocks=2, num_heads=2, attention_dim=8, linear_dim=8, max_seq_len=32)
 LENGTHS = [5, 17, 3, 30]
@@ -107,7 +108,7 @@ def test_flex_attention_path_matches_plain_torch():
 
 
 def build_model_from(config):
-    from harness.models.hstu import HSTU
+    from harness.families.hstu.model import HSTU
 
     return HSTU(config).eval()
 
@@ -210,11 +211,11 @@ def test_matrix_for_hstu_levers():
     assert {case.stack_name for case in cases} == {"padded", "jagged", "fixed", "fixed+compile", "fixed+flex"}
     assert {cell.reason for cell in dropped} == {"cudagraphs needs a cuda device (this run: cpu)"}
     assert "hstu-retrieve-tiny-b8-longtail-p32-g16-i20000-fp32-jagged" in {case.id for case in cases}
-    assert unavailable_reason(("eager",), "hstu", "cpu") == "eager does not apply to hstu"
-    assert unavailable_reason(("jagged",), "llama", "cpu") == "jagged does not apply to llama"
-    assert unavailable_reason(("padded", "cudagraphs"), "hstu", "cuda") == "cudagraphs needs fixed earlier in the stack"
-    assert unavailable_reason(("sdpa", "cudagraphs"), "llama", "cuda") == "cudagraphs needs static earlier in the stack"
-    assert unavailable_reason(("jagged", "flex"), "hstu", "cpu") == "flex needs fixed earlier in the stack"
+    assert unavailable_reason(("eager",), FAMILIES["hstu"], "cpu") == "eager does not apply to hstu"
+    assert unavailable_reason(("jagged",), FAMILIES["llama"], "cpu") == "jagged does not apply to llama"
+    assert unavailable_reason(("padded", "cudagraphs"), FAMILIES["hstu"], "cuda") == "cudagraphs needs fixed earlier in the stack"
+    assert unavailable_reason(("sdpa", "cudagraphs"), FAMILIES["llama"], "cuda") == "cudagraphs needs static earlier in the stack"
+    assert unavailable_reason(("jagged", "flex"), FAMILIES["hstu"], "cpu") == "flex needs fixed earlier in the stack"
 
 
 def test_cases_without_items_keep_their_dict():
@@ -225,7 +226,7 @@ def test_cases_without_items_keep_their_dict():
 
 
 def test_presets_pick_the_families_that_declare_them():
-    from harness.selection import select
+    from harness.spec.selection import select
 
     assert select(RunOptions(preset="paper-ml1m"), cuda_available=False).families == ("hstu",)
     assert select(RunOptions(preset="paper-7b"), cuda_available=False).families == ("llama", "chameleon")

@@ -8,11 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.cli import main
-from harness.ladder import (
+from harness.analyse.ladder import (
     ALL_FAMILIES, Interval, across_runs, follows, geomean_interval, ladder, longest_chain, paired_speedup_interval,
     speedup_interval, summarize,
 )
-from harness.records import ResultsFile
+from harness.store.records import ResultsFile
 
 times = st.lists(st.floats(1e-4, 10.0), min_size=3, max_size=15)
 factors = st.floats(0.1, 10.0)

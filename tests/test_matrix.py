@@ -6,10 +6,10 @@ from hypothesis import given
 from harness.errors import HarnessError
 from harness.families import DECODER_STACKS, FAMILIES, SPECULATIVE_STACKS
 from harness.levers import LEVERS, Lever, unavailable_reason
-from harness.matrix import Case, expand, fingerprint
+from harness.spec.matrix import Case, expand, fingerprint
 from harness.options import RunOptions
-from harness.selection import select
-from harness.workload import Lengths
+from harness.spec.selection import select
+from harness.spec.workload import Lengths
 
 from tests.strategies import cases
 
@@ -63,7 +63,7 @@ def test_unknown_preset_names_allowed_values():
 
 def test_unknown_lever_fails_loudly():
     with pytest.raises(HarnessError, match="unknown lever 'flash'; allowed: .*sdpa"):
-        unavailable_reason(("flash",), "llama", "cpu")
+        unavailable_reason(("flash",), FAMILIES["llama"], "cpu")
 
 
 @pytest.mark.parametrize(
@@ -75,13 +75,13 @@ def test_unknown_lever_fails_loudly():
     ],
 )
 def test_structural_reasons(stack, reason):
-    assert unavailable_reason(stack, "llama", "cuda") == reason
+    assert unavailable_reason(stack, FAMILIES["llama"], "cuda") == reason
 
 
 def test_family_restriction_is_a_reason():
-    planted = Lever("llamaonly", "x", "test", configure=lambda p: p, evidence=lambda s: {}, families=frozenset({"llama"}))
+    planted = Lever("llamaonly", "x", "test", configure=lambda p: p, evidence=lambda s: {}, needs=frozenset({"speculative_loop"}))
     with LEVERS.temporarily(planted):
-        assert unavailable_reason(("llamaonly",), "hstu", "cpu") == "llamaonly does not apply to hstu"
+        assert unavailable_reason(("llamaonly",), FAMILIES["hstu"], "cpu") == "llamaonly does not apply to hstu"
     with pytest.raises(HarnessError):
         LEVERS.get("llamaonly")
 

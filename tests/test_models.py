@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from harness.bench import RunContext, execute
+from harness.measure.case import RunContext, execute
 from harness.errors import HarnessError
-from harness.matrix import Case
-from harness.models import ModelCache, build_model, count_parameters_on_meta
+from harness.spec.matrix import Case
+from harness.families.models import ModelCache, build_model, count_parameters_on_meta
 from harness.options import RunOptions
-from harness.workload import Lengths
+from harness.spec.workload import Lengths
 
 PUBLISHED = {"paper-7b": 6.74e9, "paper": 33.7e9}  # Llama 2 7B, Code Llama 34B
 

@@ -6,7 +6,7 @@ import pytest
 
 from harness.errors import EXIT_HARNESS_ERROR
 from harness.levers import LEVERS
-from harness.records import load_results
+from harness.store.records import load_results
 
 # The plugin's own behaviour, without the llama suite's profile checks (tests/test_profile_run.py has those).
 SUITE = '''

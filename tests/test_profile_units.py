@@ -2,15 +2,15 @@
 
 import pytest
 
-from harness.models import count_parameters_on_meta, model_config
-from harness.profile.analysis import accounted_fracs, summarize
-from harness.profile.categories import CATEGORIES, RULES, categorize, category_range, decide, name_category
-from harness.profile.sol import DecoderShape, decode_bytes_per_step, layer_matmul_params, prefill_flops, sol_fracs
-from harness.profile.timeline import (
+from harness.families.models import count_parameters_on_meta, model_config
+from harness.measure.profile.analysis import accounted_fracs, summarize
+from harness.measure.profile.categories import CATEGORIES, RULES, categorize, category_range, decide, name_category
+from harness.measure.profile.sol import DecoderShape, decode_bytes_per_step, layer_matmul_params, prefill_flops, sol_fracs
+from harness.measure.profile.timeline import (
     DeviceSpan, HostEvent, Launch, PhaseRange, device_work, phase_stats, phase_windows, self_work, sweep,
     top_level_ops,
 )
-from harness.profile.trace import parse
+from harness.measure.profile.trace import parse
 
 PRE, DEC = "harness::phase::prefill", "harness::phase::decode"
 
@@ -91,7 +91,7 @@ def test_cpu_phase_stats_idle_is_time_outside_ops():
         HostEvent(DEC, 10.0, 14.0, is_op=False), HostEvent("aten::mul", 10.0, 11.0),
         HostEvent(DEC, 14.0, 20.0, is_op=False), HostEvent("aten::mul", 15.0, 16.0),
     ]
-    from harness.profile.trace import Trace
+    from harness.measure.profile.trace import Trace
 
     summary = summarize(Trace(events, [], []))
     assert summary["breakdown"] == {"prefill": {"linear": 4.0}, "decode": {"elementwise": 2.0}}
@@ -189,7 +189,7 @@ def test_sol_fracs_divide_by_the_measured_peaks():
 
 
 def test_phase_clock_opens_prefill_then_one_decode_range_per_token():
-    from harness.profile.annotate import PhaseClock
+    from harness.measure.profile.annotate import PhaseClock
 
     log = []
 

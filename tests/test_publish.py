@@ -22,8 +22,8 @@ import pytest
 
 from harness.cli import main
 from harness.errors import EXIT_HARNESS_ERROR, HarnessError
-from harness.publish import RESULT_COLUMNS, benchmark_name
-from harness.records import ResultsFile
+from harness.publish.asv import RESULT_COLUMNS, benchmark_name
+from harness.store.records import ResultsFile
 
 from tests.browser import Browser, find_chromium
 from tests.test_baselines import ENV, record
@@ -234,7 +234,7 @@ def test_preview_serves_the_pages_on_localhost(published):
 
 
 def test_pages_load_nothing_from_the_network():
-    from harness.asv_assets import VENDOR_SOURCE, VENDORED, localize
+    from harness.publish.asv_assets import VENDOR_SOURCE, VENDORED, localize
 
     page = (Path(__import__("asv").__file__).parent / "www" / "index.html").read_text(encoding="utf-8")
     local = localize(page)

@@ -6,17 +6,17 @@ import importlib.util
 import pytest
 import torch
 
-from harness.bench import RunContext, execute
-from harness.equivalence import agreement
+from harness.measure.case import RunContext, execute
+from harness.measure.equivalence import agreement
 from harness.families import FAMILIES, QUANT_SCHEMES
 from harness.levers import LEVERS, stack_tolerance, unavailable_reason
 from harness.levers.quantization import QUANT_TOLERANCE, quant_lever
-from harness.matrix import OPT_IN_REASON, Case, expand
-from harness.models import build_model
+from harness.spec.matrix import OPT_IN_REASON, Case, expand
+from harness.families.models import build_model
 from harness.options import RunOptions
-from harness.quantize import SCHEMES, Scheme, linear_census, quantized_copy
-from harness.report import render_text, rows
-from harness.workload import Lengths
+from harness.levers.quantize_model import SCHEMES, Scheme, linear_census, quantized_copy
+from harness.publish.terminal import render_text, rows
+from harness.spec.workload import Lengths
 
 LLAMA_LINEARS = 4 * 7 + 1  # tiny llama: 4 layers x (q, k, v, o, gate, up, down) + lm_head
 
@@ -66,20 +66,20 @@ def test_cpu_expansion_keeps_cpu_schemes_and_drops_the_rest_with_reasons():
 
 
 def test_cuda_expansion_drops_by_dtype_and_missing_api():
-    assert unavailable_reason(("sdpa", "int4wo"), "llama", "cuda", "float32") == "int4wo runs in bfloat16 only (this case: float32)"
-    assert unavailable_reason(("sdpa", "dynint8"), "llama", "cuda", "bfloat16") == "dynint8 needs a cpu device (this run: cuda)"
-    assert unavailable_reason(("sdpa", "int8dq"), "llama", "cuda", "bfloat16") == ""
+    assert unavailable_reason(("sdpa", "int4wo"), FAMILIES["llama"], "cuda", "float32") == "int4wo runs in bfloat16 only (this case: float32)"
+    assert unavailable_reason(("sdpa", "dynint8"), FAMILIES["llama"], "cuda", "bfloat16") == "dynint8 needs a cpu device (this run: cuda)"
+    assert unavailable_reason(("sdpa", "int8dq"), FAMILIES["llama"], "cuda", "bfloat16") == ""
     import torchao
 
     if not hasattr(torchao, "autoquant"):  # torchao 0.18: no autoquant API
-        assert "has no autoquant API" in unavailable_reason(("sdpa", "autoquant"), "llama", "cuda", "bfloat16")
+        assert "has no autoquant API" in unavailable_reason(("sdpa", "autoquant"), FAMILIES["llama"], "cuda", "bfloat16")
 
 
 def test_a_missing_package_drops_the_lever_with_that_reason(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a))
-    assert unavailable_reason(("sdpa", "int8dq"), "llama", "cpu", "float32") == "int8dq needs the torchao package, which is not installed"
-    assert unavailable_reason(("sdpa", "dynint8"), "llama", "cpu", "float32") == ""  # torch's own
+    assert unavailable_reason(("sdpa", "int8dq"), FAMILIES["llama"], "cpu", "float32") == "int8dq needs the torchao package, which is not installed"
+    assert unavailable_reason(("sdpa", "dynint8"), FAMILIES["llama"], "cpu", "float32") == ""  # torch's own
 
 
 def test_agreement_teacher_forced_and_free_running():

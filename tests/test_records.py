@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.records import (
+from harness.store.records import (
     RESULTS_KIND,
     SCHEMA_VERSION,
     RecordError,

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.report import evidence_summary, output_tokens_per_s, render_text, rows
+from harness.publish.terminal import evidence_summary, output_tokens_per_s, render_text, rows
 
 
 def record(stack, e2e, status="ok", workload="llama-tt-tiny-b1-p8-g4-fp32", **extra):

@@ -6,14 +6,14 @@ import pytest
 import torch
 from transformers import DynamicCache, StaticCache
 
-from harness.bench import plan_for
-from harness.clock import CpuClock
+from harness.levers.plan import plan_for
+from harness.measure.clock import CpuClock
 from harness.levers import LEVERS, LeverNotInEffect
-from harness import memory
-from harness.memory import make_peak
-from harness.models import build_model
-from harness.runners.decoder import DecoderSession, decode_positions, generate
-from harness.workload import prompt_ids
+from harness.measure import memory
+from harness.measure.memory import make_peak
+from harness.families.models import build_model
+from harness.families.decoder import DecoderSession, decode_positions, generate
+from harness.spec.workload import prompt_ids
 
 PROMPT, GEN = 16, 6
 

@@ -6,17 +6,17 @@ import pytest
 import torch
 from transformers import DynamicCache, EncoderDecoderCache, StaticCache
 
-from harness.bench import plan_for
+from harness.levers.plan import plan_for
 from harness.families import FAMILIES
 from harness.levers import LEVERS, LeverNotInEffect
-from harness.matrix import Case, expand, fingerprint
-from harness.models import build_model, count_parameters_on_meta
-from harness.models.seamless import PRESETS, codes, config, generation_config, synthetic_subword
+from harness.spec.matrix import Case, expand, fingerprint
+from harness.families.models import build_model, count_parameters_on_meta
+from harness.families.seamless.model import PRESETS, codes, config, generation_config, synthetic_subword
 from harness.levers.reorder import probe_reorder
-from harness.runners.seamless import (
+from harness.families.seamless.runner import (
     TASKS, SeamlessRunner, extend, reorder_index_select, reorder_inplace, stage_times, token_marks,
 )
-from harness.workload import Lengths
+from harness.spec.workload import Lengths
 
 # FACTS.md: SeamlessM4T v2 large has "about 2.3B parameters"; that rounded figure is the only
 # published size, so the tolerance is 2% of it.

@@ -7,23 +7,24 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.bench import execute, plan_for, quick_tokens
-from harness.clock import CpuClock
+from harness.measure.case import execute, quick_tokens
+from harness.levers.plan import plan_for
+from harness.measure.clock import CpuClock
 from harness.errors import HarnessError
 from harness.families import FAMILIES
 from harness.levers import LEVERS, LeverNotInEffect
-from harness.matrix import Case, fingerprint
-from harness.models import build_model
-from harness.models.weights import WEIGHT_VARIANTS
+from harness.spec.matrix import Case, fingerprint
+from harness.families.models import build_model
+from harness.spec.weights import WEIGHT_VARIANTS
 from harness.options import RunOptions
-from harness.runners import Plan
-from harness.runners.decoder import DecoderRunner, DecoderSession, decode_positions, generate
-from harness.selection import select
-from harness.speculative import (
+from harness.levers.plan import Plan
+from harness.families.decoder import DecoderRunner, DecoderSession, decode_positions, generate
+from harness.spec.selection import select
+from harness.families.speculative import (
     Bookkeeping, Drafting, accepted_prefix, crop_to, lookup_continuation, round_metrics, spec_marks,
     speculative_generate,
 )
-from harness.workload import Lengths, prompt_ids
+from harness.spec.workload import Lengths, prompt_ids
 
 LAYERS = 4  # the tiny llama preset
 
@@ -248,7 +249,7 @@ def test_runner_speculates_only_under_a_drafting_plan(models):
 
 
 def test_profiled_iteration_has_one_decode_range_per_verify_round(models):
-    from harness.profile.timeline import PHASE_RANGE_PREFIX
+    from harness.measure.profile.timeline import PHASE_RANGE_PREFIX
 
     case = Case("llama", "tt", "tiny", "float32", 1, Lengths(8, 12), ("sdpa", "selfspec"))
     runner = DecoderRunner(case, models["draft-friendly"], "cpu", 0)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.stats import decode_intervals, median, min_samples_for_quantile, quantile, reported_quantile, speedup
+from harness.analyse.stats import decode_intervals, median, min_samples_for_quantile, quantile, reported_quantile, speedup
 
 samples = st.lists(st.floats(1e-6, 1e3, allow_nan=False), min_size=1, max_size=200)
 

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from harness.verdict import (
+from harness.analyse.verdict import (
     IMPROVED, NO_BASELINE, NOISY, REGRESSED, UNCHANGED, MetricPolicy, Policy, judge, min_p_value,
     minimum_detectable_effect,
 )

@@ -1,9 +1,9 @@
 """Verdict tables: a first run without baselines is one line, not a row per metric."""
 
-from harness.compare import UNRECORDED, MetricResult
-from harness.report import render_text_table
-from harness.verdict import Verdict
-from harness.verdict_report import markdown, render_verdicts
+from harness.analyse.gate import UNRECORDED, MetricResult
+from harness.publish.terminal import render_text_table
+from harness.analyse.verdict import Verdict
+from harness.publish.verdicts import markdown, render_verdicts
 
 RESULTS = [
     MetricResult("new-case", "tpot_s", Verdict("no_baseline", reason=UNRECORDED)),

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.workload import MIN_PROMPT_LEN, Lengths, prompt_ids
+from harness.spec.workload import MIN_PROMPT_LEN, Lengths, prompt_ids
 
 from tests.strategies import lengths
 

@@ -1,20 +1,24 @@
 """The one registry of optimization levers. Exact names; an unknown name fails loudly.
 
 A stack is a tuple of lever names applied in order, e.g. ("sdpa", "static", "compile").
-Each lever lives in its own small module and returns evidence that it took effect.
+Each lever is declared once (one module per lever kind; thin levers of one kind are rows of a
+table there) and returns evidence that it took effect. A lever declares what it needs of a
+family (`needs`: capabilities such as "kv_cache") and a family declares what it has
+(`FamilySpec.capabilities`), so no lever keeps a list of family names.
+
+Importing the registry imports no torch: lever modules import their heavy parts inside the
+functions that need them, so analysis and publishing can read lever slots without torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import Protocol
+from dataclasses import dataclass, field
 
 from harness.errors import unknown_choice
 
-ALL_FAMILIES = frozenset({"llama", "chameleon", "seamless", "hstu"})
-TRANSFORMERS_FAMILIES = frozenset({"llama", "chameleon", "seamless"})
-RECOMMENDER_FAMILIES = frozenset({"hstu"})
 ALL_DEVICE_TYPES = frozenset({"cpu", "cuda"})
 ALL_DTYPES = frozenset({"float32", "bfloat16", "float16"})
 
@@ -25,7 +29,7 @@ class LeverNotInEffect(AssertionError):
 
 @dataclass(frozen=True)
 class Tolerance:
-    """A lossy lever's stated output check: `metric` (a key of harness.equivalence.agreement's
+    """A lossy lever's stated output check: `metric` (a key of harness.measure.equivalence.agreement's
     result) must be at least `minimum`, else the case fails exactly like a mismatch."""
 
     metric: str
@@ -38,16 +42,16 @@ class Lever:
     name: str
     slot: str  # at most one lever per slot in a stack (e.g. one attention implementation)
     summary: str
-    configure: Callable  # (harness.runners.Plan) -> Plan
+    configure: Callable  # (harness.levers.plan.Plan) -> Plan
     evidence: Callable  # (session) -> dict; raises LeverNotInEffect
-    families: frozenset[str] = ALL_FAMILIES
+    needs: frozenset[str] = frozenset()  # capabilities a family must have (FamilySpec.capabilities)
     device_types: frozenset[str] = ALL_DEVICE_TYPES
     requires: tuple[str, ...] = ()  # levers that must come earlier in the stack ("a|b": either one)
     brief: Callable = lambda evidence: " ".join(f"{k}={v}" for k, v in evidence.items())  # table cell
     tolerance: Tolerance | None = None  # lossy levers only: outputs are checked to this, not exactly
     dtypes: frozenset[str] = ALL_DTYPES  # model dtypes the lever runs in
     unavailable: Callable[[], str] = lambda: ""  # why this environment cannot run it (a package missing)
-    params: tuple[str, ...] = ()  # RunOptions fields the lever reads (Case.params; shown in the case id)
+    params: Mapping[str, str] = field(default_factory=dict)  # RunOptions field it reads -> its token in case ids
     quick_tokens: int = 0  # at least this many tokens in a quick check (a lever that acts on the text so far)
     case_reason: Callable = lambda case: ""  # why this lever cannot apply to a case's workload ("" if it can)
 
@@ -64,6 +68,10 @@ class Registry:
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._levers)
+
+    def param_tokens(self) -> dict[str, str]:
+        """Every lever parameter (a RunOptions field) and its short form in case ids."""
+        return {name: token for lever in self._levers.values() for name, token in lever.params.items()}
 
     @contextmanager
     def temporarily(self, lever: Lever) -> Iterator[Lever]:
@@ -87,14 +95,25 @@ def stack_tolerance(stack: tuple[str, ...]) -> Tolerance | None:
     return min(found, key=lambda tolerance: tolerance.minimum) if found else None
 
 
-def unavailable_reason(stack: tuple[str, ...], family: str, device: str, dtype: str = "") -> str:
+class HasCapabilities(Protocol):
+    """What the levers read of a family (harness.spec.matrix.FamilySpec)."""
+
+    name: str
+    capabilities: frozenset[str]
+
+
+def applies_to(lever: Lever, family: HasCapabilities) -> bool:
+    return lever.needs <= family.capabilities
+
+
+def unavailable_reason(stack: tuple[str, ...], family: HasCapabilities, device: str, dtype: str = "") -> str:
     """Why this stack cannot run for this family on this device (in this dtype); "" when it can."""
     device_type = device.split(":")[0]
     seen_slots: dict[str, str] = {}
     for position, name in enumerate(stack):
         lever = LEVERS.get(name)
-        if family not in lever.families:
-            return f"{name} does not apply to {family}"
+        if not applies_to(lever, family):
+            return f"{name} does not apply to {family.name}"
         if device_type not in lever.device_types:
             return f"{name} needs a {'/'.join(sorted(lever.device_types))} device (this run: {device_type})"
         if dtype and dtype not in lever.dtypes:
@@ -120,22 +139,19 @@ def case_unavailable_reason(stack: tuple[str, ...], case) -> str:
     return ""
 
 
-def _applicable(need: str, family: str) -> str:
+def _applicable(need: str, family: HasCapabilities) -> str:
     """The alternatives of a requirement that apply to this family, e.g. "static" for llama."""
-    names = [name for name in need.split("|") if family in LEVERS.get(name).families]
+    names = [name for name in need.split("|") if applies_to(LEVERS.get(name), family)]
     return " or ".join(names or need.split("|"))
 
 
 def _builtin_levers() -> tuple[Lever, ...]:
+    from harness.levers import attention, cudagraphs, flex, layout, quantization, reorder, speculation, static
     from harness.levers import compile as compile_lever
-    from harness.levers import cudagraphs, eager, fixed, flex, jagged, lookup, padded, reorder, sdpa, selfspec, static
-    from harness.levers import autoquant, dynint8, int4wo, int8dq, int8wo
 
     return (
-        eager.LEVER, sdpa.LEVER, static.LEVER, compile_lever.LEVER, cudagraphs.LEVER,
-        padded.LEVER, fixed.LEVER, jagged.LEVER, flex.LEVER,
-        int8dq.LEVER, int8wo.LEVER, int4wo.LEVER, autoquant.LEVER, dynint8.LEVER,
-        selfspec.LEVER, lookup.LEVER, reorder.LEVER,
+        *attention.LEVERS, static.LEVER, compile_lever.LEVER, cudagraphs.LEVER,
+        *layout.LEVERS, flex.LEVER, *quantization.LEVERS, *speculation.LEVERS, reorder.LEVER,
     )
 
 

@@ -1,10 +1,12 @@
-"""Shared evidence for attention-implementation levers: which operators really ran."""
+"""Attention-implementation levers: `eager` (transformers' matmul + softmax + matmul, the
+baseline) and `sdpa` (torch.nn.functional.scaled_dot_product_attention); the evidence is which
+operators really ran."""
 
 from __future__ import annotations
 
-import torch
+from functools import partial
 
-from harness.levers import LeverNotInEffect
+from harness.levers import Lever, LeverNotInEffect
 
 # Operator names that only one of the implementations launches (see FACTS.md, profiler names).
 SDPA_OP_PREFIXES = ("aten::scaled_dot_product", "aten::_scaled_dot_product", "aten::_flash_attention", "aten::_efficient_attention")
@@ -32,8 +34,16 @@ def set_attention(plan, implementation: str):
     return dataclasses.replace(plan, attn_implementation=implementation)
 
 
+def sdpa_evidence(session) -> dict:
+    found = attention_evidence(session, wanted="sdpa")
+    backends = sdpa_backends()
+    return {**found, "sdpa_backends_enabled": backends} if backends else found
+
+
 def sdpa_backends() -> dict:
     """Which fused SDPA kernels this torch build allows (CUDA only; the CPU has one path)."""
+    import torch
+
     if not torch.cuda.is_available():
         return {}
     cuda = torch.backends.cuda
@@ -49,3 +59,17 @@ def brief(evidence: dict) -> str:
     ops = evidence["attention_ops"]
     specific = [op for op in ops if op.startswith("aten::_")] or ops  # aten::_* ops name the backend
     return specific[0].removeprefix("aten::_").removeprefix("scaled_dot_product_") if specific else "?"
+
+
+NEEDS = frozenset({"hf_attention"})  # transformers' set_attn_implementation
+LEVERS = (
+    Lever(
+        name="eager", slot="attention", summary="eager attention (the baseline)",
+        configure=partial(set_attention, implementation="eager"), brief=brief, needs=NEEDS,
+        evidence=partial(attention_evidence, wanted="eager"),
+    ),
+    Lever(
+        name="sdpa", slot="attention", summary="fused scaled-dot-product attention",
+        configure=partial(set_attention, implementation="sdpa"), brief=brief, needs=NEEDS, evidence=sdpa_evidence,
+    ),
+)

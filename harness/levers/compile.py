@@ -8,9 +8,6 @@ from __future__ import annotations
 import dataclasses
 from contextlib import contextmanager
 
-import torch
-from torch._dynamo.utils import counters
-
 from harness.levers import Lever, LeverNotInEffect
 
 
@@ -19,6 +16,8 @@ class CompiledDuringTiming(AssertionError):
 
 
 def _compile_counts() -> tuple[int, int]:
+    from torch._dynamo.utils import counters
+
     graphs = counters["stats"]["unique_graphs"]
     breaks = sum(counters["graph_break"].values())
     return graphs, breaks
@@ -26,6 +25,8 @@ def _compile_counts() -> tuple[int, int]:
 
 class CompiledStep:
     def __init__(self, step, session) -> None:
+        import torch
+
         # Why reset: graphs cached for an earlier case would hide this case's compile and guards.
         torch._dynamo.reset()
         self._start = _compile_counts()
@@ -37,6 +38,8 @@ class CompiledStep:
 
     @contextmanager
     def timed(self):
+        import torch
+
         before = _compile_counts()
         try:
             with torch._dynamo.config.patch(error_on_recompile=True):
@@ -73,4 +76,5 @@ LEVER = Lever(
     configure=configure,
     brief=lambda found: f"graphs={found['graphs']} breaks={found['graph_breaks']} recompiles={found['recompiles_during_timing']}",
     evidence=evidence,
+    needs=frozenset({"step_wrappers"}),
 )

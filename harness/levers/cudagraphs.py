@@ -8,10 +8,12 @@ main finding). Needs fixed shapes and buffers, hence the static cache (decoders)
 from __future__ import annotations
 
 import dataclasses
-
-import torch
+from typing import TYPE_CHECKING
 
 from harness.levers import Lever, LeverNotInEffect
+
+if TYPE_CHECKING:
+    import torch
 
 WARMUP_CALLS = 2  # eager calls on a side stream before capture, as torch.cuda.graphs advises
 
@@ -29,6 +31,8 @@ class GraphedStep:
         self.replays = 0
 
     def _capture(self, *args) -> None:
+        import torch
+
         self._inputs = [arg.clone() for arg in args]
         saved = [counter.clone() for counter in _cache_counters(self._session.cache)]
         stream = torch.cuda.Stream()
@@ -77,5 +81,6 @@ LEVER = Lever(
     brief=lambda found: f"replays={found['replays']}",
     evidence=evidence,
     device_types=frozenset({"cuda"}),
+    needs=frozenset({"step_wrappers"}),
     requires=("static|fixed",),  # fixed shapes: a static KV cache, or fixed-width recommender batches
 )

@@ -1,14 +1,14 @@
 """HSTU attention through torch.compile'd flex_attention instead of plain torch ops.
 
 Fused on the device (no [batch, heads, n, n] score tensor, causal blocks skipped); see
-harness/models/hstu_flex.py for how the softmax-free attention is expressed. Needs fixed
+harness/families/hstu/flex.py for how the softmax-free attention is expressed. Needs fixed
 shapes (the `fixed` layout), so the compiled kernel is built once, during warm-up.
 Evidence: the flex path's call count, and that it ran compiled.
 """
 
 import dataclasses
 
-from harness.levers import RECOMMENDER_FAMILIES, Lever, LeverNotInEffect
+from harness.levers import Lever, LeverNotInEffect
 
 
 def configure(plan):
@@ -30,6 +30,6 @@ LEVER = Lever(
     configure=configure,
     brief=lambda found: f"flex_attention calls={found['calls']}",
     evidence=evidence,
-    families=RECOMMENDER_FAMILIES,
+    needs=frozenset({"pointwise_attention"}),
     requires=("fixed",),
 )

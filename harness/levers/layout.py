@@ -1,4 +1,10 @@
-"""Shared evidence for the recommender's batch layouts: how many tokens the encoder really ran.
+"""The recommender's batch layouts, one row each: `padded` (each batch padded to its longest
+history, the baseline), `fixed` (every batch padded to the workload's longest possible history:
+fixed shapes, the precondition for CUDA graphs and recompile-free compile, at the most padding)
+and `jagged` (histories packed into [tokens, dim] with offsets: the linear layers see only real
+events and attention costs the sum of squared lengths instead of batch x longest squared).
+
+Evidence: how many tokens the encoder really ran.
 
 The session records, per run, the batch size, its longest history, its real events and the
 tokens the encoder was handed (read from the tensors themselves), so a layout that did not
@@ -10,7 +16,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from harness.levers import LeverNotInEffect
+from functools import partial
+
+from harness.levers import Lever, LeverNotInEffect
 
 
 def set_layout(plan, layout: str):
@@ -34,11 +42,7 @@ def brief(evidence: dict) -> str:
     return f"computed/real={evidence['computed_tokens'] / evidence['real_tokens']:.2f}"
 
 
-def layout_lever(name: str, summary: str, expected_tokens: Callable):
-    from functools import partial
-
-    from harness.levers import RECOMMENDER_FAMILIES, Lever
-
+def layout_lever(name: str, summary: str, expected_tokens: Callable) -> Lever:
     return Lever(
         name=name,
         slot="layout",
@@ -46,5 +50,21 @@ def layout_lever(name: str, summary: str, expected_tokens: Callable):
         configure=partial(set_layout, layout=name),
         brief=brief,
         evidence=partial(layout_evidence, wanted=name, expected_tokens=expected_tokens),
-        families=RECOMMENDER_FAMILIES,
+        needs=frozenset({"layouts"}),
     )
+
+
+LEVERS = (
+    layout_lever(
+        "padded", "batches padded to their longest history (the baseline)",
+        expected_tokens=lambda session, count: count.batch * count.longest,
+    ),
+    layout_lever(
+        "fixed", "batches padded to the workload's longest possible history (fixed shapes)",
+        expected_tokens=lambda session, count: count.batch * session.fixed_len,
+    ),
+    layout_lever(
+        "jagged", "histories packed into one [tokens, dim] tensor with offsets",
+        expected_tokens=lambda session, count: count.real,
+    ),
+)

@@ -1,7 +1,7 @@
-"""Shared pieces of the quantization levers (one module per scheme beside this one).
+"""The quantization levers, one row per scheme of harness.levers.quantize_model.SCHEMES.
 
 A quantization lever asks the session for a quantized copy of its model (Plan.quantization;
-harness.quantize does the work on any nn.Module) and proves it by the census of linear layers:
+harness.levers.quantize_model does the work on any nn.Module) and proves it by the census of linear layers:
 how many were replaced, and by what. Quantization changes the answer a little by design, so
 these levers are lossy: their outputs are checked against the baseline stack's to the one
 stated tolerance below, never exactly.
@@ -13,12 +13,13 @@ import dataclasses
 from functools import partial
 
 from harness.levers import ALL_DEVICE_TYPES, ALL_DTYPES, Lever, LeverNotInEffect, Tolerance
-from harness.quantize import scheme, unavailable
+from harness.levers.quantize_model import scheme, unavailable
 
-# Families whose runners make a quantized copy in their session (DecoderSession does, for llama
-# and chameleon). HSTU is left out: its few small linears (fused uvqk, output) are not where
-# its time goes, and its output check is a score comparison of its own.
-QUANT_FAMILIES = frozenset({"llama", "chameleon", "seamless"})
+# A family has the "quantized_copy" capability when its session runs a quantized copy of its
+# model (DecoderSession does, for llama and chameleon). HSTU has not: its few small linears
+# (fused uvqk, output) are not where its time goes, and its output check is a score comparison
+# of its own. SeamlessM4T's session makes no quantized copy yet.
+NEEDS = frozenset({"quantized_copy"})
 
 # Why top-5 and not top-1: with random weights the top two logits of a tiny model are a few
 # hundredths apart (median 0.02 measured here), less than int8 rounding moves them, so greedy
@@ -60,9 +61,27 @@ def quant_lever(name: str, device_types=ALL_DEVICE_TYPES, dtypes=ALL_DTYPES) -> 
         configure=partial(configure, name=name),
         evidence=partial(evidence, name=name),
         brief=brief,
-        families=QUANT_FAMILIES,
+        needs=NEEDS,
         device_types=frozenset(device_types),
         dtypes=frozenset(dtypes),
         tolerance=QUANT_TOLERANCE,
         unavailable=partial(unavailable, name),
     )
+
+
+# Scheme notes (torchao 0.18): int8dq runs on the CPU here and, on CUDA, torchao's int8 matmul
+# (torch._int_mm) path per its docs and code. int4wo (tinygemm `tile_packed_to_4d` layout) is
+# CUDA and bfloat16 only: that layout asserts both, and a GPU of compute capability 8.0 or more;
+# the default `plain` layout needs the mslk kernel package, `plain_int32` is for XPU/NPU, and no
+# int4 layout runs on the CPU (all three tried here). torchao 0.18 has no autoquant API, so that
+# lever is dropped at expansion with that reason; it is kept so that a torchao that has it runs it
+# by name. int8wo runs on the CPU here (slower than float32 there, docs/facts.md). dynint8 is
+# PyTorch's own dynamic quantization: CPU only (its quantized::linear_dynamic kernels, fbgemm /
+# onednn, have no CUDA implementation), float modules only.
+LEVERS = (
+    quant_lever("int8dq"),
+    quant_lever("int8wo"),
+    quant_lever("int4wo", device_types={"cuda"}, dtypes={"bfloat16"}),
+    quant_lever("autoquant", device_types={"cuda"}),
+    quant_lever("dynint8", device_types={"cpu"}, dtypes={"float32"}),
+)

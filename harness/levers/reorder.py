@@ -17,25 +17,34 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from typing import TYPE_CHECKING
 
 from harness.levers import Lever, LeverNotInEffect
+
+if TYPE_CHECKING:
+    import torch
 
 # Ops that only move data and views that do not touch it: not counted as work.
 VIEW_OPS = frozenset({"slice", "view", "alias", "select", "detach", "_to_copy", "lift_fresh"})
 
 
-class OpCounter(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: Counter = Counter()
+def op_counter():
+    """A dispatch mode counting the aten ops run under it (views and moves aside); the class is
+    made on first use, so that importing the lever registry imports no torch."""
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.overloadpacket.__name__
-        if name not in VIEW_OPS:
-            self.ops[name] += 1
-        return func(*args, **(kwargs or {}))
+    class OpCounter(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: Counter = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if name not in VIEW_OPS:
+                self.ops[name] += 1
+            return func(*args, **(kwargs or {}))
+
+    return OpCounter()
 
 
 def cache_buffers(kv) -> list[torch.Tensor]:
@@ -54,9 +63,11 @@ def probe_reorder(session) -> dict:
     buffers = cache_buffers(kv)
     if not buffers:
         raise LeverNotInEffect("kv reorder: the cache is empty (no generation ran in this session)")
+    import torch
+
     before = [buffer.data_ptr() for buffer in buffers]
     identity = torch.arange(buffers[0].shape[0], device=buffers[0].device)
-    with OpCounter() as counter:
+    with op_counter() as counter:
         session.reorder_fn(kv, identity, session.max_cache_len)
     after = [buffer.data_ptr() for buffer in cache_buffers(kv)]
     layers = session.model.config.decoder_layers
@@ -99,7 +110,7 @@ LEVER = Lever(
         f"{found['buffers_replaced_per_step']} buffers replaced"
     ),
     evidence=evidence,
-    families=frozenset({"seamless"}),
+    needs=frozenset({"beam_reorder"}),
     requires=("static",),
     case_reason=beam_search_only,
 )

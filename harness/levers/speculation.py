@@ -1,18 +1,26 @@
-"""What the two speculative levers (selfspec, lookup) share: the plan change and the evidence."""
+"""The two speculative levers, rows of one table: the plan change and the evidence they share.
+
+`selfspec`: self-speculative decoding (LayerSkip style): the model's first `exit_layer` layers
+draft, the full model verifies (0: half the depth). With random weights acceptance is near 0;
+see harness/spec/weights.py for the labelled synthetic weights that exercise acceptance on the CPU.
+`lookup`: prompt-lookup decoding: drafts copied from where the last n-gram occurred before,
+verified by the full model. No draft model; it pays off where outputs repeat their inputs.
+Evidence: acceptance rate, mean accepted length, draft and verify forwards per output token.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
-from harness.levers import LeverNotInEffect
-from harness.speculative import Drafting
+from functools import partial
 
-# Lever parameters: RunOptions field -> its short form in case ids (e.g. "exit2-draft4").
-PARAM_TOKENS = {"exit_layer": "exit", "draft_len": "draft", "max_ngram": "ngram"}
+from harness.levers import Lever, LeverNotInEffect
 
 
 def configure_drafting(plan, method: str):
     """The plan's Drafting from the case's lever parameters (Case.params via plan_for)."""
+    from harness.families.speculative import Drafting
+
     params = dict(plan.lever_params)
     fields = {name: params[name] for name in ("draft_len", "exit_layer", "max_ngram") if name in params}
     return dataclasses.replace(plan, drafting=Drafting(method, **fields))
@@ -36,3 +44,23 @@ def brief(found: dict) -> str:
         f"accept {found['acceptance_rate']:.0%} mean_len {found['mean_accepted_len']:.2f} "
         f"verifies/token {found['verifies_per_token']:.2f}"
     )
+
+
+# The decoder runner's loop has it (llama); chameleon's select/encode loop has none.
+NEEDS = frozenset({"speculative_loop"})
+LEVERS = (
+    Lever(
+        name="selfspec", slot="decoding",
+        summary="self-speculative decoding: early-exit drafts verified by the full model",
+        configure=partial(configure_drafting, method="selfspec"), evidence=drafting_evidence, brief=brief,
+        needs=NEEDS, params={"exit_layer": "exit", "draft_len": "draft"},  # RunOptions field -> id token
+    ),
+    Lever(
+        name="lookup", slot="decoding",
+        summary="prompt-lookup decoding: n-gram drafts verified by the full model",
+        configure=partial(configure_drafting, method="lookup"), evidence=drafting_evidence, brief=brief,
+        needs=NEEDS, params={"max_ngram": "ngram", "draft_len": "draft"},
+        # Why: lookup drafts only once the text repeats; 8 tokens of a random model rarely do, 32 do.
+        quick_tokens=32,
+    ),
+)

@@ -6,9 +6,7 @@ the ladder shows that rather than hiding it.
 
 import dataclasses
 
-from transformers import StaticCache
-
-from harness.levers import TRANSFORMERS_FAMILIES, Lever, LeverNotInEffect
+from harness.levers import Lever, LeverNotInEffect
 
 
 def configure(plan):
@@ -16,6 +14,8 @@ def configure(plan):
 
 
 def evidence(session) -> dict:
+    from transformers import StaticCache
+
     cache = session.cache
     if not isinstance(cache, StaticCache):
         raise LeverNotInEffect(f"static: the run used {type(cache).__name__}, not StaticCache")
@@ -29,5 +29,5 @@ LEVER = Lever(
     configure=configure,
     brief=lambda found: f"{found['cache_class']}[{found['max_cache_len']}]",
     evidence=evidence,
-    families=TRANSFORMERS_FAMILIES,
+    needs=frozenset({"kv_cache"}),
 )

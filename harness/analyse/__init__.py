@@ -1,0 +1,1 @@
+"""Statistics, verdicts, attribution and the lever ladder: pure functions over records (no torch)."""

@@ -1,0 +1,295 @@
+"""The lever ladder: per workload, the cumulative stacks from the baseline to all levers that
+applied, the speed-up of each step and the combined one, each with a confidence interval; then
+per family and across families, the geometric mean (the paper's "3.88x" is such a figure).
+
+Pure functions over case records (no I/O, no torch). Speed-ups come from e2e samples measured
+in one run, never across runs. Their intervals therefore cover one run's noise only; the
+between-run spread (three quiet CPU runs of the same matrix gave 1.74x, 1.51x and 1.77x) is
+what `across_runs` measures, from the combined speed-ups of repeated runs.
+
+Why Hodges-Lehmann: the speed-up is exp(median of all pairwise log(baseline_i / candidate_j)),
+and its interval comes from the same pairwise differences (the distribution-free interval that
+inverts the Mann-Whitney test), so the estimate and its interval always agree; a ratio of two
+medians with a bootstrap interval is erratic with a dozen samples. Where lengths follow a
+distribution, every stack ran the same seeded draws in the same order, so iterations are paired
+by their input and the signed-rank version applies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+from harness.families import FAMILIES
+from harness.levers import LEVERS
+from harness.analyse.stats import median
+
+CONFIDENCE = 0.95
+LADDER_METRIC = "e2e_s"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A speed-up (> 1: faster) with its confidence interval; bounds None with too few samples."""
+
+    estimate: float
+    low: float | None
+    high: float | None
+
+    @property
+    def bounded(self) -> bool:
+        return self.low is not None and self.high is not None
+
+
+def _z(confidence: float) -> float:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1): {confidence}")
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def speedup_interval(baseline_s: Sequence[float], candidate_s: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """Hodges-Lehmann speed-up of the candidate over the baseline, with its distribution-free
+    interval (normal approximation of the Mann-Whitney U quantile)."""
+    if not baseline_s or not candidate_s:
+        raise ValueError("a speed-up needs samples on both sides")
+    if min(*baseline_s, *candidate_s) <= 0:
+        raise ValueError("times must be positive")
+    diffs = sorted(math.log(b) - math.log(c) for b in baseline_s for c in candidate_s)
+    n, m = len(baseline_s), len(candidate_s)
+    estimate = math.exp(median(diffs))
+    spread = math.sqrt(n * m * (n + m + 1) / 12)
+    k = math.floor(n * m / 2 - _z(confidence) * spread)  # differences cut from each end
+    if k < 0:
+        return Interval(estimate, None, None)
+    return Interval(estimate, math.exp(diffs[k]), math.exp(diffs[len(diffs) - 1 - k]))
+
+
+def paired_speedup_interval(baseline_s: Sequence[float], candidate_s: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """Speed-up from iterations paired by their input (the same draw of lengths on both sides):
+    the Hodges-Lehmann estimate over Walsh averages of the per-pair log ratios, with the interval
+    that inverts the Wilcoxon signed-rank test. Pairing removes the spread of the lengths."""
+    if len(baseline_s) != len(candidate_s) or not baseline_s:
+        raise ValueError("paired speed-up needs the same, non-zero number of samples on both sides")
+    if min(*baseline_s, *candidate_s) <= 0:
+        raise ValueError("times must be positive")
+    logs = [math.log(b) - math.log(c) for b, c in zip(baseline_s, candidate_s)]
+    walsh = sorted((logs[i] + logs[j]) / 2 for i in range(len(logs)) for j in range(i, len(logs)))
+    n = len(logs)
+    estimate = math.exp(median(walsh))
+    spread = math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+    k = math.floor(len(walsh) / 2 - _z(confidence) * spread)
+    if k < 0:
+        return Interval(estimate, None, None)
+    return Interval(estimate, math.exp(walsh[k]), math.exp(walsh[len(walsh) - 1 - k]))
+
+
+def step_interval(baseline: Mapping, candidate: Mapping) -> Interval:
+    """Paired when both ran the same varying draws of lengths (a length distribution), else not."""
+    draws = [(r.get("prompt_lens"), r.get("gen_lens")) for r in (baseline, candidate)]
+    lengths_vary = len(set(zip(*draws[0]))) > 1 if draws[0][0] else False
+    if lengths_vary and draws[0] == draws[1] and len(baseline[LADDER_METRIC]) == len(draws[0][0]):
+        return paired_speedup_interval(baseline[LADDER_METRIC], candidate[LADDER_METRIC])
+    return speedup_interval(baseline[LADDER_METRIC], candidate[LADDER_METRIC])
+
+
+def geomean_interval(intervals: Sequence[Interval], confidence: float = CONFIDENCE) -> Interval:
+    """Geometric mean of independent speed-ups. Each interval's half-width in log space gives its
+    standard error; the mean of F logs has the root-sum-square of the errors over F."""
+    if not intervals:
+        raise ValueError("a geometric mean needs at least one speed-up")
+    logs = [math.log(i.estimate) for i in intervals]
+    center = sum(logs) / len(logs)
+    if not all(i.bounded for i in intervals):
+        return Interval(math.exp(center), None, None)
+    z = _z(confidence)
+    errors = [(math.log(i.high) - math.log(i.low)) / (2 * z) for i in intervals]
+    half = z * math.sqrt(sum(e * e for e in errors)) / len(errors)
+    return Interval(math.exp(center), math.exp(center - half), math.exp(center + half))
+
+
+@dataclass(frozen=True)
+class Step:
+    stack: str
+    added: str  # the lever this step adds ("" for the baseline)
+    e2e_p50_s: float
+    tpot_p50_s: float | None
+    step: Interval | None  # over the previous step (None for the baseline)
+    cumulative: Interval | None  # over the baseline (None for the baseline)
+
+
+@dataclass(frozen=True)
+class Ladder:
+    workload_id: str
+    family: str
+    task: str
+    steps: tuple[Step, ...]
+    left_out: tuple[tuple[str, str], ...]  # (stack, why it is not a step)
+
+    @property
+    def combined(self) -> Interval | None:
+        return self.steps[-1].cumulative if len(self.steps) > 1 else None
+
+
+def _usable(record: Mapping) -> str:
+    """Why a record cannot be a step; "" when it can."""
+    if record.get("status") != "ok":
+        return f"status {record.get('status')}"
+    if not record.get("outputs_match"):
+        return "outputs differ from the baseline stack's"
+    if not record.get(LADDER_METRIC):
+        return "not measured (quick check)"
+    return ""
+
+
+def follows(previous: frozenset, candidate: frozenset, baseline: frozenset, slot_of: Callable[[str], str]) -> bool:
+    """Whether `candidate` is one step up from `previous`: one lever added, or one of the
+    baseline's own levers swapped for another of its slot (eager -> sdpa, padded -> fixed).
+    Each step grows the stack or sheds a baseline lever, so no chain can loop."""
+    added, removed = candidate - previous, previous - candidate
+    if len(added) != 1 or len(removed) > 1:
+        return False
+    if not removed:
+        return True
+    (new,), (old,) = added, removed
+    return old in baseline and slot_of(new) == slot_of(old)
+
+
+def longest_chain(baseline: frozenset, stacks: Sequence[frozenset], slot_of: Callable[[str], str]) -> list[frozenset]:
+    """The longest chain of steps (see `follows`) from the baseline through the given stacks;
+    ties go to the stack declared (or run) first."""
+    best: dict[frozenset, list[frozenset]] = {}
+
+    def walk(current: frozenset) -> list[frozenset]:
+        if current not in best:
+            tails = [walk(s) for s in stacks if follows(current, s, baseline, slot_of)]
+            best[current] = [current] + max(tails, key=len, default=[])  # max keeps the first longest
+        return best[current]
+
+    return walk(baseline)
+
+
+def _p50(record: Mapping, metric: str) -> float | None:
+    samples = record.get(metric) or []
+    return median(samples) if samples else None
+
+
+def ladder(records: Sequence[Mapping], baseline: str, slot_of: Callable[[str], str]) -> Ladder | None:
+    """The ladder of one workload's records; None when its baseline stack was not measured."""
+    why_not = {r["stack"]: _usable(r) for r in records}
+    usable = {r["stack"]: r for r in records if not why_not[r["stack"]]}
+    left_out = [(stack, why) for stack, why in why_not.items() if why]
+    if baseline not in usable:
+        return None
+    levers_of = {frozenset(stack.split("+")): stack for stack in usable}
+    chain = [levers_of[s] for s in longest_chain(frozenset(baseline.split("+")), list(levers_of), slot_of)]
+    left_out += [(stack, "not on the longest cumulative chain") for stack in usable if stack not in chain]
+    base = usable[baseline]
+    steps = [Step(baseline, "", _p50(base, LADDER_METRIC), _p50(base, "tpot_s"), None, None)]
+    for previous, stack in zip(chain, chain[1:]):
+        record = usable[stack]
+        (added,) = set(stack.split("+")) - set(previous.split("+"))
+        steps.append(Step(
+            stack, added, _p50(record, LADDER_METRIC), _p50(record, "tpot_s"),
+            step_interval(usable[previous], record),
+            step_interval(base, record),
+        ))
+    first = records[0]
+    return Ladder(first["workload_id"], first["family"], first["task"], tuple(steps), tuple(left_out))
+
+
+def baseline_of(family: str) -> str | None:
+    spec = FAMILIES.get(family)
+    return "+".join(spec.baseline) if spec else None
+
+
+def lever_slot(name: str) -> str:
+    return LEVERS.get(name).slot
+
+
+def ladders(records: Iterable[Mapping], slot_of: Callable[[str], str] = lever_slot) -> list[Ladder]:
+    """One ladder per workload (run order kept), for workloads whose baseline was measured."""
+    by_workload: dict[str, list[Mapping]] = {}
+    for record in records:
+        by_workload.setdefault(record["workload_id"], []).append(record)
+    found = []
+    for group in by_workload.values():
+        baseline = baseline_of(group[0]["family"])
+        built = ladder(group, baseline, slot_of) if baseline else None
+        if built is not None and built.combined is not None:
+            found.append(built)
+    return found
+
+
+def family_speedups(found: Sequence[Ladder]) -> dict[str, Interval]:
+    """Per family, the geometric mean of its workloads' combined speed-ups."""
+    per_family: dict[str, list[Interval]] = {}
+    for item in found:
+        per_family.setdefault(item.family, []).append(item.combined)
+    return {family: geomean_interval(intervals) for family, intervals in per_family.items()}
+
+
+def overall_speedup(per_family: Mapping[str, Interval]) -> Interval | None:
+    """The geometric mean across families (each family weighs the same, whatever its workloads)."""
+    return geomean_interval(list(per_family.values())) if per_family else None
+
+
+@dataclass(frozen=True)
+class LadderSummary:
+    ladders: tuple[Ladder, ...]
+    per_family: Mapping[str, Interval]
+    overall: Interval | None
+
+
+def summarize(records: Iterable[Mapping]) -> LadderSummary:
+    found = ladders(records)
+    per_family = family_speedups(found)
+    return LadderSummary(tuple(found), per_family, overall_speedup(per_family))
+
+
+ALL_FAMILIES = "all families"
+
+
+@dataclass(frozen=True)
+class AcrossRuns:
+    """Per family (and ALL_FAMILIES) the combined speed-up of each run, and their interval."""
+
+    per_run: Mapping[str, tuple[float, ...]]
+    interval: Mapping[str, Interval]
+
+
+def _chains(summary: LadderSummary, family: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((item.workload_id, item.steps[-1].stack) for item in summary.ladders if item.family == family))
+
+
+def log_t_interval(estimates: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """Geometric mean of repeated runs' speed-ups, with Student's t interval on their logs: the
+    runs are the samples, so the spread between runs (which one run's rank interval cannot see)
+    sets the width. Bounds need two runs or more."""
+    from scipy.stats import t
+
+    if not estimates or min(estimates) <= 0:
+        raise ValueError("needs positive speed-ups")
+    logs = [math.log(value) for value in estimates]
+    center = sum(logs) / len(logs)
+    if len(logs) < 2:
+        return Interval(math.exp(center), None, None)
+    spread = math.sqrt(sum((x - center) ** 2 for x in logs) / (len(logs) - 1))
+    half = t.ppf(0.5 + confidence / 2, len(logs) - 1) * spread / math.sqrt(len(logs))
+    return Interval(math.exp(center), math.exp(center - half), math.exp(center + half))
+
+
+def across_runs(summaries: Sequence[LadderSummary], confidence: float = CONFIDENCE) -> AcrossRuns:
+    """The combined speed-ups of repeated runs of one matrix. A family's runs must have climbed
+    the same ladders (workloads and top stacks): otherwise their figures measure different things,
+    and a ValueError says which family differs."""
+    per_run: dict[str, tuple[float, ...]] = {}
+    for family in sorted({f for summary in summaries for f in summary.per_family}):
+        chains = {_chains(summary, family) for summary in summaries}
+        if len(chains) > 1 or any(family not in summary.per_family for summary in summaries):
+            raise ValueError(f"{family}: the runs climbed different ladders (workloads or stacks differ)")
+        per_run[family] = tuple(summary.per_family[family].estimate for summary in summaries)
+    if per_run:
+        per_run[ALL_FAMILIES] = tuple(summary.overall.estimate for summary in summaries)
+    return AcrossRuns(per_run, {name: log_t_interval(values, confidence) for name, values in per_run.items()})

@@ -1,0 +1,227 @@
+"""Chameleon runner: image understanding (it, itt), image generation (ti) and text (tt).
+
+Reuses the decoder runner's session (cache and levers) and `generate` loop, adding three small
+pieces: the VQ image tokenization before prefill, a step that returns logits over the whole
+vocabulary (transformers' forward masks image tokens, which text-to-image needs), and the token
+choice after each step: the text vocabulary for text tasks; for `ti`, classifier-free guidance
+over a tripled batch followed by an image-vocabulary mask (transformers has no text-to-image mode).
+
+Sequences (prompt_len counts text tokens, the leading BOS included):
+  it, itt: [bos, boi, image tokens, eoi, text...]      (captioning / question after the image)
+  tt:      [bos, text...]
+  ti:      [bos, text..., boi], then exactly gen_len image tokens per image.
+For `ti` the batch holds three streams per image (the reference's order): full-conditioned,
+image-conditioned and unconditioned. From a text-only prompt the reference reduces the last two
+to [bos, boi] and right-aligns every stream with padding; here they are [pad..., bos, boi], the
+same length as the full stream and without a padding mask, so every step computes what the
+reference's padded batch computes (the pads are attended to; harmless for timing, and outputs
+are compared between stacks of this same runner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from harness.measure.clock import make_clock
+from harness.measure.equivalence import first_mismatch
+from harness.errors import HarnessError
+from harness.families.chameleon.model import image_tokens_per_image, vocab_layout
+from harness.families.chameleon.presets import REFERENCE_GUIDANCE, TASKS, Guidance
+from harness.families.base import Output
+from harness.levers.plan import Plan
+from harness.families.decoder import DecoderSession, Generation, clock_marks, decode_positions, forced_scores, generate
+from harness.analyse.stats import decode_intervals, median
+from harness.spec.workload import prompt_ids
+
+
+def cfg_combine(logits: torch.Tensor, guidance: Guidance) -> torch.Tensor:
+    """[3B, V] logits of the three streams -> [B, V] guided logits (InstructPix2Pix-style, as
+    the reference: uncond + s_img * (img - uncond) + s_txt * (full - img))."""
+    full, image, uncond = logits.chunk(3)
+    return uncond + guidance.image_scale * (image - uncond) + guidance.text_scale * (full - image)
+
+
+def allow_only(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Logits outside `allowed` ([V] bool) set to -inf, so no other token can be chosen."""
+    return logits.masked_fill(~allowed, float("-inf"))
+
+
+class ChameleonSession(DecoderSession):
+    """The decoder session with a step that ends in logits of the last position."""
+
+    def forward_step(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        hidden = self.model.model(input_ids=input_ids, cache=self.cache, position_ids=position_ids).last_hidden_state
+        return self.model.lm_head(hidden[:, -1])  # lm_head on the last position only: no [L, V] logits
+
+    def step_logits(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        return self.forward_step(input_ids, position_ids)
+
+
+@dataclass
+class Prepared:
+    """One iteration's inputs, made outside the timed call."""
+
+    head: torch.Tensor  # [rows, n] ids before the image (or the whole prompt without an image)
+    tail: torch.Tensor  # [rows, n] ids after the image (empty without an image)
+    pixels: torch.Tensor | None  # [batch, 3, R, R] synthetic image in the model dtype
+    positions: list[torch.Tensor]
+
+
+def synthetic_images(batch_size: int, resolution: int, seed: int) -> torch.Tensor:
+    """Seeded pixels in [-1, 1] (the VQ encoder's input range), the same for every stack."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + resolution * 7 + batch_size)
+    return torch.rand((batch_size, 3, resolution, resolution), generator=generator) * 2 - 1
+
+
+def stage_times(generation: Generation, image_out: bool, guided: bool) -> dict[str, float]:
+    """Split one generation's marks into stages that add up to its end-to-end time."""
+    ends, forwards = generation.marks_s, generation.forward_marks_s
+    stages = {"vq_encode_s": generation.encode_s} if generation.encode_s else {}
+    if not image_out:
+        return {**stages, "prefill_s": ends[0] - generation.encode_s, "text_decode_s": ends[-1] - ends[0]}
+    starts = [generation.encode_s] + ends[:-1]
+    forward_s = [forward - start for start, forward in zip(starts, forwards)]
+    select_s = [end - forward for forward, end in zip(forwards, ends)]
+    return {
+        **stages,
+        "prefill_s": forward_s[0],
+        "image_decode_s": sum(forward_s[1:]),
+        # the guided choice: combining the three streams' logits, the image mask and argmax
+        ("cfg_s" if guided else "image_select_s"): sum(select_s),
+    }
+
+
+class ChameleonRunner:
+    """One Chameleon task (TASKS) under the decoder runner's sessions and levers."""
+
+    compare = staticmethod(first_mismatch)
+
+    def __init__(self, case, model, device: str, seed: int, guidance: Guidance | None = REFERENCE_GUIDANCE) -> None:
+        self.case = case
+        self.model = model
+        self.device = device
+        self.seed = seed
+        self.task = TASKS[case.task]
+        self.guidance = guidance if self.task.image_out else None
+        self.streams = self.guidance.streams if self.guidance else 1
+        self.rows = case.batch_size * self.streams
+        self.vocab = vocab_layout(model.config).to(device)
+        self.image_mask = self.vocab.image_mask(device)
+        self.text_mask = ~self.image_mask  # text tasks never emit image tokens (as transformers' forward)
+        vq = model.config.vq_config
+        self.tokens_per_image = image_tokens_per_image(vq.resolution, vq.channel_multiplier)
+        self.resolution = vq.resolution
+        self.dtype = next(model.parameters()).dtype
+
+    def session(self, plan: Plan) -> ChameleonSession:
+        extra = self.tokens_per_image + 2 if self.task.image_in else int(self.task.image_out)  # image / boi
+        return ChameleonSession(self.model, plan, self.rows, self.case.lengths.max_total_len() + extra)
+
+    # -- inputs --------------------------------------------------------------------------
+    def _text(self, rows: int, length: int) -> torch.Tensor:
+        """[rows, length]: BOS then seeded ids from the text vocabulary."""
+        picks = prompt_ids(rows, length - 1, len(self.vocab.text_ids), self.seed).to(self.device)
+        bos = torch.full((rows, 1), self.vocab.bos, device=self.device)
+        return torch.cat([bos, self.vocab.text_ids[picks]], dim=1)
+
+    def _column(self, token: int, rows: int) -> torch.Tensor:
+        return torch.full((rows, 1), token, device=self.device)
+
+    def inputs(self, draw: tuple[int, int]) -> Prepared:
+        prompt_len, gen_len = draw
+        batch = self.case.batch_size
+        text = self._text(batch, prompt_len)
+        empty = text[:, :0]
+        if self.task.image_in:
+            pixels = synthetic_images(batch, self.resolution, self.seed).to(self.device, self.dtype)
+            head = torch.cat([text[:, :1], self._column(self.vocab.boi, batch)], dim=1)
+            tail = torch.cat([self._column(self.vocab.eoi, batch), text[:, 1:]], dim=1)
+            prefix_len = head.shape[1] + self.tokens_per_image + tail.shape[1]
+            return Prepared(head, tail, pixels, decode_positions(batch, prefix_len, gen_len, self.device))
+        if not self.task.image_out:
+            return Prepared(text, empty, None, decode_positions(batch, prompt_len, gen_len, self.device))
+        if gen_len > self.tokens_per_image:
+            raise HarnessError(f"ti: {gen_len} tokens asked for, but an image is {self.tokens_per_image} tokens")
+        full = torch.cat([text, self._column(self.vocab.boi, batch)], dim=1)
+        guidance_rows = self.rows - batch
+        padding = self._column(self.vocab.pad, guidance_rows).expand(-1, prompt_len - 1)
+        reduced = torch.cat([padding, self._column(self.vocab.bos, guidance_rows), self._column(self.vocab.boi, guidance_rows)], dim=1)
+        streams = torch.cat([full, reduced], dim=0)
+        return Prepared(streams, streams[:, :0], None, decode_positions(self.rows, streams.shape[1], gen_len, self.device))
+
+    # -- the pieces generate() calls, inside the timed region ------------------------------
+    def encode(self, prepared: Prepared) -> torch.Tensor:
+        """VQ-tokenize the images and splice their token ids between the prompt's pieces."""
+        codes = self.model.model.vqmodel.encode(prepared.pixels).image_tokens
+        image = self.vocab.image_ids[codes].view(prepared.pixels.shape[0], -1)
+        return torch.cat([prepared.head, image, prepared.tail], dim=1)
+
+    # Choices are made in float32: guidance scales differences by 3, which bf16 rounding would blur.
+    def text_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return allow_only(logits.float(), self.text_mask)
+
+    def image_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        guided = cfg_combine(logits, self.guidance) if self.guidance else logits
+        return allow_only(guided, self.image_mask)
+
+    def select_text(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        token = self.text_scores(logits).argmax(-1, keepdim=True)
+        return token, token
+
+    def select_image(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        token = self.image_scores(logits).argmax(-1, keepdim=True)
+        return token, token.repeat(self.streams, 1)  # every stream continues with the chosen token
+
+    def forced_scores(self, session: ChameleonSession, prepared: Prepared, reference: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced scores of the task's own choice: masked (and guided, for ti) logits."""
+        score = self.image_scores if self.task.image_out else self.text_scores
+        encode = self.encode if self.task.image_in else None
+        first = prepared if encode else prepared.head
+        feed = lambda tokens: tokens.repeat(self.streams, 1)
+        return forced_scores(session, first, prepared.positions, reference, encode, score, feed)
+
+    def run(self, session: ChameleonSession, prepared: Prepared) -> Output:
+        encode = self.encode if self.task.image_in else None
+        select = self.select_image if self.task.image_out else self.select_text
+        tokens = len(prepared.positions) + 1
+        clock = make_clock(self.device, clock_marks(tokens, select, encode))
+        first = prepared if encode else prepared.head
+        generation = generate(session, first, prepared.positions, clock, select=select, encode=encode)
+        marks = generation.marks_s
+        kind = "image" if self.task.image_out else "text"
+        return Output(
+            value=generation.tokens,
+            metrics={"ttft_s": marks[0], "tpot_s": decode_intervals(marks), "e2e_s": marks[-1]},
+            stages_s=stage_times(generation, self.task.image_out, self.guidance is not None),
+            generated_tokens={kind: generation.tokens.shape[1]},
+        )
+
+
+def measure_cfg_cost(model, device: str, seed: int, workload, gen_len: int, stack: tuple[str, ...], pairs: int) -> dict:
+    """Text to image with guidance (three streams) and without (one stream), same prompt and
+    stack, in interleaved pairs so that machine noise hits both alike. Ratio > 1 = CFG's cost."""
+    from harness.measure.case import plan_for
+    from harness.spec.matrix import Case
+    from harness.spec.workload import Lengths
+
+    case = Case("chameleon", "ti", "", "float32", workload.batch_size, Lengths(workload.lengths.prompt_len, gen_len), stack)
+    runners = {"guided": ChameleonRunner(case, model, device, seed), "single": ChameleonRunner(case, model, device, seed, None)}
+    found: dict = {f"{name}_{key}": [] for name in runners for key in ("e2e_s", "tpot_s")}
+    ready = {}
+    for name, runner in runners.items():
+        session = runner.session(plan_for(stack))
+        prepared = runner.inputs((workload.lengths.prompt_len, gen_len))
+        found[f"{name}_tokens"] = runner.run(session, prepared).value.shape[1]  # untimed first call
+        ready[name] = (runner, session, prepared)
+    for index in range(pairs):
+        order = ("guided", "single") if index % 2 == 0 else ("single", "guided")
+        for name in order:
+            runner, session, prepared = ready[name]
+            metrics = runner.run(session, prepared).metrics
+            found[f"{name}_e2e_s"].append(metrics["e2e_s"])
+            found[f"{name}_tpot_s"].extend(metrics["tpot_s"])
+    found["cfg_cost_ratio"] = median(found["guided_e2e_s"]) / median(found["single_e2e_s"])
+    return found

@@ -1,0 +1,35 @@
+"""Llama (code generation, task `tt`): transformers' LlamaForCausalLM under the shared greedy
+decoder loop (harness/families/decoder.py). Presets in `model.py`; docs/families/llama.md."""
+
+from __future__ import annotations
+
+from harness.families.stacks import DECODER_STACKS, DRAFT_FRIENDLY_STACKS, QUANT_OPT_IN, QUANT_STACKS, SPECULATIVE_STACKS
+from harness.spec.matrix import FamilySpec, Workload
+from harness.spec.workload import Lengths
+
+SPEC = FamilySpec(
+    name="llama",
+    tasks=("tt",),
+    stacks=DECODER_STACKS + QUANT_STACKS + SPECULATIVE_STACKS,
+    opt_in=QUANT_OPT_IN,
+    workloads={
+        "tiny": (
+            Workload(1, Lengths(128, 64)),
+            Workload(4, Lengths(32, 32)),
+            Workload(1, Lengths(64, 32, dist="lognormal")),
+            Workload(1, Lengths(32, 48), weights="draft-friendly", stacks=DRAFT_FRIENDLY_STACKS),
+        ),
+        "small": (
+            Workload(1, Lengths(512, 128)),
+            Workload(8, Lengths(256, 64)),
+            Workload(1, Lengths(256, 128), weights="draft-friendly", stacks=DRAFT_FRIENDLY_STACKS),
+        ),
+        "paper-7b": (Workload(1, Lengths(1024, 256)), Workload(8, Lengths(1024, 256))),
+        "paper": (Workload(1, Lengths(1024, 256)), Workload(1, Lengths(512, 256, dist="lognormal"))),
+    },
+    capabilities=frozenset({"hf_attention", "kv_cache", "step_wrappers", "quantized_copy", "speculative_loop"}),
+    models="harness.families.llama.model:MODELS",
+    runner="harness.families.decoder:DecoderRunner",
+    fit="decoder",
+    sol="harness.measure.profile.sol:DecoderShape.from_config",
+)

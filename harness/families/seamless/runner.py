@@ -1,0 +1,387 @@
+"""SeamlessM4T v2 runner: speech or text in, text or speech out (ss, st, ts, tt), stage by stage.
+
+transformers' modules do the work (speech encoder, text encoder, text decoder, text-to-unit
+model, vocoder); the text decoding loop is our own, like the decoder runner's, so that prefill
+and each step are timed directly and the beam search's KV-cache reorder is ours to choose:
+
+  encoder      speech features -> speech encoder, or text ids -> text encoder
+  prefill      decoder over [decoder start, target language] for batch x beams rows
+  per step     choose tokens (greedy argmax, or beam search over summed log-probabilities),
+               reorder the KV cache to the chosen beams (beam search only), one decoder step
+  text-to-unit (speech out) the reference's extra decoder pass over the best sequence, the
+               subword -> character expansion, the non-autoregressive text-to-unit model
+  vocoder      (speech out) units -> waveform
+
+Every hypothesis runs exactly gen_len tokens (no end-of-sequence stop, as in the other runners,
+so that stacks and iterations time the same work); length normalisation is then the same for
+all of them and the best beam is the highest summed log-probability.
+
+Random weights: the unit choice is restricted to ids the vocoder has (the reference takes a
+plain argmax, which a trained model keeps in range by itself).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache, EncoderDecoderCache, StaticCache
+
+from harness.measure.clock import make_clock
+from harness.measure.equivalence import first_mismatch
+from harness.families.seamless import TASKS
+from harness.families.seamless.model import codes
+from harness.spec.matrix import TaskShape
+from harness.families.base import Output, wrap_step, wrappers_timed
+from harness.levers.plan import Plan
+from harness.analyse.stats import decode_intervals
+from harness.spec.workload import DISTRIBUTIONS, Lengths
+
+FEATURE_SIGMA = 1.0  # synthetic log-mel features: the feature extractor normalises to unit variance
+PREFIX_LEN = 2  # [decoder start, target language]
+SPEAKER_ID = 0
+
+
+
+
+# -- the KV-cache reorder of beam search --------------------------------------------------------
+def reorder_index_select(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int) -> None:
+    """transformers' reorder: every layer's keys and values, self- and cross-attention, replaced
+    by an index_select copy (4 x layers new tensors per step; the blog's 96 for 24 layers)."""
+    for cache in (kv.self_attention_cache, kv.cross_attention_cache):
+        for layer in cache.layers:
+            layer.reorder_cache(beam_idx)
+
+
+def reorder_inplace(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int) -> None:
+    """Self-attention keys and values gathered and copied back into the same buffers (their
+    filled prefix only), so captured graphs keep pointing at them. The cross-attention cache is
+    left alone: beams of one input share one encoder output, so its rows are identical within
+    each input's beams and a reorder (which only moves rows within an input) changes nothing."""
+    for layer in kv.self_attention_cache.layers:
+        for buffer in (layer.keys, layer.values):
+            filled_part = buffer[:, :, :filled]
+            filled_part.copy_(filled_part.index_select(0, beam_idx))
+
+
+REORDERS = {"index_select": reorder_index_select, "inplace": reorder_inplace}
+
+CACHE_FACTORIES = {
+    "dynamic": lambda config, max_len: DynamicCache(config=config),
+    "static": lambda config, max_len: StaticCache(config=config, max_cache_len=max_len),
+}
+
+
+class SeamlessSession:
+    """One model under one plan: attention implementation, self-attention cache kind, reorder,
+    and the step wrappers (compile) around the decoder step."""
+
+    def __init__(self, model, plan: Plan, rows: int, max_cache_len: int) -> None:
+        self.model = model
+        self.plan = plan
+        self.rows = rows
+        self.max_cache_len = max_cache_len
+        self.device = next(model.parameters()).device
+        model.set_attn_implementation(plan.attn_implementation)
+        self.reorder_fn = REORDERS[plan.kv_reorder]
+        self.kv: EncoderDecoderCache | None = None
+        self.reorders = 0  # reorder calls over the session's runs
+        self.steps = 0  # decoder steps after prefill over the session's runs
+        self.reset()
+        self.decode_step, self.wrappers = wrap_step(self.forward_step, plan, self)
+
+    @property
+    def cache(self):
+        """The self-attention cache (what the static-cache lever's evidence inspects)."""
+        return self.kv.self_attention_cache
+
+    def reset(self) -> None:
+        if self.kv is not None and isinstance(self.kv.self_attention_cache, StaticCache):
+            self.kv.self_attention_cache.reset()  # in place: buffers stay where they are
+            # The cross-attention cache is rebuilt: the next input's encoder output has its own length.
+            self.kv = EncoderDecoderCache(self.kv.self_attention_cache, DynamicCache(config=self.model.config))
+            return
+        self_attention = CACHE_FACTORIES[self.plan.cache](self.model.config, self.max_cache_len)
+        self.kv = EncoderDecoderCache(self_attention, DynamicCache(config=self.model.config))
+
+    def forward_step(self, input_ids: torch.Tensor, encoder_states: torch.Tensor) -> torch.Tensor:
+        """Decoder over the cache, then the language-model head on the last position: [rows, vocab]."""
+        hidden = self.model.text_decoder(
+            input_ids=input_ids, encoder_hidden_states=encoder_states, cache=self.kv, use_cache=True
+        ).last_hidden_state
+        return self.model.lm_head(hidden[:, -1])
+
+    def reorder(self, beam_idx: torch.Tensor, filled: int) -> None:
+        self.reorder_fn(self.kv, beam_idx, filled)
+        self.reorders += 1
+
+    def timed(self):
+        return wrappers_timed(self.wrappers)
+
+    def probe_op_names(self) -> set[str]:
+        """Operator names of one short uncached decoder forward, for lever evidence (never timed)."""
+        hidden = self.model.config.hidden_size
+        ids = torch.full((1, 4), 5, dtype=torch.long, device=self.device)
+        encoder = torch.zeros((1, 3, hidden), dtype=next(self.model.parameters()).dtype, device=self.device)
+        with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            self.model.text_decoder(input_ids=ids, encoder_hidden_states=encoder, use_cache=False)
+        return {event.key for event in prof.key_averages()}
+
+
+@dataclass
+class Prepared:
+    """One iteration's inputs, made outside the timed call."""
+
+    source: torch.Tensor  # [batch, frames, features] speech features or [batch, tokens] text ids
+    prefix: torch.Tensor  # [batch * beams, 2]: decoder start, target language
+    offsets: torch.Tensor  # [batch, 1]: first row of each input's beams
+    gen_len: int
+
+
+@dataclass
+class Translation:
+    """The compared value: the best hypothesis's text tokens and (speech out) its units."""
+
+    text: torch.Tensor  # [batch, gen_len], on the CPU
+    units: torch.Tensor | None  # [batch, units], t2u pad where the t2u model marks padding
+
+
+@dataclass(frozen=True)
+class UnitMismatch:
+    inner: object
+
+    def describe(self) -> str:
+        return "unit sequences: " + self.inner.describe().replace("token", "unit")
+
+
+def compare(expected: Translation, got: Translation):
+    mismatch = first_mismatch(expected.text, got.text)
+    if mismatch is not None or expected.units is None:
+        return mismatch
+    unit_mismatch = first_mismatch(expected.units, got.units)
+    return UnitMismatch(unit_mismatch) if unit_mismatch else None
+
+
+# Clock marks: encoder, prefill forward, first choice, then per step reorder, forward, choice;
+# speech out adds text-to-unit and vocoder.
+MARKS_BEFORE_STEPS, MARKS_PER_STEP, MARKS_SPEECH = 3, 3, 2
+
+
+def stage_times(marks: list[float], steps: int, task: TaskShape, beam_search: bool) -> dict[str, float]:
+    """Split one run's marks into stages that add up to its end-to-end time."""
+    encoder, _prefill_forward, first = marks[:MARKS_BEFORE_STEPS]
+    step_marks = marks[MARKS_BEFORE_STEPS : MARKS_BEFORE_STEPS + MARKS_PER_STEP * steps]
+    starts = [first] + step_marks[MARKS_PER_STEP - 1 :: MARKS_PER_STEP][:-1] if steps else []
+    reorder_s = sum(done - start for start, done in zip(starts, step_marks[0::MARKS_PER_STEP]))
+    decode_end = step_marks[-1] if steps else first
+    encoder_stage = "speech_encoder_s" if task.speech_in else "text_encoder_s"
+    stages = {encoder_stage: encoder, "text_decoder_prefill_s": first - encoder}
+    if beam_search:
+        stages["kv_reorder_s"] = reorder_s
+        stages["text_decoder_steps_s"] = decode_end - first - reorder_s
+    else:  # greedy: the reorder marks enclose nothing
+        stages["text_decoder_steps_s"] = decode_end - first
+    if task.speech_out:
+        t2u, vocoder = marks[-MARKS_SPEECH:]
+        stages["text_to_unit_s"] = t2u - decode_end
+        stages["vocoder_s"] = vocoder - t2u
+    return stages
+
+
+def token_marks(marks: list[float], steps: int) -> list[float]:
+    """Seconds from start to each chosen token (first token, then one per step)."""
+    return [marks[MARKS_BEFORE_STEPS - 1]] + marks[MARKS_BEFORE_STEPS + MARKS_PER_STEP - 1 : MARKS_BEFORE_STEPS + MARKS_PER_STEP * steps : MARKS_PER_STEP]
+
+
+def max_gen_len(lengths: Lengths) -> int:
+    """The longest generation a workload can draw: the decoder's self-attention cache holds only
+    the prefix and the generated tokens (the source sits in the cross-attention cache)."""
+    factor = DISTRIBUTIONS[lengths.dist]["max_factor"] if lengths.dist else 1.0
+    return math.ceil(lengths.gen_len * factor)
+
+
+def extend(sequences: torch.Tensor, tokens: torch.Tensor, beam_idx: torch.Tensor | None) -> torch.Tensor:
+    """Append the chosen tokens; under beam search each row first takes its parent beam's history."""
+    return torch.cat([sequences if beam_idx is None else sequences[beam_idx], tokens], dim=1)
+
+
+class SeamlessRunner:
+    """One SeamlessM4T v2 task (TASKS) with greedy or beam-search text decoding (case.beams)."""
+
+    compare = staticmethod(compare)
+
+    def __init__(self, case, model, device: str, seed: int) -> None:
+        self.case = case
+        self.model = model
+        self.device = device
+        self.seed = seed
+        self.task = TASKS[case.task]
+        self.codes = codes(model)
+        self.beams = case.beams or self.codes.num_beams
+        self.dtype = next(model.parameters()).dtype
+        config = model.config
+        # Unit ids the vocoder has (after its offset), plus the t2u end-of-sequence id.
+        allowed = torch.zeros(config.t2u_vocab_size, dtype=torch.bool)
+        allowed[config.vocoder_offset : config.vocoder_offset + config.unit_hifi_gan_vocab_size] = True
+        allowed[config.t2u_eos_token_id] = True
+        self.allowed_units = allowed.to(device)
+
+    def session(self, plan: Plan) -> SeamlessSession:
+        rows = self.case.batch_size * self.beams
+        return SeamlessSession(self.model, plan, rows, PREFIX_LEN + max_gen_len(self.case.lengths))
+
+    # -- inputs --------------------------------------------------------------------------
+    def _generator(self, length: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + length * 101 + self.case.batch_size)
+
+    def _text_source(self, length: int) -> torch.Tensor:
+        """[batch, length]: source language, seeded ordinary ids, end of sequence (NLLB's source form)."""
+        batch = self.case.batch_size
+        first_ordinary, languages = 4, 2  # after the specials; the language codes close the vocabulary
+        ids = torch.randint(first_ordinary, self.model.config.vocab_size - languages, (batch, length - 2), generator=self._generator(length))
+        src = torch.full((batch, 1), self.codes.src_lang_id)
+        eos = torch.full((batch, 1), self.codes.eos_id)
+        return torch.cat([src, ids, eos], dim=1)
+
+    def _speech_source(self, frames: int) -> torch.Tensor:
+        features = self.model.config.feature_projection_input_dim
+        return FEATURE_SIGMA * torch.randn((self.case.batch_size, frames, features), generator=self._generator(frames))
+
+    def inputs(self, draw: tuple[int, int]) -> Prepared:
+        prompt_len, gen_len = draw
+        source = self._speech_source(prompt_len).to(self.dtype) if self.task.speech_in else self._text_source(prompt_len)
+        rows = self.case.batch_size * self.beams
+        prefix = torch.tensor([[self.codes.decoder_start_id, self.codes.tgt_lang_id]]).expand(rows, -1).contiguous()
+        offsets = (torch.arange(self.case.batch_size) * self.beams).unsqueeze(1)
+        return Prepared(source.to(self.device), prefix.to(self.device), offsets.to(self.device), gen_len)
+
+    # -- the pipeline, inside the timed region ---------------------------------------------
+    def encode(self, source: torch.Tensor) -> torch.Tensor:
+        if self.task.speech_in:
+            return self.model.speech_encoder(input_features=source).last_hidden_state
+        return self.model.text_encoder(input_ids=source).last_hidden_state
+
+    def choose(self, logits: torch.Tensor, scores: torch.Tensor | None, offsets: torch.Tensor):
+        """(tokens [rows, 1], beam_idx [rows] or None, scores): greedy, or one beam-search step."""
+        if scores is None:
+            return logits.argmax(-1, keepdim=True), None, None
+        batch, vocab = offsets.shape[0], logits.shape[-1]
+        total = torch.log_softmax(logits.float(), dim=-1).view(batch, self.beams, vocab) + scores.unsqueeze(-1)
+        scores, flat = total.view(batch, -1).topk(self.beams, dim=-1)
+        beam_idx = (torch.div(flat, vocab, rounding_mode="floor") + offsets).view(-1)
+        return (flat % vocab).view(-1, 1), beam_idx, scores
+
+    def decode_text(self, session: SeamlessSession, encoder: torch.Tensor, prepared: Prepared, clock) -> torch.Tensor:
+        """Prefill, then gen_len - 1 steps; returns every row's sequence [rows, 2 + gen_len]."""
+        encoder = encoder.repeat_interleave(self.beams, dim=0)
+        logits = session.forward_step(prepared.prefix, encoder)
+        clock.mark()
+        scores = None
+        if self.beams > 1:  # only the first beam of each input is live before the first choice
+            scores = torch.full((prepared.offsets.shape[0], self.beams), float("-inf"), device=encoder.device)
+            scores[:, 0] = 0.0
+        tokens, beam_idx, scores = self.choose(logits, scores, prepared.offsets)
+        sequences = extend(prepared.prefix, tokens, beam_idx)
+        clock.mark()
+        for step in range(prepared.gen_len - 1):
+            if beam_idx is not None:
+                session.reorder(beam_idx, PREFIX_LEN + step)  # the cache holds the prefix and `step` tokens
+            clock.mark()
+            logits = session.decode_step(tokens, encoder)
+            clock.mark()
+            tokens, beam_idx, scores = self.choose(logits, scores, prepared.offsets)
+            sequences = extend(sequences, tokens, beam_idx)
+            clock.mark()
+        session.steps += prepared.gen_len - 1
+        if scores is None:
+            return sequences
+        best = scores.argmax(-1, keepdim=True) + prepared.offsets  # the best beam of each input
+        return sequences[best.view(-1)]
+
+    def text_to_unit(self, sequences: torch.Tensor, encoder: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reference's second pass: decoder hidden states of the best sequence, characters of
+        its subwords, the text-to-unit model; returns (units [batch, n], padding mask [batch, n])."""
+        model, pad = self.model, self.codes.pad_id
+        hidden = model.text_decoder(input_ids=sequences, encoder_hidden_states=encoder).last_hidden_state
+        text_ids = sequences[:, PREFIX_LEN:].masked_fill(sequences[:, PREFIX_LEN:] == self.codes.eos_id, pad)
+        subwords = model._indices_to_subwords(text_ids)
+        char_counts = model._count_character_length_in_subword(text_ids, subwords, pad_token_id=pad)
+        edge = char_counts.new_zeros((char_counts.shape[0], 1))  # language code and end of sequence: no characters
+        char_counts = torch.cat([edge, char_counts, edge], dim=1)  # as the reference (NLLB source form)
+        char_ids = model._get_char_input_ids(text_ids, subwords, char_counts, pad_token_id=pad)
+        seq_lens = (sequences != pad).int().sum(1)
+        mask = (torch.arange(hidden.shape[1], device=hidden.device) < seq_lens.unsqueeze(1)).to(hidden.dtype)
+        out = model.t2u_model(inputs_embeds=hidden, char_input_ids=char_ids, char_count_per_id=char_counts, attention_mask=mask)
+        logits = out[0].float().masked_fill(~self.allowed_units, float("-inf"))
+        return logits.argmax(-1), out[1].bool()
+
+    def vocode(self, units: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        config = self.model.config
+        pad = config.t2u_pad_token_id
+        ids = units.masked_fill((units == config.t2u_eos_token_id) | ~padding, pad)
+        ids = torch.where(ids == pad, ids, ids - config.vocoder_offset)
+        rows = ids.shape[0]
+        speaker = torch.full((rows, 1), SPEAKER_ID, device=ids.device)
+        lang = torch.full((rows, 1), self.codes.vocoder_lang_id, device=ids.device)
+        waveform, _ = self.model.vocoder(input_ids=ids, speaker_id=speaker, lang_id=lang)
+        return waveform
+
+    @torch.no_grad()
+    def run(self, session: SeamlessSession, prepared: Prepared) -> Output:
+        steps = prepared.gen_len - 1
+        speech_marks = MARKS_SPEECH if self.task.speech_out else 0
+        clock = make_clock(self.device, MARKS_BEFORE_STEPS + MARKS_PER_STEP * steps + speech_marks)
+        session.reset()
+        clock.start()
+        encoder = self.encode(prepared.source)
+        clock.mark()
+        sequences = self.decode_text(session, encoder, prepared, clock)
+        units = None
+        if self.task.speech_out:
+            units, padding = self.text_to_unit(sequences, encoder)
+            clock.mark()
+            waveform = self.vocode(units, padding)
+            clock.mark()
+            units = units.masked_fill(~padding, self.model.config.t2u_pad_token_id)
+        marks = clock.elapsed_s()
+        tokens = token_marks(marks, steps)
+        text = sequences[:, PREFIX_LEN:]
+        generated = {"text": text.shape[1]}
+        if units is not None:
+            generated.update(unit=units.shape[1], waveform_samples=waveform.shape[-1])
+        return Output(
+            value=Translation(text.cpu(), None if units is None else units.cpu()),
+            metrics={"ttft_s": tokens[0], "tpot_s": decode_intervals(tokens), "e2e_s": marks[-1]},
+            stages_s=stage_times(marks, steps, self.task, self.beams > 1),
+            generated_tokens=generated,
+        )
+
+
+def measure_reorder_speedup(model, device: str, seed: int, case, draw: tuple[int, int], pairs: int) -> dict:
+    """One beam case under `sdpa+static` (index_select reorder) and with `inplace-reorder` added,
+    same inputs, in interleaved pairs so that machine noise hits both alike. Ratios > 1: the
+    in-place reorder is faster (end to end, and the reorder stage alone)."""
+    from dataclasses import replace
+
+    from harness.measure.case import plan_for
+    from harness.analyse.stats import median
+
+    stacks = {"index_select": ("sdpa", "static"), "inplace": ("sdpa", "static", "inplace-reorder")}
+    found: dict = {f"{name}_{key}": [] for name in stacks for key in ("e2e_s", "kv_reorder_s")}
+    ready = {}
+    for name, stack in stacks.items():
+        runner = SeamlessRunner(replace(case, stack=stack), model, device, seed)
+        session, prepared = runner.session(plan_for(stack)), runner.inputs(draw)
+        found[f"{name}_value"] = runner.run(session, prepared).value  # untimed first call
+        ready[name] = (runner, session, prepared)
+    found["outputs_match"] = compare(found.pop("index_select_value"), found.pop("inplace_value")) is None
+    for index in range(pairs):
+        for name in (stacks if index % 2 == 0 else reversed(list(stacks))):
+            runner, session, prepared = ready[name]
+            output = runner.run(session, prepared)
+            found[f"{name}_e2e_s"].append(output.metrics["e2e_s"])
+            found[f"{name}_kv_reorder_s"].append(output.stages_s["kv_reorder_s"])
+    for key in ("e2e_s", "kv_reorder_s"):
+        found[f"speedup_{key}"] = median(found[f"index_select_{key}"]) / median(found[f"inplace_{key}"])
+    return found

@@ -1,0 +1,269 @@
+"""Running one case: build, apply levers, check outputs, warm up, measure. Raw samples out.
+
+The timed loop is handed to a `loop_runner` so that the pytest plugin can route it through
+pytest-benchmark; the library itself knows nothing of pytest.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.measure.calibration import probe_s
+from harness.store.records import check_finite
+from harness.families import family_spec
+from harness.measure.equivalence import agreement
+from harness.errors import HarnessError
+from harness.levers import LEVERS, Tolerance, stack_tolerance
+from harness.levers.plan import plan_for
+from harness.measure.record import CaseResult
+from harness.spec.matrix import Case, fingerprint
+from harness.measure.memory import make_peak
+from harness.families.models import ModelCache, family_models
+from harness.options import RunOptions
+from harness.measure.profile.capture import hta_idle_frac, profile_iteration, trace_file_name
+from harness.measure.profile.peaks import measure_peaks
+from harness.lazy import resolve
+from harness.measure.profile.sol import BYTES_PER_DTYPE, sol_fracs
+from harness.families.base import Output
+from harness.analyse.stats import median
+
+LoopRunner = Callable[[Callable[[], None], int, Callable[[], None]], None]  # (iteration, rounds, setup)
+
+
+def plain_loop(iteration: Callable[[], None], rounds: int, setup: Callable[[], None]) -> None:
+    for _ in range(rounds):
+        setup()
+        iteration()
+
+
+@dataclass
+class RunContext:
+    """What cases of one run share: options, the device, the built model, expected outputs."""
+
+    options: RunOptions
+    device: str
+    models: ModelCache = field(default_factory=ModelCache)
+    references: dict = field(default_factory=dict)
+    peaks: dict = field(default_factory=dict)  # dtype -> this device's measured peaks, once per run
+    progress: Callable[[str], None] = lambda message: None
+
+
+def merge_samples(samples: dict, output: Output) -> None:
+    """Append one iteration's raw times: a float is one sample, a list several."""
+    check_finite({"metrics": output.metrics, "stages_s": output.stages_s})  # reject NaN/inf where they arise
+    for metric, value in output.metrics.items():
+        target = samples.setdefault(metric, [])
+        target.extend(value) if isinstance(value, list) else target.append(value)
+    for stage, seconds in output.stages_s.items():
+        samples.setdefault("stages_s", {}).setdefault(stage, []).append(seconds)
+    for kind, count in output.generated_tokens.items():
+        samples.setdefault("generated_tokens", {}).setdefault(kind, []).append(count)
+
+
+class CaseRun:
+    def __init__(self, case: Case, ctx: RunContext) -> None:
+        self.case = case
+        self.ctx = ctx
+        options = ctx.options
+        model = ctx.models.get(
+            case.family, case.preset, case.dtype, ctx.device, options.seed, options.checkpoint_dir, case.weights
+        )
+        self.spec = family_spec(case.family)
+        self.runner = resolve(self.spec.runner)(case, model, ctx.device, options.seed)
+        self.model = model
+        self.draws = case.lengths.draws(options.iterations, options.seed)
+        preset_config = family_models(case.family).presets[case.preset]
+        self.result = CaseResult(case, fingerprint(case, preset_config), ctx.device)
+        self.session = None
+
+    def _run(self, draw: tuple[int, int]) -> Output:
+        return self.runner.run(self.session, self.runner.inputs(draw))
+
+    def _reference(self, draw: tuple[int, int]):
+        """The baseline stack's output for this workload, computed once per run (None for the baseline)."""
+        if self.case.stack == self.spec.baseline:
+            return None
+        key = (self.case.workload_id, *draw)
+        if key not in self.ctx.references:
+            self.session = self.runner.session(plan_for(self.spec.baseline))
+            self.ctx.references[key] = self._run(draw).value
+        return self.ctx.references[key]
+
+    # -- phases -------------------------------------------------------------------------
+    def check(self, draw: tuple[int, int]) -> bool:
+        """Run once with the case's stack and compare with the baseline stack's output."""
+        reference = self._reference(draw)
+        self.session = self.runner.session(plan_for(self.case.stack, self.case.params))
+        self.ctx.progress(f"{self.case.id}: output check (lengths {draw[0]}, {draw[1]})")
+        started = time.perf_counter()
+        value = self._run(draw).value
+        self.result.samples["first_call_s"] = [time.perf_counter() - started]
+        if reference is None:
+            self.ctx.references[(self.case.workload_id, *draw)] = value
+            self.result.outputs_match = True
+            return True
+        tolerance = stack_tolerance(self.case.stack)
+        if tolerance is not None:
+            return self.check_tolerance(reference, value, draw, tolerance)
+        mismatch = self.runner.compare(reference, value)
+        tie = getattr(self.runner, "near_tie", None)
+        note = tie(reference, value, draw) if mismatch and tie else None
+        if note:  # the two stacks' tokens differ only where the model's top choices tie
+            self.result.equivalence_note, mismatch = note, None
+        self.result.outputs_match = mismatch is None
+        if mismatch:
+            self.result.status, self.result.message = "mismatch", mismatch.describe()
+        return mismatch is None
+
+    def check_tolerance(self, reference, value, draw: tuple[int, int], tolerance: Tolerance) -> bool:
+        """A lossy stack (quantization): agreement with the baseline's output, to the lever's
+        stated tolerance; below it the case fails exactly like a mismatch."""
+        forced = getattr(self.runner, "forced_scores", None)
+        if forced is None:
+            raise HarnessError(f"{type(self.runner).__name__} has no forced_scores: it cannot check a lossy lever's outputs")
+        found = agreement(reference, value, forced(self.session, self.runner.inputs(draw), reference))
+        self.result.agreement = found
+        self.result.tolerance = {"metric": tolerance.metric, "minimum": tolerance.minimum, "why": tolerance.why}
+        passed = found[tolerance.metric] >= tolerance.minimum
+        self.result.outputs_match = passed
+        text = f"{tolerance.metric} {found[tolerance.metric]:.3f} over {found['positions']} positions"
+        if passed:
+            self.result.equivalence_note = f"lossy stack within tolerance: {text} >= {tolerance.minimum}"
+        else:
+            self.result.status = "mismatch"
+            self.result.message = f"outputs outside the stated tolerance: {text} < {tolerance.minimum} ({tolerance.why})"
+        return passed
+
+    def warmup(self) -> None:
+        # Alternate the longest and the shortest draw, so compile sees the extreme shapes before timing.
+        longest, shortest = max(self.draws, key=sum), min(self.draws, key=sum)
+        picks = [(longest, shortest)[index % 2] for index in range(self.ctx.options.warmup)]
+        times = []
+        for index, draw in enumerate(picks, 1):
+            self.ctx.progress(f"{self.case.id}: warm-up {index}/{len(picks)}")
+            times.append(self._run(draw).metrics["e2e_s"])
+        self.result.samples["warmup_e2e_s"] = times
+
+    def measure(self, loop_runner: LoopRunner = plain_loop) -> None:
+        samples: dict = {"prompt_lens": [], "gen_lens": [], "calibration_s": []}
+        draws = iter(self.draws)
+        prepared = []
+
+        def prepare_next() -> None:
+            # Outside the timed call (pytest-benchmark's `setup`): the inputs, and one run of the
+            # machine-speed probe, so each iteration carries the machine's speed at that moment.
+            draw = next(draws)
+            samples["calibration_s"] += probe_s(1)
+            prepared.append((draw, self.runner.inputs(draw)))
+
+        def iteration() -> None:
+            draw, inputs = prepared.pop()
+            merge_samples(samples, self.runner.run(self.session, inputs))
+            samples["prompt_lens"].append(draw[0])
+            samples["gen_lens"].append(draw[1])
+
+        self.ctx.progress(f"{self.case.id}: measuring {len(self.draws)} iterations")
+        peak = make_peak(self.ctx.device)
+        if peak.in_timed_window:
+            peak.start()
+        with self.session.timed():
+            loop_runner(iteration, len(self.draws), prepare_next)
+        if not peak.in_timed_window:
+            # This peak's set-up or probe would perturb the timed loop (a CPU peak releases the
+            # free heap first; a sampled one runs a thread): one extra, untimed iteration of the
+            # longest draw instead (its memory is what the timed iterations reached).
+            self.ctx.progress(f"{self.case.id}: peak-memory iteration")
+            peak.start()
+            self._run(max(self.draws, key=sum))
+        self.result.peak_mem_bytes = peak.peak_bytes()
+        self.result.peak_mem_method = peak.method
+        self.result.samples.update(samples)
+
+    def profile(self, draw: tuple[int, int]) -> None:
+        """One profiled iteration, apart from the timed samples (their loop never sees the profiler).
+
+        Inside the session's timed guard: if profiling made compile recompile, the profile would
+        describe other code than was timed, and the case fails."""
+        if not getattr(self.runner, "profiles", False):
+            # Only runners that mark their phases (run(..., annotate=True)) can be split by phase.
+            self.result.profile["profile_notes"] = [f"{type(self.runner).__name__} has no profiled iteration yet"]
+            return
+        trace_dir = self.ctx.options.trace_dir
+        trace_path = Path(trace_dir) / trace_file_name(self.case.id) if trace_dir else None
+        inputs = self.runner.inputs(draw)
+        self.ctx.progress(f"{self.case.id}: profiled iteration")
+        with self.session.timed():
+            summary, output = profile_iteration(
+                lambda: self.runner.run(self.session, inputs, annotate=True), self.ctx.device, trace_path
+            )
+        ttft_s, e2e_s = output.metrics["ttft_s"], output.metrics["e2e_s"]
+        summary["profile_clock_s"] = {"prefill": ttft_s, "decode": e2e_s - ttft_s}
+        if trace_path is not None:
+            summary["trace_file"] = str(trace_path)
+            if summary["ops_unit"] == "kernels":
+                summary["hta"] = hta_idle_frac(trace_path)
+        self.result.profile.update(summary)
+
+    def speed_of_light(self) -> None:
+        """sol_frac per phase from the timed samples (median over iterations) and this run's peaks."""
+        shape_of = resolve(self.spec.sol) if self.spec.sol else None
+        samples = self.result.samples
+        if shape_of is None or not samples.get("e2e_s"):
+            return
+        dtype = self.case.dtype
+        if dtype not in self.ctx.peaks:
+            self.ctx.progress(f"measuring this device's peaks ({dtype})")
+            self.ctx.peaks[dtype] = measure_peaks(self.ctx.device, dtype)
+        peaks = self.ctx.peaks[dtype]
+        shape = shape_of(self.model.config)
+        per_iteration: dict[str, list[float]] = {}
+        offset = 0
+        for p, g, ttft_s in zip(samples["prompt_lens"], samples["gen_lens"], samples["ttft_s"]):
+            # Per token: the median of this iteration's intervals, so one stalled step does not set it.
+            intervals = samples["tpot_s"][offset : offset + g - 1]
+            offset += g - 1
+            found = sol_fracs(
+                shape, BYTES_PER_DTYPE[dtype], self.case.batch_size, p, g, ttft_s,
+                median(intervals) if intervals else None, peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"],
+            )
+            for phase, frac in found.items():
+                per_iteration.setdefault(phase, []).append(frac)
+        self.result.profile["sol_frac"] = {phase: median(fracs) for phase, fracs in per_iteration.items()}
+        self.result.profile["device_peaks"] = peaks
+
+    def collect_evidence(self) -> None:
+        self.result.evidence = {name: LEVERS.get(name).evidence(self.session) for name in self.case.stack}
+
+
+def quick_tokens(case: Case, options: RunOptions) -> int:
+    """Tokens of a quick check: --quick-tokens, or more where a lever of the stack needs them."""
+    return max([options.quick_tokens] + [LEVERS.get(name).quick_tokens for name in case.stack])
+
+
+def execute(case: Case, ctx: RunContext, measure: bool, loop_runner: LoopRunner = plain_loop) -> CaseResult:
+    """Run one case to a result. Failures become a recorded status, never a lost case."""
+    run = None
+    try:
+        run = CaseRun(case, ctx)
+        prompt_len, gen_len = run.draws[0]
+        first = (prompt_len, gen_len if measure else min(gen_len, quick_tokens(case, ctx.options)))
+        if run.check(first) and measure:
+            run.warmup()
+            run.profile(first)
+            run.measure(loop_runner)
+            run.speed_of_light()
+        elif run.result.status == "ok" and ctx.options.trace_dir:
+            run.profile(first)
+        if run.result.status == "ok":
+            run.collect_evidence()
+        return run.result
+    except Exception as exc:  # recorded with its message; the run goes on with other cases
+        result = run.result if run else CaseResult(case, "", ctx.device)
+        result.status = "error"
+        result.message = f"{type(exc).__name__}: {exc}"
+        result.traceback = traceback.format_exc(limit=8)
+        return result

@@ -1,0 +1,76 @@
+"""A parsed trace -> the record's profile keys: per phase seconds per category, idle share,
+wall time, work items per decode token, and the operators behind each category."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from harness.measure.profile.categories import CATEGORY_RANGE_PREFIX, decide
+from harness.measure.profile.timeline import PhaseRange, device_work, phase_ranges, phase_stats, self_work, top_level_ops
+from harness.measure.profile.trace import Trace
+
+TOP_OPS = 3  # operators listed per category
+
+
+def annotated_categories(trace: Trace, phase: PhaseRange) -> frozenset[str]:
+    """Categories whose ranges the runner opened inside this phase."""
+    return frozenset(
+        event.name[len(CATEGORY_RANGE_PREFIX):]
+        for event in trace.host
+        if not event.is_op and event.name.startswith(CATEGORY_RANGE_PREFIX) and phase.start_s <= event.start_s < phase.end_s
+    )
+
+
+def summarize(trace: Trace) -> dict:
+    ranges = phase_ranges(trace.host)
+    if not ranges:
+        raise ValueError("the profiled iteration has no harness::phase:: ranges")
+    if trace.on_device:
+        work, unresolved = device_work(trace.host, trace.launches, trace.device)
+        unit = "kernels"
+    else:
+        work, unresolved = self_work(trace.host), []
+        unit = "host ops"
+    annotated = {phase.phase: annotated_categories(trace, phase) for phase in ranges}
+    stats = phase_stats(ranges, work, lambda phase, chain: decide(chain, annotated[phase]), unresolved_graph_launches=unresolved)
+    if not trace.on_device:
+        # On the CPU a "launch" is a call from Python into the framework: count top-level ops.
+        calls = top_level_ops(trace.host)
+        for phase in ranges:
+            stats[phase.phase].kernels = sum(1 for e in calls if phase.start_s <= e.start_s < phase.end_s)
+    breakdown, by_op = {}, defaultdict(float)
+    for phase, found in stats.items():
+        per_category = defaultdict(float)
+        for (category, name), seconds in found.by_category_s.items():
+            per_category[category] += seconds
+            by_op[(category, name)] += seconds
+        breakdown[phase] = dict(sorted(per_category.items(), key=lambda kv: -kv[1]))
+    top_ops = defaultdict(list)
+    for (category, name), seconds in sorted(by_op.items(), key=lambda kv: -kv[1]):
+        if len(top_ops[category]) < TOP_OPS:
+            top_ops[category].append([name, seconds])
+    decode = stats.get("decode")
+    return {
+        "breakdown": breakdown,
+        "idle_frac": {phase: found.idle_frac for phase, found in stats.items()},
+        "profile_wall_s": {phase: found.wall_s for phase, found in stats.items()},
+        "ops_per_token": decode.kernels / decode.tokens if decode and decode.tokens else None,
+        "ops_unit": unit,
+        "top_ops": dict(top_ops),
+        "profile_reliable": {phase: found.reliable for phase, found in stats.items()},
+        "profile_notes": [f"{phase}: {note}" for phase, found in stats.items() for note in found.notes],
+        "annotated": {phase: sorted(names) for phase, names in annotated.items()},
+    }
+
+
+def accounted_fracs(record: dict) -> dict[str, float]:
+    """Per phase: (categories + idle time) / the clock's own time for that phase of the profiled
+    iteration. 1.0 means the profile accounts for all of it; unreliable phases are left out."""
+    out = {}
+    for phase, clock_s in record.get("profile_clock_s", {}).items():
+        idle = record.get("idle_frac", {}).get(phase)
+        wall_s = record.get("profile_wall_s", {}).get(phase)
+        if idle is None or not wall_s or clock_s <= 0:
+            continue
+        out[phase] = (sum(record["breakdown"][phase].values()) + idle * wall_s) / clock_s
+    return out

@@ -1,0 +1,79 @@
+"""Speed of light: the bytes a decode step must move and the FLOPs a prefill must do, from a
+decoder config (Llama shape), and how close a measured time comes to the device's peaks.
+
+Counted as the minimum the math needs, not what a given implementation does: decode reads
+every weight once per step (batch shares it) plus the KV cache up to the current position;
+embedding reads only its looked-up rows; prefill's LM head runs for the last position only;
+causal attention counts the lower triangle. Norm weights are read but their FLOPs are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BYTES_PER_DTYPE = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass(frozen=True)
+class DecoderShape:
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    ffn: int
+    vocab: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    @classmethod
+    def from_config(cls, config) -> "DecoderShape":
+        return cls(
+            hidden=config.hidden_size, layers=config.num_hidden_layers, heads=config.num_attention_heads,
+            kv_heads=getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
+            ffn=config.intermediate_size, vocab=config.vocab_size,
+        )
+
+
+def layer_matmul_params(shape: DecoderShape) -> int:
+    """Weights of one layer's matmuls: q, o (hidden²), k, v (hidden x kv width), gate, up, down."""
+    kv_width = shape.kv_heads * shape.head_dim
+    return 2 * shape.hidden * shape.hidden + 2 * shape.hidden * kv_width + 3 * shape.hidden * shape.ffn
+
+
+def decode_bytes_per_step(shape: DecoderShape, dtype_bytes: int, batch: int, context_len: float) -> float:
+    """Bytes one decode step must move: matmul and norm weights, LM head, embedding rows, KV read."""
+    weights = shape.layers * (layer_matmul_params(shape) + 2 * shape.hidden) + shape.hidden + shape.vocab * shape.hidden
+    embedding_rows = batch * shape.hidden
+    kv_read = 2 * shape.layers * shape.kv_heads * shape.head_dim * context_len * batch
+    return dtype_bytes * (weights + embedding_rows + kv_read)
+
+
+def prefill_flops(shape: DecoderShape, batch: int, prompt_len: int) -> float:
+    """FLOPs a prefill must do: 2 per multiply-add in the matmuls, causal QKᵀ and PV, one LM head row."""
+    matmuls = 2 * batch * prompt_len * shape.layers * layer_matmul_params(shape)
+    causal_pairs = prompt_len * (prompt_len + 1) / 2
+    attention = 2 * 2 * batch * shape.layers * shape.heads * shape.head_dim * causal_pairs
+    lm_head = 2 * batch * shape.hidden * shape.vocab
+    return matmuls + attention + lm_head
+
+
+def mean_decode_context(prompt_len: int, gen_len: int) -> float:
+    """Mean positions attended over the decode steps: step i (1..gen_len-1) attends prompt_len + i."""
+    return prompt_len + gen_len / 2
+
+
+def sol_fracs(
+    shape: DecoderShape, dtype_bytes: int, batch: int, prompt_len: int, gen_len: int,
+    ttft_s: float, per_token_s: float | None, bandwidth_bytes_per_s: float, peak_flops_per_s: float,
+) -> dict[str, float]:
+    """Fractions of the speed of light one iteration reached, per phase (1.0 = at the peak)."""
+    out = {}
+    if ttft_s > 0:
+        out["prefill"] = prefill_flops(shape, batch, prompt_len) / (ttft_s * peak_flops_per_s)
+    if gen_len > 1 and per_token_s:
+        moved = decode_bytes_per_step(shape, dtype_bytes, batch, mean_decode_context(prompt_len, gen_len))
+        out["decode"] = moved / (per_token_s * bandwidth_bytes_per_s)
+    return out
+

@@ -1,0 +1,102 @@
+"""The record schema in one file: a case's result and the documented per-case keys it becomes
+(docs/records.md), with the keys of the profiled iteration and of speculative decoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.families.speculative import acceptance_figures
+from harness.spec.matrix import Case
+from harness.spec.weights import weight_variant
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    fingerprint: str
+    device: str
+    status: str = "ok"  # ok | mismatch | error
+    message: str = ""
+    samples: dict = field(default_factory=dict)  # metric -> raw samples
+    evidence: dict = field(default_factory=dict)
+    outputs_match: bool | None = None
+    peak_mem_bytes: int | None = None
+    peak_mem_method: str = ""
+    traceback: str = ""
+    equivalence_note: str = ""  # set when outputs diverged only at a near-tie (runner.near_tie)
+    profile: dict = field(default_factory=dict)  # PROFILE_KEYS from the profiled iteration
+    agreement: dict = field(default_factory=dict)  # lossy stacks: harness.measure.equivalence.agreement
+    tolerance: dict = field(default_factory=dict)  # lossy stacks: the stated Tolerance that gated it
+
+    def to_record(self) -> dict:
+        """The documented per-case keys (docs/records.md); also pytest-benchmark's extra_info."""
+        return {**self._case_keys(), **self._sample_keys(), **self._outcome_keys()}
+
+    def _case_keys(self) -> dict:
+        case = self.case
+        return {
+            "id": case.id,
+            "workload_id": case.workload_id,
+            "fingerprint": self.fingerprint,
+            "family": case.family,
+            "task": case.task,
+            "preset": case.preset,
+            "stack": case.stack_name,
+            "dtype": case.dtype,
+            "device": self.device,
+            "batch_size": case.batch_size,
+            "prompt_len": case.lengths.prompt_len,
+            "gen_len": case.lengths.gen_len,
+            "length_dist": case.lengths.dist,
+            "items": case.items,
+            "weights": weight_label(case.weights),
+            "params": dict(case.params),
+            "beams": case.beams,
+        }
+
+    def _sample_keys(self) -> dict:
+        listed = ("ttft_s", "tpot_s", "e2e_s", "warmup_e2e_s", "first_call_s", "calibration_s", "prompt_lens", "gen_lens")
+        found = {key: self.samples.get(key, []) for key in listed}
+        found.update({key: self.samples.get(key, {}) for key in ("stages_s", "generated_tokens")})
+        return {**found, **speculation_keys(self.samples)}
+
+    def _outcome_keys(self) -> dict:
+        return {
+            "peak_mem_bytes": self.peak_mem_bytes,
+            "peak_mem_method": self.peak_mem_method,
+            "evidence": self.evidence,
+            "outputs_match": self.outputs_match,
+            "equivalence_note": self.equivalence_note,
+            "agreement": self.agreement,
+            "tolerance": self.tolerance,
+            "status": self.status,
+            "message": self.message,
+            "traceback": self.traceback,
+            **{key: self.profile.get(key, default) for key, default in PROFILE_KEYS.items()},
+        }
+
+
+def weight_label(name: str) -> str:
+    """The record's `weights`: "" for the run's own (random, or --checkpoint-dir), else the
+    synthetic variant spelled out, so nobody mistakes its acceptance for a real model's."""
+    return weight_variant(name).label() if name else ""
+
+
+# Speculative decoding (harness/families/speculative.py): per-round and per-iteration raw samples.
+SPECULATION_SAMPLES = ("time_per_forward_s", "draft_s", "verify_s", "drafted_tokens", "accepted_tokens", "verify_forwards")
+
+
+def speculation_keys(samples: dict) -> dict:
+    """The samples, and acceptance_rate / mean_accepted_len over all timed iterations (None
+    where nothing was drafted or the case was not measured)."""
+    found = {key: samples.get(key, []) for key in SPECULATION_SAMPLES}
+    figures = acceptance_figures(found["drafted_tokens"], found["accepted_tokens"], found["verify_forwards"])
+    return {**found, **figures}
+
+
+# Keys of the profiled iteration (README, "Where the time goes"), with their value when not profiled.
+PROFILE_KEYS = {
+    "breakdown": {}, "idle_frac": {}, "profile_wall_s": {}, "profile_clock_s": {}, "ops_per_token": None,
+    "ops_unit": "", "top_ops": {}, "profile_reliable": {}, "profile_notes": [], "annotated": {},
+    "sol_frac": {}, "device_peaks": {}, "trace_file": "", "hta": {},
+}

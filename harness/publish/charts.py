@@ -1,0 +1,82 @@
+"""Stacked bar charts of where the time goes, per case, from recorded results (no re-running).
+
+One figure per case: a bar per phase, stacked by category share of the profiled iteration's
+wall time, idle included. PNG and SVG, matplotlib's Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from harness.measure.profile.trace import trace_file_name
+from harness.measure.profile.categories import CATEGORIES
+from harness.publish.terminal import phase_shares
+
+PHASES = ("prefill", "decode")
+ORDER = ("idle", *CATEGORIES)  # idle at the bottom: the paper's headline
+FORMATS = ("png", "svg")
+COLORS = {
+    "idle": "#f0f0f0", "linear": "#1f77b4", "attention": "#d62728", "norm": "#9467bd",
+    "elementwise": "#ff7f0e", "embedding": "#8c564b", "conv": "#e377c2", "kv_cache": "#2ca02c",
+    "sampling": "#17becf", "communication": "#bcbd22", "fused": "#aec7e8", "other": "#636363",
+}
+
+
+def chart_data(record: Mapping) -> dict[str, dict[str, float]]:
+    """{phase: {category: share}} in plotting order; phases without a profile are left out."""
+    out = {}
+    for phase in PHASES:
+        shares = phase_shares(record, phase)
+        if shares:
+            out[phase] = {name: shares[name] for name in ORDER if shares.get(name)}
+    return out
+
+
+def render_case(record: Mapping, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = chart_data(record)
+    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    for x, (phase, shares) in enumerate(data.items()):
+        bottom = 0.0
+        for name, share in shares.items():
+            axes.bar(x, 100 * share, bottom=100 * bottom, color=COLORS.get(name, "#000000"), width=0.6,
+                     label=name, edgecolor="#555555" if name == "idle" else "white", linewidth=0.5,
+                     hatch="//" if name == "idle" else None)
+            if share >= 0.04:
+                axes.text(x, 100 * (bottom + share / 2), f"{name} {100 * share:.0f}%", ha="center", va="center", fontsize=7)
+            bottom += share
+    wall = record.get("profile_wall_s", {})
+    axes.set_xticks(range(len(data)), [f"{phase}\n{1e3 * wall.get(phase, 0):.1f} ms" for phase in data])
+    axes.set_ylabel("share of the profiled iteration's wall time (%)")
+    axes.set_ylim(0, 105)
+    axes.set_title(record["id"], fontsize=8)
+    handles, labels = axes.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    axes.legend(unique.values(), unique.keys(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.tight_layout()
+    stem = trace_file_name(record["id"])[: -len(".json")]
+    paths = []
+    for fmt in FORMATS:
+        path = Path(out_dir) / f"{stem}.{fmt}"
+        figure.savefig(path, format=fmt, dpi=120)
+        paths.append(path)
+    plt.close(figure)
+    return paths
+
+
+def render_all(records: Iterable[Mapping], out_dir: Path) -> tuple[list[Path], list[str]]:
+    """(files written, ids of cases without a profile to chart)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, skipped = [], []
+    for record in records:
+        if chart_data(record):
+            written += render_case(record, out_dir)
+        else:
+            skipped.append(record["id"])
+    return written, skipped

@@ -1,0 +1,119 @@
+"""The ladder as a rich table and as a chart (PNG and SVG), from harness.analyse.ladder's pure results."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from rich.table import Table
+
+from harness.publish.charts import FORMATS
+from harness.analyse.ladder import CONFIDENCE, AcrossRuns, Interval, Ladder, LadderSummary
+from harness.publish.terminal import EMPTY, MS_PER_S, _fmt
+
+
+def interval_text(interval: Interval | None) -> str:
+    if interval is None:
+        return EMPTY
+    if not interval.bounded:
+        return f"{interval.estimate:.2f}x [too few samples]"
+    return f"{interval.estimate:.2f}x [{interval.low:.2f}, {interval.high:.2f}]"
+
+
+def render_ladders(found: Sequence[Ladder], per_family: Mapping[str, Interval], overall: Interval | None) -> Table:
+    level = f"{100 * CONFIDENCE:.0f}% CI"
+    table = Table(title=f"lever ladder: e2e speed-up per step and over the baseline (Hodges-Lehmann, {level})")
+    for header, justify in (("workload", "left"), ("step", "left"), ("e2e p50 ms", "right"), ("TPOT p50 ms", "right"),
+                            ("step speed-up", "right"), ("over baseline", "right")):
+        table.add_column(header, justify=justify, no_wrap=header == "workload")
+    for item in found:
+        for index, step in enumerate(item.steps):
+            label = step.stack if not step.added else f"+{step.added}  ({step.stack})"
+            table.add_row(item.workload_id if index == 0 else "", label, _fmt(step.e2e_p50_s, MS_PER_S, 2),
+                          _fmt(step.tpot_p50_s, MS_PER_S, 3), interval_text(step.step), interval_text(step.cumulative))
+        table.add_section()
+    for family, interval in per_family.items():
+        table.add_row(f"{family}: combined (geomean of its workloads)", "", "", "", "", interval_text(interval))
+    if overall is not None:
+        table.add_row(f"all families: geometric mean ({len(per_family)})", "", "", "", "", interval_text(overall))
+    return table
+
+
+def render_across_runs(names: Sequence[str], found: AcrossRuns) -> Table:
+    """Each run's combined speed-up per family, and the interval the runs give together."""
+    level = f"{100 * CONFIDENCE:.0f}% CI"
+    table = Table(title=f"lever ladder across {len(names)} runs: combined speed-up (geomean of runs, t interval on logs, {level})")
+    table.add_column("family", no_wrap=True)
+    for name in names:
+        table.add_column(name, justify="right", overflow="fold")
+    table.add_column("across runs", justify="right", no_wrap=True)
+    for family, values in found.per_run.items():
+        table.add_row(family, *(f"{value:.2f}x" for value in values), interval_text(found.interval[family]))
+    return table
+
+
+def _errors(intervals: Sequence[Interval | None]) -> tuple[list[float], list[float]]:
+    """matplotlib's asymmetric error bars; 0 where an interval has no bounds."""
+    below = [i.estimate - i.low if i and i.bounded else 0.0 for i in intervals]
+    above = [i.high - i.estimate if i and i.bounded else 0.0 for i in intervals]
+    return below, above
+
+
+def _bars(axes, labels: list[str], intervals: list[Interval], title: str, color: str) -> None:
+    values = [i.estimate for i in intervals]
+    axes.bar(range(len(values)), values, color=color, yerr=_errors(intervals), capsize=3, width=0.6)
+    axes.axhline(1.0, color="#555555", linewidth=0.8, linestyle="--")
+    for x, value in enumerate(values):
+        axes.text(x, value, f"{value:.2f}x", ha="center", va="bottom", fontsize=7)
+    axes.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize=7)
+    axes.set_title(title, fontsize=8)
+    axes.set_ylabel("speed-up over baseline", fontsize=7)
+
+
+def render_chart(found: Sequence[Ladder], per_family: Mapping[str, Interval], overall: Interval | None,
+                 stem: Path) -> list[Path]:
+    """One panel per ladder (cumulative speed-up at each step, CI as error bars), and a last
+    panel with each family's combined speed-up and the geometric mean across families."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = len(found) + 1
+    columns = min(3, panels)
+    rows = math.ceil(panels / columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    cells = [axes for row in grid for axes in row]
+    for axes, item in zip(cells, found):
+        labels = [item.steps[0].stack] + [f"+{step.added}" for step in item.steps[1:]]
+        intervals = [Interval(1.0, 1.0, 1.0)] + [step.cumulative for step in item.steps[1:]]
+        _bars(axes, labels, intervals, item.workload_id, "#1f77b4")
+    summary = dict(per_family)
+    if overall is not None:
+        summary["geomean"] = overall
+    _bars(cells[len(found)], list(summary), list(summary.values()), "combined speed-up per family", "#2ca02c")
+    for axes in cells[panels:]:
+        axes.set_visible(False)
+    figure.suptitle(f"lever ladder (e2e, Hodges-Lehmann {100 * CONFIDENCE:.0f}% CI)", fontsize=9)
+    figure.tight_layout()
+    paths = []
+    for fmt in FORMATS:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        figure.savefig(path, format=fmt, dpi=120)
+        paths.append(path)
+    plt.close(figure)
+    return paths
+
+
+def chart_stem(results_path: Path) -> Path:
+    """The chart's files sit beside the results file they come from."""
+    return Path(results_path).with_name(f"{Path(results_path).stem}-ladder")
+
+
+def write_ladder(summary: LadderSummary, stem: Path) -> tuple[Table, list[Path]] | None:
+    """The table and the chart files of a run's ladders; None when no workload had a second step."""
+    if not summary.ladders:
+        return None
+    table = render_ladders(summary.ladders, summary.per_family, summary.overall)
+    return table, render_chart(summary.ladders, summary.per_family, summary.overall, stem)

@@ -1,0 +1,319 @@
+"""End-of-run table: pure functions from case records to rows, then to a rich Table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from rich.table import Table
+
+from harness.errors import HarnessError
+from harness.families import FAMILIES
+from harness.levers import LEVERS
+from harness.analyse.stats import median, reported_quantile, speedup
+
+MS_PER_S = 1e3
+BYTES_PER_MIB = 1024 * 1024
+EMPTY = "—"
+
+
+@dataclass(frozen=True)
+class Row:
+    case_id: str
+    status: str
+    ttft_p50_s: float | None
+    tpot_p50_s: float | None
+    tpot_p90_s: float | None
+    tokens_per_s: float | None
+    peak_mem_bytes: int | None
+    speedup: float | None
+    outputs_match: bool | None
+    evidence: str
+    e2e_p50_s: float | None = None
+    stages_p50_s: tuple[tuple[str, float], ...] = ()  # (stage, median seconds), in the runner's order
+    # Where the time goes (the profiled iteration): per phase top categories, idle share, SoL.
+    top: Mapping = field(default_factory=dict)  # phase -> "attention 50% linear 10% ..."
+    idle_frac: Mapping = field(default_factory=dict)
+    sol_frac: Mapping = field(default_factory=dict)
+    ops_per_token: float | None = None
+    ops_unit: str = ""
+    agreement: str = EMPTY  # lossy stacks: the gated agreement figure vs its stated minimum
+    # Speculative decoding: time per full-model forward (a round: drafts + verify) differs from
+    # TPOT; acceptance over the timed iterations (harness/families/speculative.py).
+    forward_p50_s: float | None = None
+    acceptance_rate: float | None = None
+    mean_accepted_len: float | None = None
+    family: str = ""  # each family gets its own table (its own columns), ids shown without it
+
+
+TOP_CATEGORIES = 3
+
+
+def agreement_text(record: Mapping) -> str:
+    """'top5 1.000>=0.95 top1 0.94': the gated metric against its minimum, then top-1 agreement."""
+    tolerance, found = record.get("tolerance") or {}, record.get("agreement") or {}
+    if not tolerance or tolerance["metric"] not in found:
+        return EMPTY
+    metric = tolerance["metric"]
+    verdict = ">=" if found[metric] >= tolerance["minimum"] else "<"
+    text = f"{metric.removesuffix('_agreement')} {found[metric]:.3f}{verdict}{tolerance['minimum']}"
+    top1 = found.get("top1_agreement")
+    return text if top1 is None or metric == "top1_agreement" else f"{text} top1 {top1:.2f}"
+
+
+def phase_shares(record: Mapping, phase: str) -> dict[str, float]:
+    """Shares of a phase's profiled wall time: each category, and `idle` (sum 1 when reliable)."""
+    wall_s = record.get("profile_wall_s", {}).get(phase)
+    breakdown = record.get("breakdown", {}).get(phase)
+    if not wall_s or breakdown is None:
+        return {}
+    shares = {category: seconds / wall_s for category, seconds in breakdown.items()}
+    idle = record.get("idle_frac", {}).get(phase)
+    if idle is not None:
+        shares["idle"] = idle
+    return shares
+
+
+def top_categories(record: Mapping, phase: str, count: int = TOP_CATEGORIES) -> str:
+    shares = phase_shares(record, phase)
+    busy = sorted(((s, c) for c, s in shares.items() if c != "idle"), reverse=True)[:count]
+    text = " ".join(f"{category} {100 * share:.0f}%" for share, category in busy)
+    return text + ("" if record.get("profile_reliable", {}).get(phase, True) else " (unreliable)")
+
+
+def output_tokens_per_s(record: Mapping) -> float | None:
+    """Median over iterations of generated tokens (whole batch) per second of e2e time."""
+    rates = [record["batch_size"] * n / s for n, s in zip(record["gen_lens"], record["e2e_s"]) if s > 0]
+    return median(rates) if rates else None
+
+
+def baseline_stack(family: str) -> str:
+    spec = FAMILIES.get(family)
+    return "+".join(spec.baseline) if spec else "eager"
+
+
+def evidence_summary(evidence: Mapping) -> str:
+    """One short phrase per lever, each in the lever's own words (Lever.brief)."""
+    parts = []
+    for lever, found in evidence.items():
+        try:
+            text = LEVERS.get(lever).brief(found)
+        except (HarnessError, KeyError):  # a record from a harness with other levers
+            text = " ".join(f"{key}={value}" for key, value in found.items())
+        parts.append(f"{lever}: {text}")
+    return "; ".join(parts)
+
+
+def _median_or_none(samples) -> float | None:
+    return median(samples) if samples else None
+
+
+def stage_medians(record: Mapping) -> tuple[tuple[str, float], ...]:
+    return tuple((stage, median(samples)) for stage, samples in record.get("stages_s", {}).items() if samples)
+
+
+def stage_shares(stages: tuple[tuple[str, float], ...]) -> dict[str, float]:
+    """Each stage's share of the stages' total (medians), e.g. the text decoder's share of ss time."""
+    total = sum(seconds for _, seconds in stages)
+    return {stage: seconds / total for stage, seconds in stages} if total > 0 else {}
+
+
+def _stages_text(stages: tuple[tuple[str, float], ...]) -> str:
+    shares = stage_shares(stages)
+    return "\n".join(
+        f"{stage.removesuffix('_s')} {seconds * MS_PER_S:.2f} ({100 * shares.get(stage, 0):.0f}%)"
+        for stage, seconds in stages
+    ) or "—"
+
+
+def rows(records: Iterable[Mapping]) -> list[Row]:
+    records = list(records)
+    baselines = {
+        r["workload_id"]: r["e2e_s"]
+        for r in records
+        if r["stack"] == baseline_stack(r["family"]) and r["status"] == "ok"
+    }
+    table = []
+    for r in records:
+        measured = bool(r["e2e_s"])
+        table.append(
+            Row(
+                case_id=r["id"],
+                status=r["status"],
+                ttft_p50_s=_median_or_none(r["ttft_s"]),
+                tpot_p50_s=_median_or_none(r["tpot_s"]),
+                tpot_p90_s=reported_quantile(r["tpot_s"], 0.9) if r["tpot_s"] else None,
+                tokens_per_s=output_tokens_per_s(r) if measured else None,
+                peak_mem_bytes=r["peak_mem_bytes"],
+                speedup=speedup(baselines.get(r["workload_id"], []), r["e2e_s"]) if measured else None,
+                outputs_match=r["outputs_match"],
+                evidence=evidence_summary(r["evidence"]) or r["message"],
+                e2e_p50_s=_median_or_none(r["e2e_s"]),
+                stages_p50_s=stage_medians(r),
+                top={phase: top_categories(r, phase) for phase in r.get("breakdown", {})},
+                idle_frac=r.get("idle_frac", {}),
+                sol_frac=r.get("sol_frac", {}),
+                ops_per_token=r.get("ops_per_token"),
+                ops_unit=r.get("ops_unit", ""),
+                agreement=agreement_text(r),
+                forward_p50_s=_median_or_none(r.get("time_per_forward_s", [])),
+                acceptance_rate=r.get("acceptance_rate"),
+                mean_accepted_len=r.get("mean_accepted_len"),
+                family=r["family"],
+            )
+        )
+    return table
+
+
+def _fmt(value: float | None, scale: float = 1.0, digits: int = 2, suffix: str = "") -> str:
+    return EMPTY if value is None else f"{value * scale:.{digits}f}{suffix}"
+
+
+# Columns that may be left out when no row has a value (a recommender-only run has no TTFT);
+# e2e is shown only for rows without TTFT/TPOT (decoder rows are told by those, and the table
+# must stay readable at 160 columns).
+OPTIONAL_COLUMNS = frozenset({"TTFT p50 ms", "TPOT p50 ms", "TPOT p90 ms", "stages p50 ms", "e2e p50 ms", "agreement"})
+# Shown only when a row speculated (elsewhere the forward time is the TPOT again).
+SPECULATION_COLUMNS = frozenset({"fwd p50 ms", "accept (mean len)"})
+
+
+def _accept_text(row: Row) -> str:
+    if row.acceptance_rate is None:
+        return EMPTY
+    return f"{100 * row.acceptance_rate:.0f}% ({row.mean_accepted_len:.2f})"
+
+
+def _column_used(header: str, rows_: list[Row], texts: list[str]) -> bool:
+    if header in SPECULATION_COLUMNS:
+        return any(row.acceptance_rate is not None for row in rows_)
+    if header == "e2e p50 ms":
+        return any(row.ttft_p50_s is None and row.e2e_p50_s is not None for row in rows_)
+    return header not in OPTIONAL_COLUMNS or any(text != EMPTY for text in texts)
+
+
+def _case_text(row: Row, prefix: str = "") -> str:
+    case = row.case_id.removeprefix(prefix)
+    return case if row.status == "ok" else f"{case} [red]({row.status})[/]"
+
+
+def _cells(row: Row, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(header, justify, text) of the metrics table for one row, in column order."""
+    match = {True: "[green]yes[/]", False: "[red]NO[/]", None: EMPTY}[row.outputs_match]
+    return [
+        ("case", "left", _case_text(row, prefix)),
+        ("TTFT p50 ms", "right", _fmt(row.ttft_p50_s, MS_PER_S)),
+        ("TPOT p50 ms", "right", _fmt(row.tpot_p50_s, MS_PER_S, 3)),
+        ("TPOT p90 ms", "right", _fmt(row.tpot_p90_s, MS_PER_S, 3)),
+        ("fwd p50 ms", "right", _fmt(row.forward_p50_s, MS_PER_S, 3)),
+        ("accept (mean len)", "right", _accept_text(row)),
+        ("out tok/s", "right", _fmt(row.tokens_per_s, digits=1)),
+        ("e2e p50 ms", "right", _fmt(row.e2e_p50_s, MS_PER_S)),
+        ("stages p50 ms", "left", _stages_text(row.stages_p50_s)),
+        ("peak MiB", "right", _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1)),
+        ("speed-up e2e", "right", _fmt(row.speedup, suffix="x")),
+        ("match", "center", match),
+    ]
+
+
+def _evidence_cells(row: Row) -> list[tuple[str, str, str]]:
+    return [
+        ("case", "left", _case_text(row)),
+        ("agreement", "left", row.agreement),  # lossy stacks only: the gated figure vs its minimum
+        ("evidence", "left", row.evidence),
+    ]
+
+
+# Columns folded into unreadable slivers when long case ids take the width (SeamlessM4T's stages).
+MIN_WIDTHS = {"stages p50 ms": 30}
+
+
+def _table(table_rows: list[Row], title: str, cells_of) -> Table:
+    """Only the columns some row fills (OPTIONAL_COLUMNS); the case column never wraps."""
+    table = Table(title=title, show_lines=False)
+    grid = [cells_of(row) for row in table_rows]
+    columns = cells_of(Row("", "ok", None, None, None, None, None, None, None, ""))
+    keep = [
+        index for index, (header, _, _) in enumerate(columns)
+        if _column_used(header, table_rows, [cells[index][2] for cells in grid])
+    ]
+    for index in keep:
+        header, justify, _ = columns[index]
+        table.add_column(
+            header, justify=justify, overflow="fold", no_wrap=header == "case", min_width=MIN_WIDTHS.get(header)
+        )
+    for cells in grid:
+        table.add_row(*(cells[index][2] for index in keep))
+    return table
+
+
+def _by_family(table_rows: list[Row]) -> dict[str, list[Row]]:
+    groups: dict[str, list[Row]] = {}
+    for row in table_rows:
+        groups.setdefault(row.family, []).append(row)
+    return groups
+
+
+def render_tables(table_rows: list[Row], title: str = "harness results") -> list[Table]:
+    """One metrics table per family (its own columns; ids without the family, which the title
+    names), then one table of what each lever left as evidence. A single table of every
+    column and 85-character SeamlessM4T ids folded the numbers into 3-character slivers."""
+    tables = [
+        _table(group, f"{title}: {family}", lambda row, prefix=f"{family}-": _cells(row, prefix))
+        for family, group in _by_family(table_rows).items()
+    ]
+    tables.append(_table(table_rows, f"{title}: lever evidence (or why a case failed)", _evidence_cells))
+    return tables
+
+
+PROFILE_PHASES = ("prefill", "decode")
+
+
+def render_profile(table_rows: list[Row]) -> Table | None:
+    """Second table: where the time goes in each case's profiled iteration (None if none was profiled)."""
+    profiled = [row for row in table_rows if row.top]
+    if not profiled:
+        return None
+    table = Table(title="where the time goes (profiled iteration; shares of its wall time)")
+    table.add_column("case", no_wrap=True)
+    for phase in PROFILE_PHASES:
+        table.add_column(f"{phase}: top categories", overflow="fold")
+        table.add_column(f"idle {phase[:3]}", justify="right")
+        table.add_column(f"SoL {phase[:3]}", justify="right")
+    table.add_column("per token", justify="right")
+    for row in profiled:
+        cells = [row.case_id]
+        for phase in PROFILE_PHASES:
+            cells += [
+                row.top.get(phase) or "—",
+                _fmt(row.idle_frac.get(phase), 100, 0, "%"),
+                _fmt(row.sol_frac.get(phase), 100, 1, "%"),
+            ]
+        per_token = "—" if row.ops_per_token is None else f"{row.ops_per_token:.0f} {row.ops_unit}"
+        table.add_row(*cells, per_token)
+    return table
+
+
+def render_text(table_rows: list[Row], width: int = 160, color: bool = False, title: str = "harness results") -> str:
+    """The results table, then (when any case was profiled) the where-the-time-goes table."""
+    tables = render_tables(table_rows, title)
+    profile = render_profile(table_rows)
+    if profile is not None:
+        tables.append(profile)
+    return render_text_table(*tables, width=width, color=color)
+
+
+def render_text_table(*tables: Table, width: int = 160, color: bool = False) -> str:
+    from rich.console import Console
+
+    console = Console(width=width, force_terminal=color, record=True, file=_Null())
+    for table in tables:
+        console.print(table)
+    return console.export_text(styles=color)
+
+
+class _Null:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass

@@ -1,0 +1,96 @@
+"""One run of the harness: the selection, the shared run context, the results file, the
+baselines, and at the end the gate or the baseline update and the summary texts. Plain Python:
+the pytest plugin (harness/pytest_plugin.py) drives it, and tests can drive it without pytest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.analyse.gate import compare_records, regressions
+from harness.analyse.ladder import summarize
+from harness.errors import EXIT_REGRESSION
+from harness.measure.case import RunContext
+from harness.measure.env import environment
+from harness.publish.ladder import chart_stem, write_ladder
+from harness.publish.terminal import render_text, render_text_table, rows
+from harness.publish.verdicts import markdown, render_verdicts, write_step_summary
+from harness.spec.selection import Selection
+from harness.store.baselines import load_baselines, update_baselines
+from harness.store.machine import machine_class
+from harness.store.records import ResultsFile, new_results_path
+
+
+class RunSession:
+    """State of one run: the selection, shared run context, records so far."""
+
+    def __init__(self, selection: Selection, rootpath: Path, write_line: Callable[[str], None] = lambda line: None) -> None:
+        self.selection = selection
+        self.rootpath = rootpath
+        self.write_line = write_line  # where progress lines go (the plugin: the terminal reporter)
+        self.ctx = RunContext(selection.options, selection.device, progress=self.progress)
+        self.dropped: dict[str, str] = {}
+        self.records: list[dict] = []
+        self.results: ResultsFile | None = None
+        self.notes: list[str] = []
+        self.total = 0
+        self.environment: dict = {}
+        self.machine = ""
+        self.baselines: dict[str, dict] = {}
+        self.verdicts: list = []
+        self.error = ""
+
+    def progress(self, message: str) -> None:
+        if self.selection.options.benchmark:
+            self.write_line(f"  [{len(self.records) + 1}/{self.total}] {message}")
+
+    def open_results(self) -> None:
+        """Results file, machine class and baselines: all checked before any model is built."""
+        options = self.selection.options
+        self.environment = environment(self.selection.device, self.rootpath)
+        self.machine = machine_class(self.environment)
+        recorded = {**vars(options), "dtypes": list(self.selection.dtypes), "machine_class": self.machine}
+        self.results = ResultsFile(new_results_path(Path(options.results_dir)), self.environment, recorded)
+        self.baselines = load_baselines(Path(options.baseline_dir), self.machine, self.selection.families)
+
+    def finish(self) -> int | None:
+        """Update baselines or gate against them; returns an exit status to impose, if any."""
+        options = self.selection.options
+        if options.update_baselines:
+            changes = update_baselines(Path(options.baseline_dir), self.machine, self.records, self.environment)
+            self.notes += [f"baseline {path}: {added} case(s) added, {replaced} replaced" for path, added, replaced in changes]
+            return None
+        self.verdicts = compare_records(
+            self.records, self.baselines, self.environment, self.selection.policy, self.selection.allowed_env
+        )
+        return EXIT_REGRESSION if regressions(self.verdicts) else None
+
+    def quick_check_line(self) -> str:
+        matched = sum(1 for record in self.records if record["outputs_match"])
+        lossy = sum(1 for record in self.records if record["outputs_match"] and record.get("tolerance"))
+        within = f" ({lossy} of them lossy stacks within their stated tolerance)" if lossy else ""
+        return f"harness: {len(self.records)} case(s) checked, {matched} matched the baseline outputs{within}"
+
+    def results_text(self, width: int, color: bool) -> str:
+        return render_text(rows(self.records), width=width, color=color)
+
+    def ladder_text(self, width: int, color: bool) -> tuple[str, list[str]]:
+        """The lever ladder of this run: its table, and lines saying where the chart went (or why not)."""
+        try:
+            written = write_ladder(summarize(self.records), chart_stem(self.results.path))
+        except (OSError, ValueError) as exc:  # the results are safe on disk; say why the chart is not
+            return "", [f"harness: no ladder chart: {exc}"]
+        if written is None:
+            return "", []
+        table, paths = written
+        text = render_text_table(table, width=width, color=color)
+        return text, [f"harness: ladder chart written to {', '.join(str(p) for p in paths)}"]
+
+    def verdicts_text(self, width: int, color: bool) -> tuple[str, list[str]]:
+        """The verdict table, and a line saying where its Markdown went (the CI step summary)."""
+        if not self.verdicts:
+            return "", []
+        title = f"verdicts vs baselines ({self.machine})"
+        text = render_text_table(render_verdicts(self.verdicts, title), width=width, color=color)
+        written = write_step_summary(markdown(self.verdicts, title))
+        return text, [f"harness: verdicts appended to {written}"] if written else []

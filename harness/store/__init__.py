@@ -1,0 +1,1 @@
+"""Results files, baselines and machine classes: versioned JSON written atomically (no torch)."""

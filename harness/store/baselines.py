@@ -1,0 +1,128 @@
+"""Baseline store: baselines/<machine-class>/<family>.json, changed only on request.
+
+Each case keeps its definition's fingerprint, the environment it was recorded in and the raw
+samples of every gated metric. Updates merge cases under a lock, so concurrent updaters
+never lose each other's cases; a file that cannot be read is never overwritten.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.analyse.attribution import PROFILE_FIELDS, profile_of
+from harness.store.machine import env_subset
+from harness.store.records import SCHEMA_VERSION, RecordError, read_record, write_json_atomic
+
+BASELINE_KIND = "harness-baseline"
+SAMPLE_KEYS = ("ttft_s", "tpot_s", "e2e_s", "gen_lens", "calibration_s")  # lists of numbers
+VALUE_KEYS = ("peak_mem_bytes",)  # one number (or null) per run
+
+
+def baseline_path(root: Path, machine: str, family: str) -> Path:
+    return Path(root) / machine / f"{family}.json"
+
+
+def case_entry(record: Mapping, environment: Mapping) -> dict:
+    """What a baseline keeps of one measured case."""
+    samples = {key: list(record.get(key) or []) for key in SAMPLE_KEYS}
+    samples.update({key: record.get(key) for key in VALUE_KEYS})
+    entry = {
+        "fingerprint": record["fingerprint"],
+        "environment": env_subset(environment),
+        "samples": samples,
+        "recorded_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    profile = profile_of(record)
+    if profile:  # categories per phase, so a later regression can be attributed to them
+        entry["profile"] = profile
+    return entry
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_entry(path: Path, case_id: str, entry: object) -> None:
+    def bad(problem: str) -> RecordError:
+        return RecordError(f"{path}: case {case_id!r}: {problem}")
+
+    if not isinstance(entry, dict):
+        raise bad("not an object")
+    if not isinstance(entry.get("fingerprint"), str):
+        raise bad("fingerprint missing")
+    if not isinstance(entry.get("environment"), dict):
+        raise bad("environment block missing")
+    samples = entry.get("samples")
+    if not isinstance(samples, dict):
+        raise bad("samples missing")
+    for key in SAMPLE_KEYS:
+        values = samples.get(key)
+        if not isinstance(values, list) or not all(_is_number(v) and v >= 0 for v in values):
+            raise bad(f"samples.{key} must be a list of non-negative finite numbers")
+    for key in VALUE_KEYS:
+        if samples.get(key) is not None and not _is_number(samples[key]):
+            raise bad(f"samples.{key} must be a number or null")
+    profile = entry.get("profile", {})
+    if not isinstance(profile, dict) or not all(isinstance(profile.get(k, {}), dict) for k in PROFILE_FIELDS):
+        raise bad(f"profile must be an object of {', '.join(PROFILE_FIELDS)} objects")
+
+
+def load_baseline(path: Path) -> dict:
+    """A validated baseline file; RecordError names the file, the case and the problem."""
+    data = read_record(path, BASELINE_KIND)
+    cases = data.get("cases")
+    if not isinstance(cases, dict):
+        raise RecordError(f"{path}: 'cases' missing or not an object")
+    for case_id, entry in cases.items():
+        _check_entry(path, case_id, entry)
+    return data
+
+
+def load_baselines(root: Path, machine: str, families: Iterable[str]) -> dict[str, dict]:
+    """case id -> entry for every family that has a baseline file for this machine class."""
+    entries: dict[str, dict] = {}
+    for family in families:
+        path = baseline_path(root, machine, family)
+        if path.exists():
+            entries.update(load_baseline(path)["cases"])
+    return entries
+
+
+@contextmanager
+def _locked(directory: Path):
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
+
+
+def update_baselines(root: Path, machine: str, records: Iterable[Mapping], environment: Mapping) -> list[tuple[Path, int, int]]:
+    """Merge measured cases (status ok only) into their family files: (path, added, replaced)."""
+    by_family: dict[str, list[Mapping]] = {}
+    for record in records:
+        if record.get("status") == "ok" and record.get("e2e_s"):
+            by_family.setdefault(record["family"], []).append(record)
+    changes = []
+    for family, family_records in sorted(by_family.items()):
+        path = baseline_path(root, machine, family)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(path.parent):
+            data = load_baseline(path) if path.exists() else {
+                "kind": BASELINE_KIND, "machine_class": machine, "family": family, "cases": {},
+            }
+            data["schema_version"] = SCHEMA_VERSION
+            replaced = sum(1 for record in family_records if record["id"] in data["cases"])
+            for record in family_records:
+                data["cases"][record["id"]] = case_entry(record, environment)
+            write_json_atomic(path, data)
+        changes.append((path, len(family_records) - replaced, replaced))
+    return changes
