@@ -14,6 +14,8 @@ BENCH_PAIRS, QUICK_PAIRS, QUICK_TOKENS = 5, 1, 4
 
 
 def test_chameleon(case, harness):
+    """Each Chameleon case of the matrix passes the harness and generates exactly its drawn number of tokens
+    in every timed iteration, one whole image per row for ti."""
     result = harness(case)
     generated = result.samples.get("generated_tokens", {})
     kind = "image" if case.task == "ti" else "text"
@@ -22,6 +24,8 @@ def test_chameleon(case, harness):
 
 
 def test_cfg_cost(harness_run, request):
+    """Classifier-free guidance's three streams and a single stream generate the same number of image tokens,
+    and the guidance's cost is reported under --benchmark."""
     selection = harness_run.selection
     if "chameleon" not in selection.families:
         pytest.skip("chameleon is not selected (--families)")

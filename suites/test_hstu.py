@@ -6,4 +6,5 @@ pytestmark = pytest.mark.family("hstu")
 
 
 def test_hstu(case, harness):
+    """Each HSTU case of the matrix passes the harness's output check and, with --benchmark, is measured."""
     harness(case)

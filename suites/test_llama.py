@@ -12,6 +12,8 @@ ACCOUNTED_SLACK_S = 0.0005
 
 
 def test_llama(case, harness):
+    """Each Llama case of the matrix passes the harness, and a profiled one accounts for each phase's time and
+    shows KV-cache time for a dynamic cache."""
     record = harness(case).to_record()
     if not record["breakdown"]:
         return  # quick check without --trace-dir: no profiled iteration

@@ -20,6 +20,8 @@ STACK = ("sdpa",)
 
 
 def test_timing_overhead(harness_run, request):
+    """The decode loop is deterministic, the harness's timed loop and a bare loop of the same forwards are
+    measured in pairs, and the timing overhead is reported under --benchmark."""
     selection = harness_run.selection
     if "llama" not in selection.families:
         pytest.skip("llama is not selected (--families)")

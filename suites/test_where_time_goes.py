@@ -11,6 +11,8 @@ def attention_ops(record) -> set[str]:
 
 
 def test_eager_and_sdpa_show_attention_in_different_operators(harness_run):
+    """The profiled eager and sdpa cases of one workload show attention in different operators, scaled
+    dot-product only under sdpa."""
     by_id = {record["id"]: record for record in harness_run.records if record["breakdown"]}
     pairs = [(r, by_id.get(r["workload_id"] + "-sdpa")) for r in by_id.values() if r["stack"] == "eager"]
     pairs = [(eager, sdpa) for eager, sdpa in pairs if sdpa]

@@ -18,27 +18,32 @@ BEFORE = profile(0.010, 0.004, 0.2, 0.020)
 
 
 def test_phase_seconds_include_idle():
+    """A phase's seconds per operator category include its idle time, and a phase never profiled has none."""
     assert phase_seconds(BEFORE, "decode") == pytest.approx({"linear": 0.010, "attention": 0.004, "idle": 0.004})
     assert phase_seconds(BEFORE, "prefill") is None
 
 
 def test_a_regression_names_the_categories_that_grew_largest_first():
+    """A regression is attributed to the operator categories that grew, largest first."""
     after = profile(0.0103, 0.004, 0.25, 0.0235)  # linear +0.3 ms, idle 4.0 -> 5.875 ms
     text = attribute("tpot_s", BEFORE, after, regressed=True)
     assert text == "profiled iteration: decode +3.50 ms: idle +1.88 ms, linear +0.30 ms"
 
 
 def test_an_improvement_names_the_categories_that_shrank():
+    """An improvement is attributed to the operator categories that shrank."""
     after = profile(0.006, 0.004, 0.2, 0.015)
     assert attribute("tpot_s", BEFORE, after, regressed=False) == "profiled iteration: decode -5.00 ms: linear -4.00 ms, idle -1.00 ms"
 
 
 def test_no_profile_on_either_side_attributes_nothing():
+    """Nothing is attributed when one side has no profile or the metric is not a phase's time."""
     assert attribute("tpot_s", {}, BEFORE, regressed=True) == ""
     assert attribute("peak_mem_bytes", BEFORE, BEFORE, regressed=True) == ""
 
 
 def test_e2e_covers_both_phases():
+    """End-to-end time is attributed over both the prefill and the decode phase."""
     prefill = profile(0.002, 0.001, 0.1, 0.004, phase="prefill")
     both_before = {k: {**prefill[k], **BEFORE[k]} for k in BEFORE}
     slower_prefill = profile(0.004, 0.001, 0.1, 0.006, phase="prefill")
@@ -54,6 +59,8 @@ def _record(e2e_scale, prof):
 
 
 def test_a_baseline_keeps_the_profile_and_a_regressed_verdict_is_attributed():
+    """A baseline keeps the case's profile, so a regressed metric is attributed in the verdict and the report
+    while an unchanged one is not."""
     entry = case_entry(_record(1.0, BEFORE), {})
     assert entry["profile"] == profile_of(_record(1.0, BEFORE))
     slower = _record(1.5, profile(0.018, 0.004, 0.2, 0.030))

@@ -28,11 +28,14 @@ def record(case_id="llama-a-eager", scale=1.0, status="ok", fingerprint="f1", fa
 
 
 def test_machine_class_from_environment():
+    """The machine class is derived from the environment: CPU model and core count, or GPU count and name."""
     assert machine_class(ENV) == "cpu-amd-epyc-2c"
     assert machine_class({**ENV, "gpu_count": 8, "device_name": "NVIDIA H100 80GB HBM3"}) == "gpu-8x-nvidia-h100-80gb-hbm3"
 
 
 def test_update_merges_cases_and_never_keeps_failures(tmp_path):
+    """Updating a baseline merges new cases into the stored ones, replaces a re-measured case, never keeps a
+    failed one, and writes sorted keys."""
     update_baselines(tmp_path, "m", [record("a"), record("b", status="error")], ENV)
     update_baselines(tmp_path, "m", [record("c"), record("a", scale=2)], ENV)
     data = load_baseline(baseline_path(tmp_path, "m", "llama"))
@@ -44,6 +47,7 @@ def test_update_merges_cases_and_never_keeps_failures(tmp_path):
 
 
 def test_tpot_is_judged_per_iteration():
+    """TPOT is judged on one median per iteration, taken over that iteration's token gaps."""
     samples = {"tpot_s": [1, 2, 3, 10, 20, 30], "gen_lens": [4, 4]}
     assert metric_samples(samples, "tpot_s") == [2, 20]
 
@@ -54,6 +58,7 @@ def compare(tmp_path, current, baseline_records, env=ENV, allowed=(), policy=Pol
 
 
 def test_same_samples_are_unchanged_and_slowdown_regresses(tmp_path):
+    """Identical samples are unchanged, and a 30% slowdown regresses every time metric."""
     same = compare(tmp_path, [record()], [record()])
     assert {r.verdict.status for r in same} == {"unchanged"}
     slower = compare(tmp_path, [record(scale=1.3)], [record()])
@@ -61,6 +66,8 @@ def test_same_samples_are_unchanged_and_slowdown_regresses(tmp_path):
 
 
 def test_a_metric_the_case_never_has_gets_no_verdict(tmp_path):
+    """A metric a case never has gets no verdict, while one that disappeared since the baseline is still
+    judged."""
     recommender = dict(record(), ttft_s=[], tpot_s=[])  # HSTU: no tokens, no TTFT or TPOT
     found = compare(tmp_path, [recommender], [recommender])
     assert [r.metric for r in found] == ["e2e_s", "peak_mem_bytes"]
@@ -69,6 +76,8 @@ def test_a_metric_the_case_never_has_gets_no_verdict(tmp_path):
 
 
 def test_machine_speed_factor_removes_drift_but_not_regressions(tmp_path):
+    """Normalizing by the calibration probe removes a whole-machine slowdown but not a slowdown of the code on
+    top of it."""
     drifted = {**record(scale=1.3), "calibration_s": [0.0039] * 12}  # whole machine 30% slower
     results = compare(tmp_path, [drifted], [record()], policy=Policy(normalize=True))
     assert not regressions(results)
@@ -78,6 +87,7 @@ def test_machine_speed_factor_removes_drift_but_not_regressions(tmp_path):
 
 
 def test_normalization_is_per_iteration():
+    """Normalization scales each iteration's time by its own probe and leaves memory unscaled."""
     from harness.analyse.gate import normalized
 
     # iteration 2 ran while the machine was twice as slow: its probe says so, and it is scaled back
@@ -86,12 +96,15 @@ def test_normalization_is_per_iteration():
 
 
 def test_changed_definition_is_no_baseline(tmp_path):
+    """A case whose fingerprint changed has no baseline, and the reason says its definition changed."""
     results = compare(tmp_path, [record(fingerprint="f2", scale=2)], [record()])
     assert {r.verdict.status for r in results} == {"no_baseline"}
     assert "definition changed" in results[0].verdict.reason
 
 
 def test_environment_mismatch_lists_fields_unless_allowed(tmp_path):
+    """An environment mismatch names each changed field with both values, and allowed fields are compared
+    anyway."""
     env = {**ENV, "torch": "2.14.0", "transformers": "5.30.0"}
     results = compare(tmp_path, [record(scale=2)], [record()], env=env)
     assert {r.verdict.status for r in results} == {"env_mismatch"}
@@ -101,6 +114,7 @@ def test_environment_mismatch_lists_fields_unless_allowed(tmp_path):
 
 
 def test_errored_case_is_reported_not_compared(tmp_path):
+    """An errored case is reported as an error, not compared against its baseline."""
     results = compare(tmp_path, [record(status="error")], [record()])
     assert {r.verdict.status for r in results} == {"error"}
 
@@ -131,6 +145,8 @@ BAD = {
 
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_bad_baseline_files_name_file_and_problem_and_stay_untouched(tmp_path, name):
+    """A bad baseline file is refused on load and on update, naming the file and the problem, and is left
+    untouched."""
     text, problem = BAD[name]
     path = baseline_path(tmp_path, "m", "llama")
     path.parent.mkdir(parents=True)
@@ -144,6 +160,8 @@ def test_bad_baseline_files_name_file_and_problem_and_stay_untouched(tmp_path, n
 
 
 def test_time_thresholds_depend_on_the_device():
+    """Default thresholds and normalization depend on the device, and an explicit per-metric threshold
+    overrides them."""
     from harness.spec.selection import device_policy
 
     cpu, cuda = device_policy("cpu", 0.001, "auto", ""), device_policy("cuda:0", 0.001, "auto", "")

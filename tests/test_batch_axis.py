@@ -14,6 +14,8 @@ from harness.spec.workload import Lengths
 
 
 def test_parse_batch_sizes():
+    """--batch-sizes takes 'sweep' or positive integers, kept in order without duplicates, and refuses
+    anything else with one message."""
     assert parse_batch_sizes("", (1, 2)) == ()
     assert parse_batch_sizes("sweep", (1, 2, 4)) == (1, 2, 4)
     assert parse_batch_sizes("4, 1,4", ()) == (4, 1)
@@ -23,6 +25,7 @@ def test_parse_batch_sizes():
 
 
 def test_default_matrix_is_unchanged_without_the_option():
+    """Without --batch-sizes the matrix keeps each workload's own batch size."""
     selection = select(RunOptions(families="llama"), cuda_available=False)
     assert selection.batch_sizes == ()
     cases, _ = selection.expand("llama")
@@ -30,6 +33,8 @@ def test_default_matrix_is_unchanged_without_the_option():
 
 
 def test_batch_sizes_replace_each_workloads_batch_and_collapse_duplicates():
+    """Batch sizes replace each workload's batch size, one workload per size, and duplicate workloads collapse
+    into one."""
     workloads = FAMILIES["llama"].workloads["tiny"]
     swept = with_batch_sizes(workloads, (1, 2))
     assert len(swept) == 2 * len(workloads)
@@ -38,6 +43,8 @@ def test_batch_sizes_replace_each_workloads_batch_and_collapse_duplicates():
 
 
 def test_sweep_on_tiny_covers_its_sizes_for_every_family():
+    """The sweep on tiny gives every family each of its batch sizes, named once in the case id, and drops
+    nothing for memory."""
     selection = select(RunOptions(batch_sizes="sweep", stacks="sdpa,padded"), cuda_available=False)
     assert selection.batch_sizes == batch_sweep("tiny") == (1, 2, 4, 8, 16)
     for family in selection.families:
@@ -52,6 +59,8 @@ def llama(preset, batch, dtype="bfloat16", stack=("sdpa",), lengths=Lengths(1024
 
 
 def test_estimate_grows_with_batch_and_explains_its_parts():
+    """The memory estimate names its weights, KV cache and activations, matches Llama 2 7B by hand, grows its
+    KV cache with the batch, and counts a quantized stack's float model too."""
     small, large = estimate(llama("paper-7b", 1)), estimate(llama("paper-7b", 64))
     assert set(small.parts) == {"weights", "kv_cache", "activations"}
     assert small.parts["weights"] == large.parts["weights"]
@@ -64,6 +73,8 @@ def test_estimate_grows_with_batch_and_explains_its_parts():
 
 
 def test_sweep_stops_at_the_largest_batch_that_fits():
+    """On an 80 GiB device the sweep keeps a gap-free prefix of batch sizes up to the largest that fits and
+    drops the rest saying why, everything when no batch fits."""
     h100 = 80 * GIB
     fits = partial(does_not_fit, capacity=h100)
     spec = FAMILIES["llama"]
@@ -79,16 +90,20 @@ def test_sweep_stops_at_the_largest_batch_that_fits():
 
 
 def test_chameleon_guidance_triples_the_rows_it_estimates():
+    """Chameleon's text-to-image estimate counts the KV cache of the rows that classifier-free guidance
+    triples."""
     text = Case("chameleon", "tt", "tiny", "float32", 2, Lengths(16, 64), ("sdpa",))
     image = Case("chameleon", "ti", "tiny", "float32", 2, Lengths(16, 64), ("sdpa",))
     assert estimate(image).parts["kv_cache"] > 2.5 * estimate(text).parts["kv_cache"]
 
 
 def test_cpu_capacity_is_the_machines_memory():
+    """On CPU the memory capacity is the machine's memory."""
     assert capacity_bytes("cpu") > GIB
 
 
 def test_matrix_command_takes_the_batch_axis(capsys):
+    """`harness matrix --batch-sizes` lists a case for each requested batch size."""
     from harness.cli import main
 
     assert main(["matrix", "--families", "llama", "--stacks", "sdpa", "--batch-sizes", "1,3"]) == 0

@@ -43,6 +43,7 @@ def run_once(model, case, guidance=REFERENCE_GUIDANCE):
 
 # -- classifier-free guidance and the image-vocabulary mask, against hand-computed values ------------
 def test_cfg_combination_by_hand():
+    """Classifier-free guidance combines the full-, image- and unconditioned rows as the reference does."""
     # rows: [full-conditioned x2, image-conditioned x2, unconditioned x2] (the reference's order)
     logits = torch.tensor([
         [2.0, 0.0, 1.0], [0.0, 0.0, 0.0],
@@ -56,6 +57,8 @@ def test_cfg_combination_by_hand():
 
 
 def test_image_mask_keeps_only_image_tokens_by_hand():
+    """The image mask sets every non-image token's logit to minus infinity and leaves the image tokens' logits
+    as they are."""
     logits = torch.tensor([[9.0, 1.0, 3.0, 4.0]])
     allowed = torch.tensor([False, False, True, True])
     masked = allow_only(logits, allowed)
@@ -64,6 +67,8 @@ def test_image_mask_keeps_only_image_tokens_by_hand():
 
 
 def test_image_selection_applies_guidance_then_the_mask(model):
+    """Image-token selection applies guidance and then the image mask, and feeds the chosen token to every
+    stream."""
     runner = ChameleonRunner(case_for("ti", 4, 2), model, "cpu", seed=0)
     vocab = runner.vocab
     text_id, image_a, image_b = vocab.text_ids[0].item(), vocab.image_ids[0].item(), vocab.image_ids[1].item()
@@ -77,6 +82,7 @@ def test_image_selection_applies_guidance_then_the_mask(model):
 
 
 def test_text_selection_never_picks_an_image_token(model):
+    """Text selection never picks an image token, however high its logit."""
     runner = ChameleonRunner(case_for("tt", 4, 2), model, "cpu", seed=0)
     logits = torch.zeros((1, runner.vocab.vocab_size))
     logits[0, runner.vocab.image_ids[5]] = 50.0
@@ -88,12 +94,15 @@ def test_text_selection_never_picks_an_image_token(model):
 # -- builder, vocabulary, token counts -------------------------------------------------------------
 @pytest.mark.parametrize("preset", sorted(PUBLISHED))
 def test_paper_presets_match_published_sizes_on_meta(preset):
+    """The paper presets' parameter counts, taken on the meta device, lie within 2% of the published 7B and
+    34B."""
     count = count_parameters_on_meta("chameleon", preset)
     assert abs(count - PUBLISHED[preset]) / PUBLISHED[preset] < TOLERANCE, count
 
 
 @pytest.mark.parametrize("preset", ["paper-7b", "paper"])
 def test_paper_vq_tokenizer_gives_1024_tokens_per_512px_image(preset):
+    """The paper presets' VQ tokenizer turns each 512-pixel image into 1024 tokens."""
     with torch.device("meta"):
         vq = random(model_config("chameleon", preset)).model.vqmodel
         codes = vq.encode(torch.empty((2, 3, 512, 512))).image_tokens
@@ -101,18 +110,22 @@ def test_paper_vq_tokenizer_gives_1024_tokens_per_512px_image(preset):
 
 
 def test_tiny_vq_token_count_matches_its_encoder(model):
+    """The tiny preset's VQ encoder gives the declared image-token count, the paper's 1024."""
     codes = model.model.vqmodel.encode(torch.zeros((1, 3, 64, 64))).image_tokens
     assert codes.numel() == preset_image_tokens("tiny") == 1024  # the paper's image-token count
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_ti_workloads_generate_one_whole_image(preset):
+    """Every preset's text-to-image workload generates exactly one whole image of tokens."""
     (ti,) = [w for w in FAMILIES["chameleon"].workloads[preset] if "ti" in w.tasks]
     assert ti.lengths.gen_len == preset_image_tokens(preset)
     assert ti.lengths.gen_len == 1024  # tiny included: the paper's count, on a tiny VQ
 
 
 def test_a_workloads_opt_in_stack_runs_only_when_named():
+    """A workload's opt-in stack is dropped with the opt-in reason unless it is named, while other workloads
+    keep that stack."""
     spec = FAMILIES["chameleon"]
     cases, dropped = expand(spec, "tiny", ("float32",), "cpu")
     ti_int8dq = "chameleon-ti-tiny-b1-p16-g1024-fp32-sdpa+int8dq"
@@ -123,6 +136,8 @@ def test_a_workloads_opt_in_stack_runs_only_when_named():
 
 
 def test_vocabulary_map_agrees_with_transformers_parsing(model):
+    """The vocabulary layout agrees with transformers' own mapping, and image, text and special tokens never
+    overlap."""
     layout = vocab_layout(model.config)
     hf = model.model.vocabulary_mapping
     assert image_token_name(120) == "IMGIMGBCAZ"
@@ -134,6 +149,7 @@ def test_vocabulary_map_agrees_with_transformers_parsing(model):
 
 
 def test_random_weights_are_seeded():
+    """Random weights, the VQ tokenizer's included, depend only on the seed."""
     a, b, c = (build_model("chameleon", "tiny", "float32", "cpu", seed=s) for s in (3, 3, 4))
     wa, wb, wc = (m.model.layers[0].mlp.up_proj.weight for m in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
@@ -142,6 +158,8 @@ def test_random_weights_are_seeded():
 
 
 def test_checkpoint_saved_here_loads_and_captions_the_same(tmp_path):
+    """A checkpoint saved from random weights loads through checkpoint_dir and captions exactly as the random
+    model does."""
     build_model("chameleon", "tiny", "float32", "cpu", seed=7).save_pretrained(tmp_path)
     case = case_for("it", 4, 3, stack=("eager",))
     contexts = [RunContext(RunOptions(seed=7, checkpoint_dir=folder), "cpu") for folder in ("", str(tmp_path))]
@@ -153,6 +171,8 @@ def test_checkpoint_saved_here_loads_and_captions_the_same(tmp_path):
 
 # -- the runner: sequences, stages, counts, levers -------------------------------------------------
 def test_image_is_tokenized_and_spliced_into_the_prompt(model):
+    """For image-to-text the image's tokens sit between begin- and end-of-image after BOS, and only text
+    tokens follow."""
     runner = ChameleonRunner(case_for("it", 5, 2), model, "cpu", seed=0)
     prepared = runner.inputs((5, 2))
     ids = runner.encode(prepared)
@@ -165,6 +185,8 @@ def test_image_is_tokenized_and_spliced_into_the_prompt(model):
 
 
 def test_ti_streams_share_one_length_and_end_in_begin_of_image(model):
+    """Text-to-image builds three streams per prompt of one length, all ending in begin-of-image, with only
+    the full-conditioned ones holding the prompt."""
     runner = ChameleonRunner(case_for("ti", 6, 2, batch=2), model, "cpu", seed=0)
     streams = runner.inputs((6, 2)).head
     layout = runner.vocab
@@ -190,6 +212,8 @@ def expect_stages_partition(output, keys):
     ],
 )
 def test_stages_are_present_and_add_up_to_end_to_end(model, task, keys):
+    """Each task reports its own stages, all positive and adding up to end-to-end time, and counts its
+    generated tokens by kind."""
     _, _, output = run_once(model, case_for(task, 6, 5))
     expect_stages_partition(output, keys)
     if task == "it":
@@ -199,6 +223,8 @@ def test_stages_are_present_and_add_up_to_end_to_end(model, task, keys):
 
 
 def test_stage_split_by_hand():
+    """Stage times are split from the generation's marks, with guidance counted apart from image decoding when
+    it is on."""
     generation = Generation(torch.zeros((1, 3)), marks_s=[3.0, 5.5, 8.0], encode_s=1.0, forward_marks_s=[2.5, 5.0, 7.0])
     assert stage_times(generation, image_out=True, guided=True) == {
         "vq_encode_s": 1.0, "prefill_s": 1.5, "image_decode_s": 3.5, "cfg_s": 0.5 + 0.5 + 1.0,
@@ -209,6 +235,8 @@ def test_stage_split_by_hand():
 
 
 def test_ti_generates_image_tokens_only_and_one_stream_differs(model):
+    """Text-to-image generates image tokens only, and guidance triples the batch and changes the tokens a
+    single unguided stream would choose."""
     runner, session, guided = run_once(model, case_for("ti", 6, 12))
     assert torch.isin(guided.value, runner.vocab.image_ids).all()
     assert session.cache.layers[0].keys.shape[0] == 3  # the batch tripled
@@ -220,6 +248,7 @@ def test_ti_generates_image_tokens_only_and_one_stream_differs(model):
 
 @pytest.mark.parametrize("stack", [("sdpa",), ("sdpa", "static")])
 def test_levers_keep_the_greedy_image_tokens(model, stack):
+    """The sdpa and static levers keep eager's greedy image tokens and show their evidence."""
     _, _, reference = run_once(model, case_for("ti", 6, 10, stack=("eager",)))
     _, session, output = run_once(model, case_for("ti", 6, 10, stack=stack))
     assert torch.equal(reference.value, output.value)
@@ -228,6 +257,7 @@ def test_levers_keep_the_greedy_image_tokens(model, stack):
 
 
 def test_image_token_budget_is_enforced(model):
+    """Asking for more tokens than one image holds is refused, saying how many tokens an image is."""
     from harness.errors import HarnessError
 
     over = preset_image_tokens("tiny") + 1

@@ -6,6 +6,7 @@ from harness.store.records import RESULTS_KIND, SCHEMA_VERSION, write_json_atomi
 
 
 def test_matrix_lists_cases_and_dropped_cells(capsys):
+    """`harness matrix` lists the kept cases and each dropped cell with its reason."""
     assert main(["matrix", "--stacks", "eager,sdpa+static+cudagraphs"]) == 0
     out = capsys.readouterr().out
     assert "llama-tt-tiny-b1-p128-g64-fp32-eager" in out
@@ -13,12 +14,14 @@ def test_matrix_lists_cases_and_dropped_cells(capsys):
 
 
 def test_matrix_bad_preset_is_one_line(capsys):
+    """An unknown preset is a one-line error that lists the allowed presets."""
     assert main(["matrix", "--preset", "giant"]) == EXIT_HARNESS_ERROR
     err = capsys.readouterr().err
     assert err.strip() == "harness: error: unknown preset for llama 'giant'; allowed: paper, paper-7b, small, tiny"
 
 
 def test_show_renders_a_results_file(tmp_path, capsys):
+    """`harness show` renders the cases of a results file."""
     path = tmp_path / "run.json"
     case = {
         "id": "llama-x-eager", "workload_id": "llama-x", "family": "llama", "stack": "eager", "status": "ok",
@@ -31,6 +34,7 @@ def test_show_renders_a_results_file(tmp_path, capsys):
 
 
 def test_show_refuses_a_foreign_file(tmp_path, capsys):
+    """`harness show` refuses a file that is not a results file, naming it, and leaves it untouched."""
     path = tmp_path / "foreign.json"
     path.write_text(json.dumps({"benchmarks": []}))
     assert main(["show", str(path)]) == EXIT_HARNESS_ERROR

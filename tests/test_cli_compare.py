@@ -16,6 +16,8 @@ def results(folder, name, *records, env=ENV):
 
 
 def test_compare_two_result_sets(tmp_path, capsys, monkeypatch):
+    """`harness compare` exits with the regression code, prints the change, and writes the same markdown to
+    --markdown and to the GitHub step summary."""
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     old = results(tmp_path / "old", "a", record("x"), record("y"))
@@ -29,12 +31,14 @@ def test_compare_two_result_sets(tmp_path, capsys, monkeypatch):
 
 
 def test_compare_unchanged_exits_zero(tmp_path):
+    """Comparing unchanged results exits zero."""
     old = results(tmp_path, "a", record("x"))
     new = results(tmp_path, "b", record("x"))
     assert main(["compare", str(old), str(new)]) == 0
 
 
 def test_compare_thresholds_option(tmp_path):
+    """--thresholds loosens per-metric thresholds, and an unknown metric name is a harness error."""
     old = results(tmp_path, "a", record("x"))
     new = results(tmp_path, "b", record("x", scale=1.3))
     assert main(["compare", str(old), str(new), "--thresholds", "ttft_s=0.5,tpot_s=0.5,e2e_s=0.5"]) == 0
@@ -42,6 +46,7 @@ def test_compare_thresholds_option(tmp_path):
 
 
 def test_compare_empty_folder_is_a_clear_error(tmp_path, capsys):
+    """Comparing against a folder without results files is an error that says so."""
     (tmp_path / "empty").mkdir()
     old = results(tmp_path, "a", record("x"))
     assert main(["compare", str(old), str(tmp_path / "empty")]) == EXIT_HARNESS_ERROR
@@ -49,6 +54,7 @@ def test_compare_empty_folder_is_a_clear_error(tmp_path, capsys):
 
 
 def test_baseline_update_from_results(tmp_path, capsys):
+    """`harness baseline update` adds a results file's ok cases under its machine class and reports the count."""
     path = results(tmp_path / "res", "a", record("x"), record("z", status="error"))
     assert main(["baseline", "update", str(path), "--baseline-dir", str(tmp_path / "bl")]) == 0
     assert "1 case(s) added, 0 replaced (machine class cpu-amd-epyc-2c)" in capsys.readouterr().out

@@ -50,6 +50,8 @@ def check_consistent(folder: Path, tag: str) -> int:
 
 
 def test_sigkill_at_random_points_never_leaves_a_broken_file(tmp_path):
+    """A writer killed at a random point never leaves a results or baseline file that fails to parse or has a
+    gap."""
     rng = random.Random(0)
     killed_mid_write = 0
     for _ in range(KILLS):
@@ -63,6 +65,8 @@ def test_sigkill_at_random_points_never_leaves_a_broken_file(tmp_path):
 
 
 def test_eight_concurrent_writers_lose_nothing(tmp_path):
+    """Eight concurrent writers lose no case in their results files or the shared baseline, and leave no
+    temporary file behind."""
     writers = [start_writer(tmp_path, f"w{n}", 15) for n in range(WRITERS)]
     for writer in writers:
         assert writer.wait(timeout=120) == 0

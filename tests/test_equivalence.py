@@ -14,6 +14,8 @@ WRONG_AT_STEP = 3  # decode step whose token the planted lever corrupts
 
 
 def test_first_mismatch_finds_row_and_position():
+    """The first mismatch between two token tensors names its batch row, position and both tokens, and equal
+    tensors have none."""
     expected = torch.tensor([[1, 2, 3], [4, 5, 6]])
     assert first_mismatch(expected, expected.clone()) is None
     got = expected.clone()
@@ -24,6 +26,7 @@ def test_first_mismatch_finds_row_and_position():
 
 
 def test_first_mismatch_on_different_lengths():
+    """When one output is shorter, the first mismatch lies where it ends, with no token got."""
     found = first_mismatch(torch.tensor([[1, 2, 3]]), torch.tensor([[1, 2]]))
     assert (found.position, found.expected, found.got) == (2, 3, None)
 
@@ -55,6 +58,8 @@ def tiny_case(stack):
 
 
 def test_planted_mismatch_fails_with_first_position(ctx_factory):
+    """A lever that changes one token fails the case as a mismatch naming the first differing row and token,
+    and the case is not measured."""
     ctx = ctx_factory()
     with LEVERS.temporarily(PLANTED):
         result = execute(tiny_case(("sdpa", "planted")), ctx, measure=True)
@@ -66,6 +71,7 @@ def test_planted_mismatch_fails_with_first_position(ctx_factory):
 
 
 def test_matching_case_is_measured_with_evidence(ctx_factory):
+    """A case whose outputs match is measured for every iteration and token and records each lever's evidence."""
     ctx = ctx_factory()
     result = execute(tiny_case(("sdpa", "static")), ctx, measure=True)
     assert result.status == "ok", result.message
@@ -78,6 +84,8 @@ def test_matching_case_is_measured_with_evidence(ctx_factory):
 
 
 def test_quick_check_generates_quick_tokens_only(ctx_factory):
+    """The quick check generates only quick_tokens tokens, measures nothing, and keeps the reference under its
+    workload and lengths."""
     ctx = ctx_factory(quick_tokens=4)
     result = execute(tiny_case(("sdpa",)), ctx, measure=False)
     assert result.status == "ok" and result.outputs_match
@@ -86,6 +94,8 @@ def test_quick_check_generates_quick_tokens_only(ctx_factory):
 
 
 def test_a_raising_case_is_recorded_as_an_error(ctx_factory):
+    """A case that raises is recorded as an error with the exception's message and keeps the samples measured
+    before it."""
     def explode(session):
         raise RuntimeError("planted failure")
 

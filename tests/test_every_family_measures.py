@@ -10,6 +10,8 @@ from harness.spec.matrix import expand
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_baseline_case_of_every_family_measures(family, ctx_factory):
+    """Every family's tiny baseline case goes through the measuring path and records matching outputs and one
+    sample per iteration."""
     cases, _ = expand(FAMILIES[family], "tiny", ("float32",), "cpu", only_stacks=("+".join(FAMILIES[family].baseline),))
     result = execute(cases[0], ctx_factory(iterations=2, warmup=0), measure=True)
     assert result.status == "ok", f"{cases[0].id}: {result.message}\n{result.traceback}"
@@ -18,6 +20,8 @@ def test_baseline_case_of_every_family_measures(family, ctx_factory):
 
 
 def test_a_sampled_peak_is_measured_outside_the_timed_iterations(monkeypatch, tmp_path, ctx_factory):
+    """Without a resettable high-water mark the peak is sampled in an iteration of its own after the timed
+    ones and is still reported."""
     # Where the kernel's high-water mark cannot be reset (some CI sandboxes), the sampling
     # thread must not run during timed iterations, yet the case still reports a peak.
     from harness.measure import memory
@@ -34,6 +38,8 @@ def test_a_sampled_peak_is_measured_outside_the_timed_iterations(monkeypatch, tm
 
 
 def test_a_high_water_mark_peak_is_measured_outside_the_timed_iterations(monkeypatch, ctx_factory):
+    """With a resettable high-water mark the peak is a positive high-water delta taken in an iteration of its
+    own after the timed ones."""
     # The heap release before a CPU peak costs page faults: it must not land in a timed sample.
     from harness.measure import memory
 

@@ -35,6 +35,8 @@ def gated(pytester):
 
 
 def test_back_to_back_runs_do_not_regress_and_a_planted_slowdown_does(gated, monkeypatch):
+    """Back-to-back runs against fresh baselines do not regress, while a planted slowdown in RMSNorm regresses
+    TPOT and is attributed to idle time in decode."""
     recorded = gated.runpytest_subprocess(*RUN, "--update-baselines")
     assert recorded.ret == 0, recorded.stdout.str()[-3000:]
     recorded.stdout.fnmatch_lines(["*baseline bl/cpu-*/llama.json: 8 case(s) added, 0 replaced*"])
@@ -56,6 +58,8 @@ def test_back_to_back_runs_do_not_regress_and_a_planted_slowdown_does(gated, mon
 
 
 def test_corrupt_baseline_is_a_harness_error_and_left_untouched(gated):
+    """A corrupt baseline file stops the run with a harness error naming it, is left untouched, and no results
+    file is written."""
     from harness.measure.env import environment
     from harness.store.machine import machine_class
 
@@ -83,6 +87,8 @@ FAMILIES["llama"] = dataclasses.replace(FAMILIES["llama"], stacks=(("eager",), (
 
 
 def test_a_failing_case_is_recorded_and_the_others_still_compared(pytester):
+    """A failing case is recorded as an error and fails its tests, while the other cases pass and are still
+    compared."""
     pytester.makeconftest(ERROR_CONFTEST)
     pytester.makepyfile(test_llama=SUITE)
     args = ["-p", "no:cacheprovider", "--benchmark", "--baseline-dir", "bl", "--results-dir", "res", "--iterations", "3"]

@@ -40,6 +40,7 @@ def naive_attention(q, k, v, bias, n_max):
 
 
 def test_attention_matches_the_naive_definition_with_bias_and_causal_mask():
+    """Pointwise attention matches its definition written out as loops, bias and causal mask included."""
     generator = torch.Generator().manual_seed(0)
     q, k = (torch.randn(2, 6, 2, 4, generator=generator, dtype=torch.float64) for _ in range(2))
     v = torch.randn(2, 6, 2, 3, generator=generator, dtype=torch.float64)
@@ -49,6 +50,7 @@ def test_attention_matches_the_naive_definition_with_bias_and_causal_mask():
 
 
 def test_attention_ignores_future_keys_and_uses_the_bias():
+    """Pointwise attention never looks at later keys and does change with the bias."""
     generator = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(1, 5, 1, 4, generator=generator) for _ in range(3))
     bias = torch.zeros(1, 5, 5)
@@ -63,6 +65,7 @@ def test_attention_ignores_future_keys_and_uses_the_bias():
 
 
 def test_mask_positions_and_time_buckets():
+    """The causal mask, the relative positions and the log-scale time buckets match hand-computed values."""
     assert causal_mask(3, "cpu").tolist() == [[True, False, False], [True, True, False], [True, True, True]]
     assert relative_positions(3, 10, "cpu").tolist() == [[9, 10, 11], [8, 9, 10], [7, 8, 9]]
     buckets = time_buckets(torch.tensor([0, 1, 2, 1000, 10**9]), num_buckets=50)
@@ -85,6 +88,7 @@ def _users(model, histories, layout, **kwargs):
 
 @torch.no_grad()
 def test_jagged_padded_and_fixed_layouts_agree():
+    """Jagged, padded and fixed layouts of the same histories encode the same users."""
     torch.manual_seed(0)
     model = build_model_from(SMALL)
     layouts = _histories(SMALL, LENGTHS)
@@ -97,6 +101,7 @@ def test_jagged_padded_and_fixed_layouts_agree():
 
 @torch.no_grad()
 def test_flex_attention_path_matches_plain_torch():
+    """The flex-attention path, run uncompiled, gives the plain path's users and is called once per block."""
     torch.manual_seed(0)
     model = build_model_from(SMALL)
     layouts = _histories(SMALL, LENGTHS)
@@ -129,10 +134,13 @@ def expected_parameters(c: HSTUConfig) -> int:
     ("paper", 261_393_024),
 ])
 def test_parameter_count_against_the_config(preset, count):
+    """The paper presets' parameter counts on meta equal the counts derived from their configs by hand."""
     assert count_parameters_on_meta("hstu", preset) == count == expected_parameters(HSTUConfig(**PRESETS[preset]))
 
 
 def test_paper_configs_are_the_published_shapes():
+    """The paper presets hold the published ML-1M and ML-3B shapes, and paper-long has histories of 2000 or
+    more."""
     ml1m, ml3b = HSTUConfig(**PRESETS["paper-ml1m"]), HSTUConfig(**PRESETS["paper"])
     assert (ml1m.num_blocks, ml1m.num_heads, ml1m.attention_dim, ml1m.linear_dim, ml1m.max_seq_len) == (8, 2, 25, 25, 200)
     assert (ml3b.num_blocks, ml3b.num_heads, ml3b.attention_dim, ml3b.embedding_dim, ml3b.max_seq_len) == (16, 8, 32, 256, 500)
@@ -140,6 +148,8 @@ def test_paper_configs_are_the_published_shapes():
 
 
 def test_checkpoint_saved_here_loads_and_scores_the_same(tmp_path):
+    """A saved checkpoint loads with the same config and weights and retrieves the same items and scores as
+    the random model it came from."""
     original = build_model("hstu", "tiny", "float32", "cpu", seed=5)
     save(original, tmp_path)
     loaded = build_model("hstu", "tiny", "float32", "cpu", seed=0, checkpoint_dir=str(tmp_path))
@@ -155,6 +165,8 @@ def test_checkpoint_saved_here_loads_and_scores_the_same(tmp_path):
 
 
 def test_history_lengths_are_seeded_skewed_and_capped():
+    """History lengths depend on the seed and the iteration's draw, are long-tailed when asked and capped at
+    the maximum, and the fixed layout pads to the longest a workload can draw."""
     lengths = Lengths(32, 16, dist="longtail")
     drawn = history_lengths(lengths, 64, (32, 16), seed=0, max_len=256)
     assert drawn == history_lengths(lengths, 64, (32, 16), seed=0, max_len=256)
@@ -166,6 +178,8 @@ def test_history_lengths_are_seeded_skewed_and_capped():
 
 
 def test_score_comparison_forgives_near_ties_only():
+    """Score comparison forgives small score differences and near-ties that swap places, but reports a
+    different item with its row and rank."""
     ids = torch.tensor([[7, 3, 9]])
     expected = Scored(ids, torch.tensor([[0.9, 0.5, 0.49995]]))
     assert first_score_mismatch(expected, Scored(ids, expected.scores + 5e-5), atol=1e-4) is None
@@ -178,6 +192,8 @@ def test_score_comparison_forgives_near_ties_only():
 
 
 def test_layout_evidence_catches_a_layout_that_did_not_apply():
+    """Layout evidence counts computed and real tokens, and raises when the session ran another layout or flex
+    attention was never called."""
     model = build_model("hstu", "tiny", "float32", "cpu", seed=0)
     case = Case("hstu", "rank", "tiny", "float32", 4, Lengths(16, 4, dist="longtail"), ("padded",), items=1000)
     runner = RecommenderRunner(case, model, "cpu", seed=0)
@@ -195,6 +211,8 @@ def test_layout_evidence_catches_a_layout_that_did_not_apply():
 
 
 def test_stages_are_timed_per_task():
+    """Ranking and retrieval each time the embedding, the encoder and their own last stage within end-to-end
+    time, and return items from the catalogue."""
     model = build_model("hstu", "tiny", "float32", "cpu", seed=0)
     for task, stage in (("rank", "score"), ("retrieve", "topk")):
         case = Case("hstu", task, "tiny", "float32", 2, Lengths(8, 5), ("padded",), items=1000)
@@ -207,6 +225,8 @@ def test_stages_are_timed_per_task():
 
 
 def test_matrix_for_hstu_levers():
+    """HSTU's CPU matrix holds its layout stacks and drops only cudagraphs, and a lever that does not apply or
+    lacks its prerequisite says why."""
     cases, dropped = expand(FAMILIES["hstu"], "tiny", ("float32",), "cpu")
     assert {case.stack_name for case in cases} == {"padded", "jagged", "fixed", "fixed+compile", "fixed+flex"}
     assert {cell.reason for cell in dropped} == {"cudagraphs needs a cuda device (this run: cpu)"}
@@ -219,6 +239,8 @@ def test_matrix_for_hstu_levers():
 
 
 def test_cases_without_items_keep_their_dict():
+    """A case without items leaves them out of its dict, and one with items round-trips and names them in its
+    id."""
     case = Case("llama", "tt", "tiny", "float32", 1, Lengths(8, 4), ("eager",))
     assert "items" not in case.to_dict() and Case.from_dict(case.to_dict()) == case
     with_items = Case("hstu", "rank", "tiny", "float32", 1, Lengths(8, 4), ("padded",), items=10)
@@ -226,6 +248,7 @@ def test_cases_without_items_keep_their_dict():
 
 
 def test_presets_pick_the_families_that_declare_them():
+    """A preset selects only the families that declare it, and the default selects all four."""
     from harness.spec.selection import select
 
     assert select(RunOptions(preset="paper-ml1m"), cuda_available=False).families == ("hstu",)

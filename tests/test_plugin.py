@@ -34,6 +34,9 @@ def suite(pytester):
 
 
 def test_benchmark_run_writes_json_results_and_table(suite):
+    """A benchmark run through the plugin measures every case and writes pytest-benchmark JSON with the
+    harness's fields, a results file with its environment, the results table, and the lever ladder with its
+    chart."""
     result = suite.runpytest_subprocess(*FAST, "--benchmark", "--benchmark-json=out.json", "--results-dir=res")
     result.assert_outcomes(passed=8)  # eager and sdpa on 4 workloads (one with draft-friendly weights)
     out = result.stdout.str()
@@ -60,6 +63,8 @@ def test_benchmark_run_writes_json_results_and_table(suite):
 
 
 def test_quick_mode_checks_without_measuring(suite):
+    """Without --benchmark the plugin checks each case's outputs against the baseline stack and writes no
+    results."""
     result = suite.runpytest_subprocess("-p", "no:cacheprovider", "--stacks", "eager,sdpa+static", "--results-dir=res")
     result.assert_outcomes(passed=7)  # the draft-friendly workload runs eager, not sdpa+static
     result.stdout.fnmatch_lines(["*7 case(s) checked, 7 matched the baseline outputs*"])
@@ -67,6 +72,7 @@ def test_quick_mode_checks_without_measuring(suite):
 
 
 def test_collect_only_lists_dropped_cells_with_reasons(suite):
+    """--collect-only lists the cells dropped at expansion with their reasons."""
     result = suite.runpytest_subprocess("--collect-only", "-q")
     result.stdout.fnmatch_lines([
         "*matrix cell(s) dropped at expansion:*",
@@ -83,6 +89,7 @@ def test_collect_only_lists_dropped_cells_with_reasons(suite):
     ],
 )
 def test_bad_input_is_one_line_not_a_traceback(suite, args, message):
+    """Bad input to the plugin exits with one harness-error line, not a traceback."""
     result = suite.runpytest_subprocess(*args)
     assert result.ret == EXIT_HARNESS_ERROR
     result.stderr.fnmatch_lines([message])
@@ -90,6 +97,7 @@ def test_bad_input_is_one_line_not_a_traceback(suite, args, message):
 
 
 def test_unwritable_results_dir_is_reported_before_any_model_is_built(suite):
+    """An unwritable results directory is reported as a harness error before any case runs."""
     (suite.path / "blocker").write_text("a file, not a folder")
     result = suite.runpytest_subprocess("--benchmark", "--results-dir", "blocker/results")
     assert result.ret == EXIT_HARNESS_ERROR
@@ -120,6 +128,8 @@ FAMILIES["llama"] = dataclasses.replace(FAMILIES["llama"], stacks=(("eager",), (
 
 
 def test_planted_mismatch_fails_the_case_through_the_plugin(pytester):
+    """Through the plugin, a lever that changes the answer fails its cases as a mismatch, and the results file
+    records it."""
     pytester.makeconftest(PLANTED_CONFTEST)
     pytester.makepyfile(test_llama=SUITE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark", "--iterations", "2", "--warmup", "0", "--results-dir=res")

@@ -33,6 +33,8 @@ def records(tmp_path_factory):
 
 
 def test_profile_accounts_for_the_iteration(records):
+    """Each stack's profiled iteration accounts for its prefill and decode clock time within 5% or a few
+    milliseconds, and reports idle time and host ops per token."""
     found, _, _ = records
     for record in found.values():
         assert set(record["breakdown"]) == {"prefill", "decode"}
@@ -46,6 +48,8 @@ def test_profile_accounts_for_the_iteration(records):
 
 
 def test_attention_and_kv_cache_show_where_the_stacks_differ(records):
+    """The profile's top operators tell eager from SDPA attention and the dynamic cache's KV update from the
+    static cache's."""
     found, _, _ = records
     eager_attention = {name for name, _ in found["eager"]["top_ops"]["attention"]}
     sdpa_attention = {name for name, _ in found["sdpa"]["top_ops"]["attention"]}
@@ -57,6 +61,8 @@ def test_attention_and_kv_cache_show_where_the_stacks_differ(records):
 
 
 def test_speed_of_light_uses_peaks_measured_once_per_run(records):
+    """Speed-of-light fractions use device peaks measured once per run and dtype, and lie between 0 and 1 for
+    both phases."""
     found, _, ctx = records
     assert list(ctx.peaks) == ["float32"]
     for record in found.values():
@@ -66,11 +72,14 @@ def test_speed_of_light_uses_peaks_measured_once_per_run(records):
 
 
 def test_trace_per_case_named_by_id(records):
+    """The trace directory holds one trace per case, named by its id."""
     found, traces, _ = records
     assert sorted(p.name for p in traces.iterdir()) == sorted(r["id"] + ".json" for r in found.values())
 
 
 def test_quick_check_profiles_only_with_a_trace_dir(tmp_path):
+    """The quick check profiles only when a trace directory is given, and never measures or computes speed of
+    light."""
     for trace_dir, profiled in (("", False), (str(tmp_path), True)):
         selection = select(RunOptions(stacks="sdpa", quick_tokens=4, trace_dir=trace_dir), False)
         case = dataclasses.replace(selection.expand("llama")[0][0], lengths=Lengths(8, 4))
@@ -86,6 +95,8 @@ def _png_size(path):
 
 
 def test_report_renders_charts_from_a_results_file(records, tmp_path, capsys):
+    """`harness report` renders a PNG and an SVG chart for each profiled case of a results file and names the
+    cases it skips."""
     found, _, _ = records
     path = tmp_path / "run.json"
     unprofiled = {**found["eager"], "id": "x-quick", "breakdown": {}}
@@ -101,6 +112,7 @@ def test_report_renders_charts_from_a_results_file(records, tmp_path, capsys):
 
 
 def test_chart_needs_no_torch_run(tmp_path):
+    """A chart renders from a record alone, without running torch."""
     record = {
         "id": "synthetic", "breakdown": {"decode": {"linear": 0.2, "attention": 0.1}},
         "profile_wall_s": {"decode": 0.5}, "idle_frac": {"decode": 0.4},

@@ -31,15 +31,18 @@ PRE, DEC = "harness::phase::prefill", "harness::phase::decode"
     ("triton_tem_fused_0", "fused"),
 ])
 def test_name_rules(name, category):
+    """Each operator or kernel name falls into its category."""
     assert name_category(name) == category
 
 
 def test_unknown_names_are_other_and_every_rule_names_a_known_category():
+    """An unrecognised name is 'other', and every rule names a declared category."""
     assert name_category("aten::view") is None and categorize(("aten::view",)) == "other"
     assert {category for category, _ in RULES} <= set(CATEGORIES)
 
 
 def test_outermost_recognised_name_decides():
+    """The outermost recognised name in an op's chain decides its category, a GPU kernel's included."""
     assert categorize(("aten::linear", "aten::matmul", "aten::mm")) == "linear"
     assert categorize(("aten::matmul", "aten::bmm")) == "attention"  # eager attention's QK^T outside a linear
     assert categorize(("aten::embedding", "aten::index_select")) == "embedding"
@@ -49,6 +52,8 @@ def test_outermost_recognised_name_decides():
 
 
 def test_ranges_decide_and_demote():
+    """A category range decides what runs inside it, a name no longer claims a category its phase annotates,
+    and an unknown range is refused."""
     inside = (PRE, category_range("kv_cache"), "aten::cat")
     assert decide(inside, {"kv_cache"}) == ("kv_cache", "aten::cat")
     # RoPE's cat while the cache update was annotated is not KV-cache work.
@@ -60,11 +65,14 @@ def test_ranges_decide_and_demote():
 
 
 def test_wrapper_names_decide_only_when_nothing_inside_is_known():
+    """A compiled region's wrapper name decides the category only when nothing inside it is recognised."""
     assert categorize(("Torch-Compiled Region: 0/0", "aten::_scaled_dot_product_flash_attention_for_cpu")) == "attention"
     assert categorize(("Torch-Compiled Region: 0/0", "## Call CompiledFxGraph f ##")) == "fused"
 
 
 def test_sweep_shares_overlap_and_leaves_gaps_idle():
+    """The sweep shares overlapping time between spans, clips them to the window, and leaves gaps out of busy
+    time."""
     spans = [(0.0, 2.0, "linear"), (1.0, 3.0, "attention"), (5.0, 6.0, "norm"), (9.0, 12.0, "other")]
     busy, shares = sweep(spans, (0.0, 10.0))
     assert busy == pytest.approx(5.0)  # [0,3] + [5,6] + [9,10] (clipped)
@@ -73,6 +81,8 @@ def test_sweep_shares_overlap_and_leaves_gaps_idle():
 
 
 def test_self_work_and_top_level_ops_on_nested_host_ops():
+    """Nested host ops give each op its self time with its call chain, and only the outermost ops are
+    top-level."""
     events = [
         HostEvent(PRE, 0.0, 10.0, is_op=False),
         HostEvent("aten::linear", 1.0, 5.0), HostEvent("aten::mm", 2.0, 4.0),
@@ -86,6 +96,8 @@ def test_self_work_and_top_level_ops_on_nested_host_ops():
 
 
 def test_cpu_phase_stats_idle_is_time_outside_ops():
+    """On the CPU a phase's idle fraction is its time outside ops, its ranges add up, and the accounted
+    fraction compares the profile with the clock."""
     events = [
         HostEvent(PRE, 0.0, 10.0, is_op=False), HostEvent("aten::linear", 1.0, 5.0),
         HostEvent(DEC, 10.0, 14.0, is_op=False), HostEvent("aten::mul", 10.0, 11.0),
@@ -114,6 +126,8 @@ def _gpu_timeline(graph_kernels: bool):
 
 
 def test_gpu_kernels_belong_to_their_launching_phase_and_graph_replays_count():
+    """A GPU kernel belongs to the phase that launched it even when it runs later, and kernels replayed from a
+    CUDA graph count towards their phase."""
     host, launches, spans = _gpu_timeline(graph_kernels=True)
     work, unresolved = device_work(host, launches, spans)
     assert unresolved == []
@@ -130,6 +144,8 @@ def test_gpu_kernels_belong_to_their_launching_phase_and_graph_replays_count():
 
 
 def test_graph_launch_without_kernels_makes_the_phase_unreliable_never_idle():
+    """A CUDA graph launch whose kernels are missing makes its phase unreliable, with a note, rather than
+    idle."""
     host, launches, spans = _gpu_timeline(graph_kernels=False)
     work, unresolved = device_work(host, launches, spans)
     assert [launch.correlation for launch in unresolved] == [8]
@@ -141,6 +157,8 @@ def test_graph_launch_without_kernels_makes_the_phase_unreliable_never_idle():
 
 
 def test_parse_reads_kineto_chrome_events():
+    """The trace parser reads the profiled thread's host events, kernel launches and device kernels from
+    Kineto's Chrome events."""
     pid, tid = 11, 22
     events = [
         {"ph": "X", "cat": "user_annotation", "name": PRE, "pid": pid, "tid": tid, "ts": 0, "dur": 100},
@@ -164,6 +182,7 @@ SMALL = DecoderShape(hidden=8, layers=2, heads=2, kv_heads=1, ffn=16, vocab=10)
 
 
 def test_byte_and_flop_counts_by_hand():
+    """Matmul parameters, decode bytes per step and prefill FLOPs of a small decoder match hand counts."""
     # q, o: 8x8 each; k, v: 8x4 each (1 kv head of dim 4); gate, up, down: 8x16 each.
     assert layer_matmul_params(SMALL) == 2 * 64 + 2 * 32 + 3 * 128 == 576
     # weights 2*(576 + 2 norms of 8) + final norm 8 + LM head 80 = 1272; embedding row 8;
@@ -176,12 +195,15 @@ def test_byte_and_flop_counts_by_hand():
 
 @pytest.mark.parametrize("preset", ["tiny", "paper"])
 def test_weight_count_matches_the_real_model(preset):
+    """The speed-of-light weight count equals the real llama model's parameter count."""
     shape = DecoderShape.from_config(model_config("llama", preset))
     weights = shape.layers * (layer_matmul_params(shape) + 2 * shape.hidden) + shape.hidden + 2 * shape.vocab * shape.hidden
     assert weights == count_parameters_on_meta("llama", preset)  # untied embedding + LM head
 
 
 def test_sol_fracs_divide_by_the_measured_peaks():
+    """A speed-of-light fraction is the ideal time at the measured peak over the measured time, and one
+    generated token has no decode fraction."""
     found = sol_fracs(SMALL, 2, 1, 3, 5, ttft_s=1.0, per_token_s=1.0, bandwidth_bytes_per_s=100.0, peak_flops_per_s=7456.0)
     # decode: mean context 3 + 5/2 = 5.5 -> 2 * (1272 + 8 + 16 * 5.5) = 2736 bytes per 1 s token.
     assert found == pytest.approx({"prefill": 1.0, "decode": 2736 / 100.0})
@@ -189,6 +211,8 @@ def test_sol_fracs_divide_by_the_measured_peaks():
 
 
 def test_phase_clock_opens_prefill_then_one_decode_range_per_token():
+    """The phase clock opens a prefill range and then one decode range per token, calling back when prefill
+    ends."""
     from harness.measure.profile.annotate import PhaseClock
 
     log = []

@@ -86,6 +86,8 @@ MACHINE = "gpu-1x-nvidia-h100-80gb-hbm3"
 
 
 def test_results_files_keep_samples_and_asv_stats(published):
+    """Published asv results describe the GPU machine and keep each commit's samples, asv stats, one TPOT
+    median per iteration and the fingerprint as version, leaving failed cases out."""
     from asv.results import Results
 
     repo, commits = published
@@ -112,6 +114,7 @@ def test_results_files_keep_samples_and_asv_stats(published):
 
 
 def test_html_history_lists_both_commits(published):
+    """The published HTML lists both commits and graphs a benchmark's slowdown between them."""
     repo, commits = published
     index = json.loads((repo / ".asv" / "html" / "index.json").read_text())
     assert sorted(index["revision_to_hash"].values()) == sorted(commits)
@@ -123,6 +126,8 @@ def test_html_history_lists_both_commits(published):
 
 
 def test_asv_compare_finds_the_slowdown_significant(published):
+    """`asv compare` on the published results calls the 30% slowdown significant and a change within
+    overlapping samples not."""
     repo, commits = published
     done = subprocess.run(
         [sys.executable, "-m", "asv", "compare", commits[0], commits[1], "--machine", MACHINE,
@@ -141,6 +146,8 @@ def test_asv_compare_finds_the_slowdown_significant(published):
 
 
 def test_unknown_commit_and_dirty_tree_are_clear_errors(tmp_path, capsys):
+    """Publishing a run whose commit is not in the repository, or that was recorded on a dirty tree, is
+    refused with a clear error."""
     repo, commits = make_project(tmp_path)
     config = str(repo / "asv.conf.json")
     recorded(tmp_path / "x", "a", "0" * 40, 1.0)
@@ -196,6 +203,8 @@ GRAPH_COMMITS = """(function () {
 
 
 def test_pages_in_a_headless_browser(served, browser):
+    """The published pages load in a headless browser, list the benchmarks and plot both commits without
+    errors, and the error check does see console errors and failed loads."""
     base, commits = served
     browser.open(f"{base}/index.html")
     listed = "document.body.innerText.indexOf('llama-tt-tiny-eager') >= 0 && document.title.indexOf('demo') >= 0"
@@ -212,6 +221,7 @@ def test_pages_in_a_headless_browser(served, browser):
 
 
 def test_preview_serves_the_pages_on_localhost(published):
+    """`harness publish --preview` serves the pages, with their vendored scripts, on localhost."""
     repo, _ = published
     with socket.socket() as probe:  # a free port
         probe.bind(("127.0.0.1", 0))
@@ -234,6 +244,8 @@ def test_preview_serves_the_pages_on_localhost(published):
 
 
 def test_pages_load_nothing_from_the_network():
+    """The published pages load their scripts and stylesheets from vendored copies, and a network script
+    without one is refused."""
     from harness.publish.asv_assets import VENDOR_SOURCE, VENDORED, localize
 
     page = (Path(__import__("asv").__file__).parent / "www" / "index.html").read_text(encoding="utf-8")

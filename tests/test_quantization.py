@@ -28,6 +28,8 @@ def tiny_llama():
 
 @pytest.mark.parametrize(("name", "kind"), [("int8dq", "Int8Tensor"), ("int8wo", "Int8Tensor"), ("dynint8", "quantized.dynamic.modules.linear.Linear")])
 def test_quantized_copy_replaces_every_linear_and_leaves_the_model(tiny_llama, name, kind):
+    """A quantized copy replaces every linear layer with the scheme's kind, leaves the cached float model
+    untouched, and computes something close to it but not equal."""
     quantized = quantized_copy(tiny_llama, name)
     found = quantized.evidence()
     assert found["linears"] == LLAMA_LINEARS
@@ -42,6 +44,8 @@ def test_quantized_copy_replaces_every_linear_and_leaves_the_model(tiny_llama, n
 
 
 def test_quant_stacks_are_declared_for_the_decoders_and_carry_the_one_tolerance():
+    """The decoder families declare every quantization stack, each carrying the quantization tolerance, and
+    HSTU declares none."""
     for family in ("llama", "chameleon"):
         names = {"+".join(stack) for stack in FAMILIES[family].stacks}
         assert {f"sdpa+{scheme}" for scheme in QUANT_SCHEMES} <= names
@@ -54,6 +58,8 @@ SPECULATION_PARAMS = {"draft_len": 4, "exit_layer": 2, "max_ngram": 3}  # the sp
 
 
 def test_cpu_expansion_keeps_cpu_schemes_and_drops_the_rest_with_reasons():
+    """On CPU the CPU-capable schemes are kept, the CUDA-only ones are dropped saying why, and an opt-in
+    quantized stack runs only when named."""
     cases, dropped = expand(FAMILIES["llama"], "tiny", ("float32",), "cpu", lever_params=SPECULATION_PARAMS)
     kept = {case.stack_name for case in cases}
     assert {"sdpa+int8dq", "sdpa+int8wo", "sdpa+dynint8"} <= kept
@@ -66,6 +72,8 @@ def test_cpu_expansion_keeps_cpu_schemes_and_drops_the_rest_with_reasons():
 
 
 def test_cuda_expansion_drops_by_dtype_and_missing_api():
+    """On CUDA a scheme is dropped for the wrong dtype, for needing the CPU, or for a missing torchao API,
+    each saying why."""
     assert unavailable_reason(("sdpa", "int4wo"), FAMILIES["llama"], "cuda", "float32") == "int4wo runs in bfloat16 only (this case: float32)"
     assert unavailable_reason(("sdpa", "dynint8"), FAMILIES["llama"], "cuda", "bfloat16") == "dynint8 needs a cpu device (this run: cuda)"
     assert unavailable_reason(("sdpa", "int8dq"), FAMILIES["llama"], "cuda", "bfloat16") == ""
@@ -76,6 +84,8 @@ def test_cuda_expansion_drops_by_dtype_and_missing_api():
 
 
 def test_a_missing_package_drops_the_lever_with_that_reason(monkeypatch):
+    """Without torchao its levers are dropped saying the package is not installed, while torch's own dynamic
+    quantization stays available."""
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a))
     assert unavailable_reason(("sdpa", "int8dq"), FAMILIES["llama"], "cpu", "float32") == "int8dq needs the torchao package, which is not installed"
@@ -83,6 +93,8 @@ def test_a_missing_package_drops_the_lever_with_that_reason(monkeypatch):
 
 
 def test_agreement_teacher_forced_and_free_running():
+    """Agreement counts teacher-forced top-1 and top-5 hits, free-running token agreement and the first
+    divergence."""
     expected = torch.tensor([[3, 1, 2, 0]])
     got = torch.tensor([[3, 1, 0, 0]])
     forced = torch.zeros(1, 4, 8)
@@ -105,6 +117,8 @@ def ctx():
 
 
 def test_int8dq_case_passes_within_tolerance_with_evidence(ctx):
+    """An int8dq case passes within its tolerance, records its agreement and evidence, and the report shows an
+    agreement column."""
     result = execute(tiny_case(("sdpa", "int8dq")), ctx, measure=False)
     assert result.status == "ok", result.message
     record = result.to_record()
@@ -131,6 +145,8 @@ def _noisy(model):
 
 
 def test_a_lossy_lever_that_breaks_the_answer_fails_like_a_mismatch(ctx, monkeypatch):
+    """A lossy lever whose answer falls outside the stated tolerance fails as a mismatch and is never
+    measured."""
     monkeypatch.setitem(SCHEMES, "brokenq", _planted("brokenq", _noisy))
     with LEVERS.temporarily(quant_lever("brokenq")):
         result = execute(tiny_case(("sdpa", "brokenq")), ctx, measure=True)
@@ -141,6 +157,7 @@ def test_a_lossy_lever_that_breaks_the_answer_fails_like_a_mismatch(ctx, monkeyp
 
 
 def test_a_quantization_that_replaces_nothing_is_not_in_effect(ctx, monkeypatch):
+    """A quantization that replaces no linear layer is an error saying the lever is not in effect."""
     monkeypatch.setitem(SCHEMES, "noopq", _planted("noopq", lambda model: model))
     with LEVERS.temporarily(quant_lever("noopq")):
         result = execute(tiny_case(("sdpa", "noopq")), ctx, measure=False)

@@ -27,6 +27,7 @@ def results_payload(cases=()):
 @settings(max_examples=50)
 @given(st.dictionaries(st.text(max_size=10), json_values, max_size=5))
 def test_round_trip(tmp_path_factory, cases_extra):
+    """Any JSON-valued case written to a results file loads back equal."""
     path = tmp_path_factory.mktemp("r") / "run.json"
     data = results_payload([cases_extra])
     write_json_atomic(path, data)
@@ -34,6 +35,7 @@ def test_round_trip(tmp_path_factory, cases_extra):
 
 
 def test_written_json_has_sorted_keys_and_no_temp_files(tmp_path):
+    """Written JSON has sorted keys and leaves no temporary file behind."""
     path = tmp_path / "run.json"
     write_json_atomic(path, {"b": 1, "a": 2})
     assert path.read_text().index('"a"') < path.read_text().index('"b"')
@@ -42,6 +44,7 @@ def test_written_json_has_sorted_keys_and_no_temp_files(tmp_path):
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_numbers_are_rejected_where_they_arise(tmp_path, bad):
+    """A non-finite number is refused, naming its JSON path, and nothing is written."""
     path = tmp_path / "run.json"
     with pytest.raises(ValueError, match=r"\$\.cases\[0\]\.tpot_s\[1\]"):
         write_json_atomic(path, results_payload([{"tpot_s": [1.0, bad]}]))
@@ -51,6 +54,7 @@ def test_non_finite_numbers_are_rejected_where_they_arise(tmp_path, bad):
 
 
 def test_results_file_rewrites_after_every_case(tmp_path):
+    """A results file is rewritten after every case added to it."""
     results = ResultsFile(tmp_path / "run.json", {"python": "3"}, {"preset": "tiny"})
     results.add({"id": "a"})
     assert [c["id"] for c in load_results(results.path)["cases"]] == ["a"]
@@ -59,6 +63,7 @@ def test_results_file_rewrites_after_every_case(tmp_path):
 
 
 def test_results_paths_never_collide(tmp_path):
+    """New results paths never collide."""
     assert len({new_results_path(tmp_path) for _ in range(100)}) == 100
 
 
@@ -76,6 +81,7 @@ BAD_FILES = {
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_bad_files_name_the_file_and_stay_untouched(tmp_path, name):
+    """A bad results file is refused, naming the file and the problem, and is left untouched."""
     text, problem = BAD_FILES[name]
     path = tmp_path / f"{name}.json"
     path.write_text(text)
@@ -86,5 +92,6 @@ def test_bad_files_name_the_file_and_stay_untouched(tmp_path, name):
 
 
 def test_missing_file_is_a_clear_error(tmp_path):
+    """A missing results file is an error saying it cannot be read."""
     with pytest.raises(RecordError, match="cannot read"):
         load_results(tmp_path / "absent.json")

@@ -13,6 +13,8 @@ def record(stack, e2e, status="ok", workload="llama-tt-tiny-b1-p8-g4-fp32", **ex
 
 
 def test_speedup_is_against_the_baseline_of_the_same_workload():
+    """A row's speed-up is against the baseline stack of its own workload, and there is none when that was not
+    measured in the run."""
     table = rows([record("eager", [0.4, 0.4]), record("sdpa", [0.2, 0.2]), record("sdpa", [0.1], workload="other")])
     by_id = {row.case_id: row for row in table}
     assert by_id["llama-tt-tiny-b1-p8-g4-fp32-eager"].speedup == pytest.approx(1.0)
@@ -21,12 +23,16 @@ def test_speedup_is_against_the_baseline_of_the_same_workload():
 
 
 def test_p90_hidden_with_few_samples_and_tokens_per_s():
+    """TPOT p90 is hidden with too few samples, and output tokens per second are the median over iterations of
+    the whole batch's rate."""
     row = rows([record("eager", [0.4, 0.4])])[0]
     assert row.tpot_p90_s is None and row.tpot_p50_s == pytest.approx(0.002)
     assert output_tokens_per_s(record("eager", [0.4, 0.2])) == pytest.approx(30.0)
 
 
 def test_evidence_summary_uses_lever_briefs():
+    """The evidence summary uses each lever's brief and falls back to key=value for a lever no longer
+    registered."""
     text = evidence_summary({
         "sdpa": {"attn_implementation": "sdpa", "attention_ops": ["aten::scaled_dot_product_attention", "aten::_scaled_dot_product_flash_attention_for_cpu"]},
         "static": {"cache_class": "StaticCache", "max_cache_len": 12},
@@ -40,11 +46,14 @@ def test_evidence_summary_uses_lever_briefs():
 
 
 def test_render_shows_failed_cases_with_status():
+    """The table shows a failed case with its status."""
     text = render_text(rows([record("eager", [0.4]), record("sdpa", [], status="mismatch", message="differs")]))
     assert "llama-tt-tiny-b1-p8-g4-fp32-eager" in text and "(mismatch)" in text
 
 
 def test_recommender_rows_show_e2e_and_stages_and_decoder_tables_keep_their_columns():
+    """Recommender rows show end-to-end time and stage medians instead of TTFT, while decoder tables keep
+    their TTFT columns."""
     hstu = record("padded", [0.3, 0.1], workload="hstu-rank-tiny-b8-p8-g4-i100-fp32", ttft_s=[], tpot_s=[],
                   stages_s={"embedding": [0.01, 0.01], "encoder": [0.15, 0.05], "score": [0.02, 0.02]})
     jagged = dict(hstu, id="hstu-rank-tiny-b8-p8-g4-i100-fp32-jagged", stack="jagged", e2e_s=[0.1, 0.1])
@@ -57,6 +66,8 @@ def test_recommender_rows_show_e2e_and_stages_and_decoder_tables_keep_their_colu
     decoder_text = render_text(rows([record("eager", [0.4])]))
     assert "TTFT p50 ms" in decoder_text and "stages" not in decoder_text and "e2e p50" not in decoder_text
 def test_profile_table_shows_top_categories_idle_and_sol_per_phase():
+    """The profile table shows each phase's top categories, idle share, speed of light and ops per token,
+    appears only when a case was profiled, and marks an unreliable phase."""
     profiled = record(
         "eager", [0.4], breakdown={"decode": {"linear": 0.1, "attention": 0.5, "norm": 0.05, "other": 0.01}},
         profile_wall_s={"decode": 1.0}, idle_frac={"decode": 0.34}, sol_frac={"decode": 0.012},
@@ -73,6 +84,8 @@ def test_profile_table_shows_top_categories_idle_and_sol_per_phase():
 
 
 def test_each_family_gets_its_own_table_and_long_ids_leave_the_numbers_whole():
+    """Each family gets a table of its own in which a long id folds without splitting the numbers, and the
+    lever evidence names its case."""
     # A SeamlessM4T id of 84 characters once took the width of a single 160-column table and
     # folded every number into 3-character slivers.
     workload = "seamless-ss-tiny-b1-lognormal-p64-g16-beam4-fp32"

@@ -31,6 +31,7 @@ def run(model, stack, batch=2):
 
 
 def test_generation_marks_one_per_token(model):
+    """Generation takes one clock mark per token, each later than the last."""
     _, out = run(model, ("eager",))
     assert out.tokens.shape == (2, GEN)
     assert len(out.marks_s) == GEN
@@ -39,12 +40,15 @@ def test_generation_marks_one_per_token(model):
 
 @pytest.mark.parametrize("stack", [("sdpa",), ("sdpa", "static"), ("eager", "static")])
 def test_levers_keep_greedy_tokens(model, stack):
+    """The sdpa and static levers keep eager's greedy tokens."""
     _, reference = run(model, ("eager",))
     _, out = run(model, stack)
     assert torch.equal(reference.tokens, out.tokens)
 
 
 def test_attention_evidence_sees_different_operators(model):
+    """Attention evidence records the operators each implementation really ran, softmax for eager and scaled
+    dot-product for sdpa."""
     eager_session, _ = run(model, ("eager",))
     eager = LEVERS.get("eager").evidence(eager_session)
     sdpa_session, _ = run(model, ("sdpa",))
@@ -55,12 +59,14 @@ def test_attention_evidence_sees_different_operators(model):
 
 
 def test_attention_evidence_catches_a_lever_that_did_not_apply(model):
+    """The sdpa evidence raises when the model ran eager attention."""
     session, _ = run(model, ("eager",))
     with pytest.raises(LeverNotInEffect, match="sdpa: model runs 'eager' attention"):
         LEVERS.get("sdpa").evidence(session)
 
 
 def test_static_cache_evidence(model):
+    """Static-cache evidence names the StaticCache and its length, and raises for a dynamic cache."""
     session, _ = run(model, ("sdpa", "static"))
     assert isinstance(session.cache, StaticCache)
     assert LEVERS.get("static").evidence(session) == {"cache_class": "StaticCache", "max_cache_len": PROMPT + GEN}
@@ -71,6 +77,8 @@ def test_static_cache_evidence(model):
 
 
 def test_compile_evidence_and_no_recompile_in_timed_region(model):
+    """A compiled session keeps the tokens and records its graphs with no graph break and no recompile during
+    timing."""
     session, reference = run(model, ("sdpa", "static", "compile"))
     ids = prompt_ids(2, PROMPT, model.config.vocab_size, seed=0)
     with session.timed():
@@ -81,6 +89,7 @@ def test_compile_evidence_and_no_recompile_in_timed_region(model):
 
 
 def test_compile_fails_the_case_when_timing_recompiles(model):
+    """A recompile inside timed iterations fails the case."""
     from harness.levers.compile import CompiledDuringTiming
 
     session, _ = run(model, ("sdpa", "static", "compile"))
@@ -94,6 +103,7 @@ def test_compile_fails_the_case_when_timing_recompiles(model):
 
 
 def test_peak_memory_sees_an_allocation():
+    """The CPU peak sees a 64 MiB allocation."""
     peak = make_peak("cpu")
     peak.start()
     block = torch.ones(64 * 1024 * 1024 // 4)  # 64 MiB, touched
@@ -112,6 +122,7 @@ def _leave_free_memory_resident_in_the_heap():
 
 @pytest.mark.parametrize("peak_class", [memory.HwmPeak, memory.SampledPeak])
 def test_peak_memory_counts_heap_memory_freed_before_the_window(peak_class):
+    """Both CPU peak methods count an allocation that reuses heap memory freed before the window."""
     if peak_class is memory.HwmPeak and not memory.reset_hwm():
         pytest.skip("the kernel's high-water mark cannot be reset here")
     if memory.MALLOC_TRIM is None:
@@ -125,10 +136,12 @@ def test_peak_memory_counts_heap_memory_freed_before_the_window(peak_class):
 
 
 def test_no_cpu_peak_is_taken_over_timed_iterations():
+    """No CPU peak method runs during timed iterations."""
     assert not memory.HwmPeak.in_timed_window and not memory.SampledPeak.in_timed_window
 
 
 def test_sampled_peak_sees_an_allocation_freed_before_the_window_ends():
+    """The sampled peak sees an allocation that is freed before its window ends."""
     peak = memory.SampledPeak()
     peak.start()
     block = torch.ones(64 * 1024 * 1024 // 4)
@@ -138,12 +151,14 @@ def test_sampled_peak_sees_an_allocation_freed_before_the_window_ends():
 
 
 def test_cpu_peak_samples_where_the_high_water_mark_cannot_be_reset(monkeypatch, tmp_path):
+    """Where the high-water mark cannot be reset, the CPU peak is sampled and stays out of timed iterations."""
     monkeypatch.setattr(memory, "CLEAR_REFS", tmp_path / "missing" / "clear_refs")
     assert make_peak("cpu").method.startswith("rss_sampled")
     assert not make_peak("cpu").in_timed_window
 
 
 def test_cpu_peak_samples_where_a_reset_is_silently_ignored(monkeypatch, tmp_path):
+    """Where a high-water-mark reset is silently ignored, the CPU peak falls back to sampling."""
     block = torch.ones(64 * 1024 * 1024 // 4)  # raise the high-water mark above RSS...
     del block  # ...and drop RSS again
     monkeypatch.setattr(memory, "CLEAR_REFS", tmp_path / "clear_refs")  # writable, resets nothing

@@ -72,6 +72,8 @@ def filled_states(kv, filled):
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("static", [True, False])
 def test_inplace_reorder_equals_index_select_on_random_caches_and_beams(seed, static):
+    """Reordering the cache in place gives index_select's states over several steps of random beams, static or
+    dynamic, without replacing the self-attention buffers."""
     generator = torch.Generator().manual_seed(seed)
     cfg = config("tiny")
     batch, beams = 1 + seed % 3, 2 + seed % 4
@@ -89,6 +91,7 @@ def test_inplace_reorder_equals_index_select_on_random_caches_and_beams(seed, st
 
 
 def test_inplace_reorder_differs_from_no_reorder():
+    """An in-place reorder does change the self-attention states."""
     # The equivalence above is not vacuous: skipping the self-attention reorder gives other states.
     generator = torch.Generator().manual_seed(1)
     cfg = config("tiny")
@@ -100,6 +103,8 @@ def test_inplace_reorder_differs_from_no_reorder():
 
 @pytest.mark.parametrize("reorder, tensors, replaced", [("index_select", 4, 4), ("inplace", 2, 0)])
 def test_reorder_probe_counts_tensors_and_replaced_buffers(model, reorder, tensors, replaced):
+    """The reorder probe counts each reorder's tensors and replaced buffers per step, beside index_select's
+    count."""
     stack = ("sdpa", "static", "inplace-reorder") if reorder == "inplace" else ("sdpa", "static")
     _, session, _ = run_once(model, case_for("tt", 3, stack=stack))
     found = probe_reorder(session)
@@ -111,6 +116,7 @@ def test_reorder_probe_counts_tensors_and_replaced_buffers(model, reorder, tenso
 
 
 def test_reorder_lever_evidence_fails_without_the_lever(model):
+    """The in-place reorder's evidence raises for a session that ran without it."""
     _, session, _ = run_once(model, case_for("tt", 3, stack=("sdpa", "static")))
     with pytest.raises(LeverNotInEffect):
         LEVERS.get("inplace-reorder").evidence(session)
@@ -119,6 +125,7 @@ def test_reorder_lever_evidence_fails_without_the_lever(model):
 # -- beam search and greedy: the loop against transformers' own generate -----------------------------
 @pytest.mark.parametrize("beams", [1, 4])
 def test_text_decoding_matches_transformers_generate(model, beams):
+    """Greedy and beam-search text decoding give the tokens of transformers' own generate."""
     case = case_for("tt", beams, gen_len=8)
     runner, _, output = run_once(model, case)
     source = runner.inputs((16, 8)).source
@@ -132,6 +139,8 @@ def test_text_decoding_matches_transformers_generate(model, beams):
 
 
 def test_beam_choice_by_hand(model):
+    """The beam choice keeps each input's best continuations among its own beams and extends the sequences
+    from their parents."""
     runner = SeamlessRunner(case_for("tt", 2), model, "cpu", seed=0)
     # two inputs x two beams, vocabulary of 3: log-probabilities chosen so the winners are known
     logp = torch.log(torch.tensor([
@@ -160,6 +169,8 @@ def test_beam_choice_by_hand(model):
     ],
 )
 def test_stages_are_present_and_add_up_to_end_to_end(model, task, beams, keys):
+    """Each task reports its own stages, all positive and adding up to end-to-end time, and speech output uses
+    only units the vocoder has."""
     runner, _, output = run_once(model, case_for(task, beams, prompt_len=40 if task[0] == "s" else 12))
     stages = output.stages_s
     assert set(stages) == keys
@@ -174,6 +185,8 @@ def test_stages_are_present_and_add_up_to_end_to_end(model, task, beams, keys):
 
 
 def test_stage_split_by_hand():
+    """Stage times and token marks are split from the pipeline's marks, with the KV reorder counted apart from
+    the decoder steps."""
     # encoder 1, prefill forward 2, first choice 3; step: reorder 3.5, forward 5, choice 6; t2u 8, vocoder 11
     marks = [1.0, 2.0, 3.0, 3.5, 5.0, 6.0, 8.0, 11.0]
     assert stage_times(marks, steps=1, task=TASKS["ss"], beam_search=True) == {
@@ -184,6 +197,7 @@ def test_stage_split_by_hand():
 
 
 def test_unit_mismatch_is_reported(model):
+    """A changed unit is reported as a mismatch, and equal outputs have none."""
     runner, _, output = run_once(model, case_for("ts", 1))
     changed = copy.deepcopy(output.value)
     changed.units[0, 0] += 1
@@ -192,6 +206,8 @@ def test_unit_mismatch_is_reported(model):
 
 
 def test_inputs_are_seeded_and_shaped(model):
+    """Speech and text inputs are seeded and shaped as the model expects, and text is framed by the source
+    language and end of sequence."""
     speech = SeamlessRunner(case_for("st", 4), model, "cpu", seed=0)
     first, again = speech.inputs((40, 5)), speech.inputs((40, 5))
     assert first.source.shape == (1, 40, model.config.feature_projection_input_dim)
@@ -203,11 +219,13 @@ def test_inputs_are_seeded_and_shaped(model):
 
 # -- builder and matrix ---------------------------------------------------------------------------------
 def test_paper_preset_matches_published_size_on_meta():
+    """The paper preset's parameter count on meta lies within 2% of the published 2.3B."""
     count = count_parameters_on_meta("seamless", "paper")
     assert abs(count - PUBLISHED_PARAMETERS) / PUBLISHED_PARAMETERS < TOLERANCE, count
 
 
 def test_generation_config_carries_what_the_pipeline_reads(model):
+    """The tiny generation config maps languages, text ids and characters within the model's vocabularies."""
     gen = model.generation_config
     assert set(gen.text_decoder_lang_to_code_id.values()) <= set(range(PRESETS["tiny"]["vocab_size"]))
     assert len(gen.id_to_text) == model.config.vocab_size
@@ -216,6 +234,8 @@ def test_generation_config_carries_what_the_pipeline_reads(model):
 
 
 def test_beams_are_in_case_id_and_fingerprint():
+    """Beams are named in the case id and the fingerprint, round-trip through the dict, and stay out of cases
+    without them."""
     greedy, beam = case_for("tt", 1), case_for("tt", 4)
     assert greedy.id.endswith("-greedy-fp32-eager") and "-beam4-" in beam.id
     assert fingerprint(greedy, {}) != fingerprint(beam, {})
@@ -224,6 +244,8 @@ def test_beams_are_in_case_id_and_fingerprint():
 
 
 def test_expansion_covers_every_task_greedy_and_beam_and_drops_greedy_reorder():
+    """Seamless expansion covers every task greedy and with beams, and drops the in-place reorder for greedy
+    cases, saying it needs beam search."""
     cases, dropped = expand(FAMILIES["seamless"], "tiny", ("float32",), "cpu")
     assert {(c.task, c.beams) for c in cases} == {(t, b) for t in ("ss", "st", "ts", "tt") for b in (1, 4)}
     assert not [c for c in cases if c.beams == 1 and "inplace-reorder" in c.stack]
@@ -231,11 +253,13 @@ def test_expansion_covers_every_task_greedy_and_beam_and_drops_greedy_reorder():
 
 
 def test_paper_preset_uses_the_generation_configs_beam_count():
+    """The paper preset's workloads run greedy and with the generation config's beam count."""
     beams = {w.beams for w in FAMILIES["seamless"].workloads["paper"]}
     assert beams == {1, generation_config(config("paper")).num_beams}
 
 
 def test_static_cache_holds_prefix_and_longest_generation(model):
+    """The static cache holds the decoder prefix and the longest generation the length distribution allows."""
     _, session, _ = run_once(model, Case("seamless", "ss", "tiny", "float32", 1, Lengths(40, 6, dist="lognormal"), ("sdpa", "static"), beams=2))
     assert session.max_cache_len == 2 + 6 * 4  # prefix + gen_len x the distribution's max factor
     assert session.cache.layers[0].keys.shape[2] == session.max_cache_len

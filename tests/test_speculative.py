@@ -76,6 +76,8 @@ drafting = st.one_of(
     cache=st.sampled_from(("dynamic", "static")),
 )
 def test_speculation_equals_greedy(models, drafting, weights, batch, seed, prompt_len, gen_len, cache):
+    """Speculative decoding by either drafting method gives plain greedy's tokens, with consistent
+    bookkeeping, for any weights, batch, lengths and cache."""
     model = models[weights]
     ids = prompt_ids(batch, prompt_len, model.config.vocab_size, seed)
     _, generation = speculate(model, ids, gen_len, drafting, cache)
@@ -94,6 +96,8 @@ def test_draft_friendly_weights_are_accepted_and_random_ones_hardly(models):
 
 
 def test_draft_friendly_scales_only_the_later_layers():
+    """The draft-friendly variant scales only the later layers' output projections and leaves the other
+    weights as drawn."""
     random, friendly = (build_model("llama", "tiny", "float32", "cpu", 0, weights=w) for w in ("", "draft-friendly"))
     scale = WEIGHT_VARIANTS["draft-friendly"].scale
     for index, (a, b) in enumerate(zip(random.model.layers, friendly.model.layers)):
@@ -104,6 +108,7 @@ def test_draft_friendly_scales_only_the_later_layers():
 
 
 def test_accepted_prefix_is_the_shortest_over_rows():
+    """The accepted prefix is the shortest run of matching drafts from the start, over the batch's rows."""
     drafts = torch.tensor([[1, 2, 3, 4], [1, 2, 9, 4]])
     assert accepted_prefix(drafts, torch.tensor([[1, 2, 3, 4], [1, 2, 3, 4]])) == 2
     assert accepted_prefix(drafts[:1], torch.tensor([[1, 2, 3, 4]])) == 4
@@ -112,6 +117,8 @@ def test_accepted_prefix_is_the_shortest_over_rows():
 
 
 def test_bookkeeping_figures():
+    """Bookkeeping derives acceptance rate, mean accepted length, output tokens and verifies per token,
+    refuses more accepted than drafted tokens, and has no rate before any draft."""
     book = Bookkeeping()
     book.add_round(drafted=4, accepted=4, draft_forwards=4)
     book.add_round(drafted=4, accepted=0, draft_forwards=4)
@@ -125,6 +132,7 @@ def test_bookkeeping_figures():
 
 
 def test_round_metrics_share_each_round_among_its_tokens():
+    """Round metrics split each round into draft and verify time and share it among the tokens it emitted."""
     marks = [1.0, 1.5, 2.0, 2.25, 3.0]  # prefill, then two rounds of (draft end, verify end)
     found = round_metrics(marks, emitted=[3, 1])
     assert found["draft_s"] == [0.5, 0.25] and found["verify_s"] == [0.5, 0.75]
@@ -144,10 +152,13 @@ def test_round_metrics_share_each_round_among_its_tokens():
     ],
 )
 def test_lookup_continuation(sequence, count, ngram, expected):
+    """Lookup drafting continues the longest earlier n-gram match, at its first occurrence, up to the end of
+    the text."""
     assert lookup_continuation(sequence, count, ngram) == expected
 
 
 def test_crop_rolls_back_only_longer_layers(models):
+    """Cropping the cache rolls back only the layers longer than the target length."""
     session = DecoderSession(models[""], Plan(attn_implementation="sdpa"), 1, 32)
     session.prefill(prompt_ids(1, 8, 1024, 0))
     session.cache.layers[0].crop(-2)  # as after an early-exit draft, layers differ in length
@@ -156,6 +167,7 @@ def test_crop_rolls_back_only_longer_layers(models):
 
 
 def test_exit_layer_must_leave_layers_to_skip(models):
+    """An exit layer that leaves no layer to skip is refused, and the model's layer count is restored."""
     ids = prompt_ids(1, 8, 1024, 0)
     with pytest.raises(ValueError, match="exit_layer must be between 1 and 3"):
         speculate(models[""], ids, 4, Drafting("selfspec", 2, exit_layer=LAYERS))
@@ -164,6 +176,8 @@ def test_exit_layer_must_leave_layers_to_skip(models):
 
 @pytest.mark.parametrize("lever", ["selfspec", "lookup"])
 def test_evidence_needs_drafted_tokens(models, lever):
+    """Speculative evidence raises until the lever has run and drafted a token, then reports its drafts and
+    acceptance."""
     session = DecoderSession(models[""], plan_for(("sdpa", lever), (("draft_len", 3), ("exit_layer", 2), ("max_ngram", 2))), 1, 16)
     with pytest.raises(LeverNotInEffect, match="never ran"):
         LEVERS.get(lever).evidence(session)
@@ -177,6 +191,8 @@ def test_evidence_needs_drafted_tokens(models, lever):
 
 
 def test_lever_params_reach_the_plan_the_id_and_the_fingerprint():
+    """Lever parameters reach the plan, the case id and the fingerprint, round-trip through the dict, and
+    follow the options."""
     selection = select(RunOptions(families="llama", stacks="sdpa+selfspec,sdpa+lookup"), cuda_available=False)
     cases, _ = selection.expand("llama")
     ids = {case.id for case in cases}
@@ -192,11 +208,14 @@ def test_lever_params_reach_the_plan_the_id_and_the_fingerprint():
 
 
 def test_an_exit_layer_beyond_the_model_fails_with_one_line():
+    """An exit layer beyond the model is refused with one line."""
     with pytest.raises(HarnessError, match="--exit-layer 4 leaves no layer to skip in llama tiny"):
         select(RunOptions(families="llama", exit_layer=4), cuda_available=False)
 
 
 def test_draft_friendly_is_labelled_and_dropped_for_checkpoints():
+    """Draft-friendly cases are labelled in their id and fingerprint, and dropped as synthetic when the
+    weights come from a checkpoint."""
     selection = select(RunOptions(families="llama", stacks="eager"), cuda_available=False)
     friendly = [case for case in selection.expand("llama")[0] if case.weights]
     assert friendly and all("draftfriendly" in case.id for case in friendly)
@@ -209,6 +228,8 @@ def test_draft_friendly_is_labelled_and_dropped_for_checkpoints():
 
 
 def test_speculative_stacks_run_only_where_they_apply():
+    """Draft-friendly workloads run the baseline stack first beside their own, and Chameleon declares no
+    speculative stack."""
     llama = FAMILIES["llama"]
     friendly = [w for w in llama.workloads["tiny"] if w.weights]
     assert friendly and all(w.stacks[0] == llama.baseline for w in friendly)  # the baseline beside them
@@ -216,12 +237,16 @@ def test_speculative_stacks_run_only_where_they_apply():
 
 
 def test_lookup_quick_check_is_long_enough_to_draft():
+    """The lookup lever's quick check generates enough tokens to draft, while other stacks keep the default
+    count."""
     case = Case("llama", "tt", "tiny", "float32", 1, Lengths(16, 64), ("sdpa", "lookup"))
     assert quick_tokens(case, RunOptions()) == LEVERS.get("lookup").quick_tokens > RunOptions().quick_tokens
     assert quick_tokens(dataclasses.replace(case, stack=("sdpa",)), RunOptions()) == RunOptions().quick_tokens
 
 
 def test_measured_case_records_acceptance_and_both_times(ctx_factory):
+    """A measured speculative case records its acceptance, one TPOT sample per token, and per-round draft and
+    verify times."""
     ctx = ctx_factory(benchmark=True, iterations=2, warmup=0)
     params = (("exit_layer", 2), ("draft_len", 4))
     case = Case("llama", "tt", "tiny", "float32", 1, Lengths(16, 24), ("sdpa", "selfspec"), weights="draft-friendly", params=params)
@@ -237,6 +262,8 @@ def test_measured_case_records_acceptance_and_both_times(ctx_factory):
 
 
 def test_runner_speculates_only_under_a_drafting_plan(models):
+    """The decoder runner speculates only under a drafting plan, giving the same tokens in fewer verify
+    rounds."""
     case = Case("llama", "tt", "tiny", "float32", 2, Lengths(8, 12), ("sdpa",))
     runner = DecoderRunner(case, models["draft-friendly"], "cpu", 0)
     inputs = runner.inputs((8, 12))
@@ -249,6 +276,8 @@ def test_runner_speculates_only_under_a_drafting_plan(models):
 
 
 def test_profiled_iteration_has_one_decode_range_per_verify_round(models):
+    """A profiled speculative iteration opens one prefill range and one decode range per verify round, and
+    keeps every token's clock mark."""
     from harness.measure.profile.timeline import PHASE_RANGE_PREFIX
 
     case = Case("llama", "tt", "tiny", "float32", 1, Lengths(8, 12), ("sdpa", "selfspec"))

@@ -14,6 +14,8 @@ RESULTS = [
 
 
 def test_cases_never_recorded_are_counted_not_listed():
+    """Metrics of cases never recorded are counted, not listed, while a changed definition and a regression
+    still get their rows."""
     text = render_text_table(render_verdicts(RESULTS, "t"), width=200)
     assert "3 no_baseline" in text and "1 regressed" in text
     assert "new-case" not in text and "2 metric(s) of cases with no baseline yet are not listed" in text
@@ -21,17 +23,21 @@ def test_cases_never_recorded_are_counted_not_listed():
 
 
 def test_markdown_collapses_them_too():
+    """The markdown report counts never-recorded cases instead of listing them, and lists the rest."""
     text = markdown(RESULTS, "t")
     assert "new-case" not in text and "2 metric(s) of cases with no baseline yet" in text
     assert "| changed-case |" in text and "**regressed**" in text
 
 
 def test_a_first_run_prints_counts_without_an_empty_table():
+    """A run whose cases were all never recorded prints the counts and no empty table."""
     text = render_text_table(render_verdicts(RESULTS[:2], "t"), width=200)
     assert text.splitlines()[0] == "t: 2 no_baseline" and "┏" not in text
 
 
 def test_long_ids_fold_on_every_row_leaving_the_note_readable():
+    """A long case id folds on every row, naming the case on each row's first line and leaving the reason
+    whole, and markdown keeps whole ids."""
     case = "seamless-ss-tiny-b1-lognormal-p64-g16-beam4-fp32-sdpa+static+inplace-reorder+compile"
     note = "spread 27.3% of the median"
     results = [

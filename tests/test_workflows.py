@@ -27,6 +27,7 @@ def load(name: str) -> dict:
 
 
 def test_actionlint_finds_nothing():
+    """actionlint finds nothing in the workflows, given the self-hosted runner labels its config declares."""
     files = sorted(WORKFLOWS.glob("*.yml"))
     assert {f.name for f in files} >= {"ci.yml", "benchmarks.yml", "pages.yml"}
     # -config-file: the self-hosted runner labels are declared there; unknown labels are findings.
@@ -46,6 +47,8 @@ def test_actionlint_reports_an_undeclared_label(tmp_path):
 
 
 def test_benchmark_job_never_runs_for_pull_requests_and_uses_no_secrets():
+    """The benchmark job never runs for pull requests, uses no secrets, runs one uncancelled shard per GPU,
+    and puts every suite in exactly one shard."""
     workflow = load("benchmarks.yml")
     triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
     assert set(triggers) == {"push", "schedule", "workflow_dispatch"}
