@@ -34,7 +34,7 @@ def test_inplace_reorder_speedup(harness_run, request):
     from dataclasses import replace
 
     from harness.families import FAMILIES
-    from harness.families.seamless.runner import measure_reorder_speedup
+    from harness.families.seamless.reorder_speedup import measure_reorder_speedup
 
     selection = harness_run.selection
     if "seamless" not in selection.families:
