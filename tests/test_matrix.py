@@ -89,9 +89,9 @@ def test_structural_reasons(stack, reason):
 
 
 def test_family_restriction_is_a_reason():
-    """A lever restricted to some families is unavailable to the others, saying so, and is gone once its
+    """A lever needing a capability some families lack is unavailable to the others, saying so, and is gone once its
     temporary registration ends."""
-    planted = Lever("llamaonly", "x", "test", configure=lambda p: p, evidence=lambda s: {}, families=frozenset({"llama"}))
+    planted = Lever("llamaonly", "x", "test", configure=lambda p: p, evidence=lambda s: {}, needs=frozenset({"speculative_loop"}))
     with LEVERS.temporarily(planted):
         assert unavailable_reason(("llamaonly",), FAMILIES["hstu"], "cpu") == "llamaonly does not apply to hstu"
     with pytest.raises(HarnessError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from harness.errors import unknown_choice
@@ -199,7 +199,21 @@ def expand(
         raise unknown_choice(f"preset for {spec.name}", preset, spec.workloads)
     cases: list[Case] = []
     dropped: list[Dropped] = []
-    opt_in = spec.opt_in.get(preset, ())
+    for workload, case in declared_cells(spec, preset, dtypes, only_stacks, batch_sizes, lever_params or {}):
+        reason = drop_reason(spec, workload, case, device, only_stacks, does_not_fit)
+        if reason:
+            dropped.append(Dropped(case.id, reason))
+        else:
+            cases.append(case)
+    return cases, dropped
+
+
+def declared_cells(
+    spec: FamilySpec, preset: str, dtypes: tuple[str, ...], only_stacks: tuple[str, ...],
+    batch_sizes: tuple[int, ...], lever_params: Mapping[str, int],
+) -> Iterator[tuple[Workload, Case]]:
+    """Every cell the family declares for this preset (and the --stacks filter), runnable or not,
+    with the workload it comes from."""
     # dtype varies slowest so that one built model serves a run of consecutive cases
     for dtype in dtypes:
         for task in spec.tasks:
@@ -207,21 +221,23 @@ def expand(
                 if workload.tasks and task not in workload.tasks:
                     continue
                 for stack in spec.stacks:
-                    if only_stacks and stack_name(stack) not in only_stacks:
+                    if (only_stacks and stack_name(stack) not in only_stacks) or (workload.stacks and stack not in workload.stacks):
                         continue
-                    if workload.stacks and stack not in workload.stacks:
-                        continue
-                    case = Case(
+                    yield workload, Case(
                         spec.name, task, preset, dtype, workload.batch_size, workload.lengths, stack, workload.items,
-                        workload.weights, stack_params(stack, lever_params or {}), workload.beams,
+                        workload.weights, stack_params(stack, lever_params), workload.beams,
                     )
-                    reason = unavailable_reason(stack, spec, device, dtype) or case_unavailable_reason(stack, case)
-                    if not reason and stack in opt_in + workload.opt_in and stack_name(stack) not in only_stacks:
-                        reason = OPT_IN_REASON
-                    if not reason and does_not_fit is not None:
-                        reason = does_not_fit(case)
-                    if reason:
-                        dropped.append(Dropped(case.id, reason))
-                    else:
-                        cases.append(case)
-    return cases, dropped
+
+
+def drop_reason(
+    spec: FamilySpec, workload: Workload, case: Case, device: str, only_stacks: tuple[str, ...],
+    does_not_fit: Callable[[Case], str] | None,
+) -> str:
+    """Why a declared cell is dropped at expansion ("" when it runs): a lever that cannot run
+    here or on this workload, an opt-in stack not named by --stacks, or memory that would not fit."""
+    reason = unavailable_reason(case.stack, spec, device, case.dtype) or case_unavailable_reason(case.stack, case)
+    if reason:
+        return reason
+    if case.stack in spec.opt_in.get(case.preset, ()) + workload.opt_in and case.stack_name not in only_stacks:
+        return OPT_IN_REASON
+    return does_not_fit(case) if does_not_fit is not None else ""
