@@ -1,9 +1,6 @@
 """`harness` command line: inspect the matrix and render recorded results.
 
 Measuring happens under pytest (`pytest suites/ --benchmark`); this CLI never measures.
-Only `matrix` imports torch (it asks torch whether CUDA is there, then expands the matrix);
-every other subcommand reads results files, and imports its modules inside its own function,
-none of which import torch or transformers (tests/test_layering.py).
 """
 
 from __future__ import annotations
@@ -15,6 +12,10 @@ from pathlib import Path
 
 from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION, HarnessError
 from harness.options import RunOptions, option_specs
+
+# Each subcommand imports what it needs inside its own function. Only `matrix` imports torch (it
+# asks whether CUDA is there, then expands the matrix); the others read results files and import
+# neither torch nor transformers (tests/test_layering.py).
 
 MATRIX_OPTIONS = ("preset", "device", "dtype", "families", "stacks", "batch_sizes")
 GATE_OPTIONS = ("alpha", "thresholds", "allow_env_diff", "normalize")
