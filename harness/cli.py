@@ -8,9 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION, HarnessError
 from harness.options import RunOptions, option_specs
+
+# Each subcommand imports what it needs inside its own function. Only `matrix` imports torch (it
+# asks whether CUDA is there, then expands the matrix); the others read results files and import
+# neither torch nor transformers (tests/test_layering.py).
 
 MATRIX_OPTIONS = ("preset", "device", "dtype", "families", "stacks", "batch_sizes")
 GATE_OPTIONS = ("alpha", "thresholds", "allow_env_diff", "normalize")
@@ -25,22 +30,30 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     selection = select(RunOptions(**values), torch.cuda.is_available())
     cases, dropped = selection.expand_all()
     print(f"# device {selection.device}, preset {selection.options.preset}, dtypes {','.join(selection.dtypes)}")
-    print(f"{len(cases)} case(s):")
-    for case in cases:
-        print(f"  {case.id}")
-    print(f"{len(dropped)} dropped at expansion:")
-    for cell in dropped:
-        print(f"  {cell.case_id}: {cell.reason}")
+    print_list(f"{len(cases)} case(s):", [case.id for case in cases])
+    print_list(f"{len(dropped)} dropped at expansion:", [f"{cell.case_id}: {cell.reason}" for cell in dropped])
     return 0
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+def print_list(heading: str, lines: Sequence[str]) -> None:
+    print(heading)
+    for line in lines:
+        print(f"  {line}")
+
+
+def wide_console():
+    """A rich console wide enough for case ids, also when the output is piped."""
     from rich.console import Console
 
-    from harness.store.records import load_results
-    from harness.publish.terminal import render_profile, render_tables, rows
+    return Console(width=max(Console().width, 160))
 
-    console = Console(width=max(Console().width, 160))  # wide enough for case ids when piped
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from harness.publish.profile_table import render_profile
+    from harness.publish.terminal import render_tables, rows
+    from harness.store.records import load_results
+
+    console = wide_console()
     for path in args.results:
         data = load_results(path)
         table_rows = rows(data["cases"])
@@ -58,21 +71,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     for path in args.results:
         written, skipped = render_all(load_results(path)["cases"], args.out)
-        print(f"{path}: {len(written)} file(s) written to {args.out}")
-        for case_id in skipped:
-            print(f"  {case_id}: no profiled iteration recorded (quick check, or an error)")
+        missing = [f"{case_id}: no profiled iteration recorded (quick check, or an error)" for case_id in skipped]
+        print_list(f"{path}: {len(written)} file(s) written to {args.out}", missing)
     return 0
 
 
 def cmd_ladder(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from rich.console import Console
-
     from harness.analyse.ladder import summarize
     from harness.publish.ladder import chart_stem, write_ladder
 
-    console = Console(width=max(Console().width, 160))
+    console = wide_console()
     summaries = {}
     for path in args.results:
         records, _ = load_result_set(path)
@@ -95,8 +103,6 @@ def cmd_ladder(args: argparse.Namespace) -> int:
 
 def _print_across_runs(console, summaries: dict) -> None:
     """Repeated runs of one matrix: the between-run spread of the combined speed-ups."""
-    from pathlib import Path
-
     from harness.analyse.ladder import across_runs
     from harness.publish.ladder import render_across_runs
 
@@ -111,8 +117,6 @@ def _print_across_runs(console, summaries: dict) -> None:
 
 def load_result_set(path: str) -> tuple[list[dict], dict]:
     """Cases of a results file, or of every run-*.json in a folder (later files win per case)."""
-    from pathlib import Path
-
     from harness.store.records import load_results
 
     target = Path(path)
@@ -138,10 +142,8 @@ def gate_policy(args: argparse.Namespace, new_environment: dict):
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from harness.store.baselines import case_entry
     from harness.analyse.gate import compare_records, regressions
+    from harness.store.baselines import case_entry
     from harness.publish.verdicts import markdown, render_verdicts, write_step_summary
 
     old_records, old_env = load_result_set(args.old)
@@ -150,19 +152,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     baselines = {r["id"]: case_entry(r, old_env) for r in old_records if r.get("status") == "ok"}
     results = compare_records(new_records, baselines, new_env, policy, allowed)
     title = f"{args.new} vs {args.old}"
-    Console(width=max(Console().width, 160)).print(render_verdicts(results, title))
+    wide_console().print(render_verdicts(results, title))
     text = markdown(results, title)
     if args.markdown:
-        from pathlib import Path
-
-        Path(args.markdown).write_text(text, encoding="utf-8")
+            Path(args.markdown).write_text(text, encoding="utf-8")
     write_step_summary(text)
     return EXIT_REGRESSION if regressions(results) else 0
 
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from harness.store.baselines import update_baselines
     from harness.store.machine import machine_class
 
@@ -175,7 +173,8 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from harness.publish.asv import group_results, load_config, preview, publish, write_asv_results
+    from harness.publish.asv import group_results, write_asv_results
+    from harness.publish.asv_run import load_config, preview, publish
 
     config = load_config(args.config)
     groups, notes = group_results(args.results, allow_dirty=args.allow_dirty)
@@ -191,27 +190,45 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="harness", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
-    matrix = commands.add_parser("matrix", help="list the cases a run would measure, and the dropped cells with reasons")
+    for add in (add_reading_commands, add_gating_commands, add_rendering_commands):
+        add(commands)
+    return top
+
+
+def add_run_options(command: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """The run options among `names`, with the same flags, defaults and help as under pytest."""
     for dest, flag, default, help_text in option_specs():
-        if dest in MATRIX_OPTIONS:
-            matrix.add_argument(flag, dest=dest, default=default, help=f"{help_text} (default: {default!r})")
+        if dest in names:
+            command.add_argument(flag, dest=dest, default=default, help=f"{help_text} (default: {default!r})")
+
+
+def add_reading_commands(commands) -> None:
+    """matrix and show: what a run would measure, and what one recorded."""
+    matrix = commands.add_parser("matrix", help="list the cases a run would measure, and the dropped cells with reasons")
+    add_run_options(matrix, MATRIX_OPTIONS)
     matrix.set_defaults(run=cmd_matrix)
     show = commands.add_parser("show", help="render the results table of recorded run files")
     show.add_argument("results", nargs="+", help="results JSON files written by a --benchmark run")
     show.set_defaults(run=cmd_show)
+
+
+def add_gating_commands(commands) -> None:
+    """compare and baseline update: verdicts against recorded results, and the baselines they use."""
     compare = commands.add_parser("compare", help="verdict per case and metric of NEW against OLD (files or folders)")
     compare.add_argument("old", help="results file or folder: the reference")
     compare.add_argument("new", help="results file or folder: the candidate")
     compare.add_argument("--markdown", help="also write the Markdown table to this file")
-    for dest, flag, default, help_text in option_specs():
-        if dest in GATE_OPTIONS:
-            compare.add_argument(flag, dest=dest, default=default, help=f"{help_text} (default: {default!r})")
+    add_run_options(compare, GATE_OPTIONS)
     compare.set_defaults(run=cmd_compare)
     baseline = commands.add_parser("baseline", help="manage stored baselines").add_subparsers(dest="action", required=True)
     update = baseline.add_parser("update", help="merge measured cases of results files into baselines/<machine-class>/")
     update.add_argument("results", nargs="+", help="results files or folders")
     update.add_argument("--baseline-dir", default=RunOptions().baseline_dir, help="baseline root (default: %(default)s)")
     update.set_defaults(run=cmd_baseline_update)
+
+
+def add_rendering_commands(commands) -> None:
+    """publish, report and ladder: the asv history, the time charts and the lever ladder."""
     history = commands.add_parser("publish", help="turn results files into asv results and build the asv HTML history")
     history.add_argument("results", nargs="+", help="results files or folders (searched recursively for run-*.json)")
     history.add_argument("--config", default="asv.conf.json", help="asv config (default: %(default)s)")
@@ -224,10 +241,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="folder for the charts")
     report.set_defaults(run=cmd_report)
     steps = commands.add_parser("ladder", help="the lever ladder: speed-up per step, combined, geomean across families")
-    steps.add_argument(
-        "results", nargs="+",
-        help="results files or folders written by --benchmark runs",
-    )
+    steps.add_argument("results", nargs="+", help="results files or folders written by --benchmark runs")
     steps.add_argument(
         "--across-runs", action="store_true",
         help="the results are repeated runs of one matrix: also give each family's combined speed-up "
@@ -235,7 +249,6 @@ def parser() -> argparse.ArgumentParser:
     )
     steps.add_argument("--out", help="folder for the chart (default: beside each results file)")
     steps.set_defaults(run=cmd_ladder)
-    return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:

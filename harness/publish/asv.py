@@ -10,7 +10,8 @@ Formats (read from asv 0.6's source): results file version 2 (asv/results.py `Re
 machine.json version 1 (asv/machine.py), benchmarks.json version 2 (asv/benchmarks.py). asv
 resolves a result's commit in the repository named by asv.conf.json (`repo`), orders commits by
 `git rev-list` and graphs only those on the configured `branches`; the results' date is the
-commit's author date in milliseconds, as asv's git plugin computes it.
+commit's author date in milliseconds, as asv's git plugin computes it. Running asv on them
+(`asv publish`, `asv preview`) is harness/publish/asv_run.py.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.analyse.gate import GATED_METRICS, metric_samples
 from harness.errors import HarnessError
+from harness.publish.asv_run import AsvConfig
 from harness.store.machine import machine_class
 from harness.store.records import load_results, write_json_atomic
 
@@ -226,27 +227,6 @@ def _created_ms(data: Mapping) -> int:
     return calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")) * 1000
 
 
-@dataclass(frozen=True)
-class AsvConfig:
-    path: Path
-    repo: Path
-    results_dir: Path
-    html_dir: Path
-
-
-def load_config(path: Path) -> AsvConfig:
-    """asv resolves the config's relative paths against the working directory: we run it from the
-    config's folder, so they are relative to the config file."""
-    path = Path(path).resolve()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise HarnessError(f"{path}: cannot read the asv config ({exc})") from None
-    base = path.parent
-    return AsvConfig(path, base / data.get("repo", "."), base / data.get("results_dir", "results"),
-                     base / data.get("html_dir", "html"))
-
-
 def git(repo: Path, *args: str) -> str:
     done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
     if done.returncode != 0:
@@ -293,21 +273,3 @@ def _existing_benchmarks(path: Path) -> dict:
         raise HarnessError(f"{path}: unreadable ({exc}); delete it to rebuild from the results") from None
     data.pop("version", None)
     return data
-
-
-def asv(config: AsvConfig, *args: str) -> int:
-    """Run asv from this interpreter's environment, from the config's folder."""
-    command = [sys.executable, "-m", "asv", *args, "--config", str(config.path)]
-    return subprocess.run(command, cwd=config.path.parent).returncode
-
-
-def publish(config: AsvConfig) -> None:
-    from harness.publish.asv_assets import vendor_pages
-
-    if asv(config, "publish", "--no-pull") != 0:
-        raise HarnessError("asv publish failed (its messages are above)")
-    vendor_pages(config.html_dir)
-
-
-def preview(config: AsvConfig, port: int) -> int:
-    return asv(config, "preview", "--port", str(port))

@@ -11,11 +11,10 @@ from pathlib import Path
 
 from harness.measure.profile.trace import trace_file_name
 from harness.measure.profile.categories import CATEGORIES
-from harness.publish.terminal import phase_shares
+from harness.publish.figures import pyplot, save_figure
+from harness.publish.profile_table import PHASES, phase_shares
 
-PHASES = ("prefill", "decode")
 ORDER = ("idle", *CATEGORIES)  # idle at the bottom: the paper's headline
-FORMATS = ("png", "svg")
 COLORS = {
     "idle": "#f0f0f0", "linear": "#1f77b4", "attention": "#d62728", "norm": "#9467bd",
     "elementwise": "#ff7f0e", "embedding": "#8c564b", "conv": "#e377c2", "kv_cache": "#2ca02c",
@@ -34,13 +33,8 @@ def chart_data(record: Mapping) -> dict[str, dict[str, float]]:
 
 
 def render_case(record: Mapping, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     data = chart_data(record)
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    figure, axes = pyplot().subplots(figsize=(6.4, 4.2))
     for x, (phase, shares) in enumerate(data.items()):
         bottom = 0.0
         for name, share in shares.items():
@@ -59,14 +53,7 @@ def render_case(record: Mapping, out_dir: Path) -> list[Path]:
     unique = dict(zip(labels, handles))
     axes.legend(unique.values(), unique.keys(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.tight_layout()
-    stem = trace_file_name(record["id"])[: -len(".json")]
-    paths = []
-    for fmt in FORMATS:
-        path = Path(out_dir) / f"{stem}.{fmt}"
-        figure.savefig(path, format=fmt, dpi=120)
-        paths.append(path)
-    plt.close(figure)
-    return paths
+    return save_figure(figure, Path(out_dir) / trace_file_name(record["id"])[: -len(".json")])
 
 
 def render_all(records: Iterable[Mapping], out_dir: Path) -> tuple[list[Path], list[str]]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-from harness.publish.charts import FORMATS
+from harness.publish.figures import pyplot, save_figure
 from harness.analyse.ladder import CONFIDENCE, AcrossRuns, Interval, Ladder, LadderSummary
-from harness.publish.terminal import EMPTY, MS_PER_S, _fmt
+from harness.publish.units import EMPTY, MS_PER_S, fmt
 
 
 def interval_text(interval: Interval | None) -> str:
@@ -30,8 +30,8 @@ def render_ladders(found: Sequence[Ladder], per_family: Mapping[str, Interval], 
     for item in found:
         for index, step in enumerate(item.steps):
             label = step.stack if not step.added else f"+{step.added}  ({step.stack})"
-            table.add_row(item.workload_id if index == 0 else "", label, _fmt(step.e2e_p50_s, MS_PER_S, 2),
-                          _fmt(step.tpot_p50_s, MS_PER_S, 3), interval_text(step.step), interval_text(step.cumulative))
+            table.add_row(item.workload_id if index == 0 else "", label, fmt(step.e2e_p50_s, MS_PER_S, 2),
+                          fmt(step.tpot_p50_s, MS_PER_S, 3), interval_text(step.step), interval_text(step.cumulative))
         table.add_section()
     for family, interval in per_family.items():
         table.add_row(f"{family}: combined (geomean of its workloads)", "", "", "", "", interval_text(interval))
@@ -75,15 +75,10 @@ def render_chart(found: Sequence[Ladder], per_family: Mapping[str, Interval], ov
                  stem: Path) -> list[Path]:
     """One panel per ladder (cumulative speed-up at each step, CI as error bars), and a last
     panel with each family's combined speed-up and the geometric mean across families."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = len(found) + 1
     columns = min(3, panels)
     rows = math.ceil(panels / columns)
-    figure, grid = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    figure, grid = pyplot().subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
     cells = [axes for row in grid for axes in row]
     for axes, item in zip(cells, found):
         labels = [item.steps[0].stack] + [f"+{step.added}" for step in item.steps[1:]]
@@ -97,13 +92,7 @@ def render_chart(found: Sequence[Ladder], per_family: Mapping[str, Interval], ov
         axes.set_visible(False)
     figure.suptitle(f"lever ladder (e2e, Hodges-Lehmann {100 * CONFIDENCE:.0f}% CI)", fontsize=9)
     figure.tight_layout()
-    paths = []
-    for fmt in FORMATS:
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        figure.savefig(path, format=fmt, dpi=120)
-        paths.append(path)
-    plt.close(figure)
-    return paths
+    return save_figure(figure, stem)
 
 
 def chart_stem(results_path: Path) -> Path:

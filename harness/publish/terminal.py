@@ -1,4 +1,8 @@
-"""End-of-run table: pure functions from case records to rows, then to a rich Table."""
+"""End-of-run tables: pure functions from case records to rows, then to rich Tables.
+
+One metrics table per family and one of the levers' evidence; the where-the-time-goes table of
+profiled cases is harness/publish/profile_table.py.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,8 @@ from harness.errors import HarnessError
 from harness.families import FAMILIES
 from harness.levers import LEVERS
 from harness.analyse.stats import median, reported_quantile, speedup
-
-MS_PER_S = 1e3
-BYTES_PER_MIB = 1024 * 1024
-EMPTY = "—"
+from harness.publish.profile_table import render_profile, top_categories
+from harness.publish.units import BYTES_PER_MIB, EMPTY, MS_PER_S, fmt
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,6 @@ class Row:
     family: str = ""  # each family gets its own table (its own columns), ids shown without it
 
 
-TOP_CATEGORIES = 3
-
-
 def agreement_text(record: Mapping) -> str:
     """'top5 1.000>=0.95 top1 0.94': the gated metric against its minimum, then top-1 agreement."""
     tolerance, found = record.get("tolerance") or {}, record.get("agreement") or {}
@@ -59,26 +58,6 @@ def agreement_text(record: Mapping) -> str:
     text = f"{metric.removesuffix('_agreement')} {found[metric]:.3f}{verdict}{tolerance['minimum']}"
     top1 = found.get("top1_agreement")
     return text if top1 is None or metric == "top1_agreement" else f"{text} top1 {top1:.2f}"
-
-
-def phase_shares(record: Mapping, phase: str) -> dict[str, float]:
-    """Shares of a phase's profiled wall time: each category, and `idle` (sum 1 when reliable)."""
-    wall_s = record.get("profile_wall_s", {}).get(phase)
-    breakdown = record.get("breakdown", {}).get(phase)
-    if not wall_s or breakdown is None:
-        return {}
-    shares = {category: seconds / wall_s for category, seconds in breakdown.items()}
-    idle = record.get("idle_frac", {}).get(phase)
-    if idle is not None:
-        shares["idle"] = idle
-    return shares
-
-
-def top_categories(record: Mapping, phase: str, count: int = TOP_CATEGORIES) -> str:
-    shares = phase_shares(record, phase)
-    busy = sorted(((s, c) for c, s in shares.items() if c != "idle"), reverse=True)[:count]
-    text = " ".join(f"{category} {100 * share:.0f}%" for share, category in busy)
-    return text + ("" if record.get("profile_reliable", {}).get(phase, True) else " (unreliable)")
 
 
 def output_tokens_per_s(record: Mapping) -> float | None:
@@ -123,7 +102,7 @@ def _stages_text(stages: tuple[tuple[str, float], ...]) -> str:
     return "\n".join(
         f"{stage.removesuffix('_s')} {seconds * MS_PER_S:.2f} ({100 * shares.get(stage, 0):.0f}%)"
         for stage, seconds in stages
-    ) or "—"
+    ) or EMPTY
 
 
 def rows(records: Iterable[Mapping]) -> list[Row]:
@@ -165,10 +144,6 @@ def rows(records: Iterable[Mapping]) -> list[Row]:
     return table
 
 
-def _fmt(value: float | None, scale: float = 1.0, digits: int = 2, suffix: str = "") -> str:
-    return EMPTY if value is None else f"{value * scale:.{digits}f}{suffix}"
-
-
 # Columns that may be left out when no row has a value (a recommender-only run has no TTFT);
 # e2e is shown only for rows without TTFT/TPOT (decoder rows are told by those, and the table
 # must stay readable at 160 columns).
@@ -201,16 +176,16 @@ def _cells(row: Row, prefix: str = "") -> list[tuple[str, str, str]]:
     match = {True: "[green]yes[/]", False: "[red]NO[/]", None: EMPTY}[row.outputs_match]
     return [
         ("case", "left", _case_text(row, prefix)),
-        ("TTFT p50 ms", "right", _fmt(row.ttft_p50_s, MS_PER_S)),
-        ("TPOT p50 ms", "right", _fmt(row.tpot_p50_s, MS_PER_S, 3)),
-        ("TPOT p90 ms", "right", _fmt(row.tpot_p90_s, MS_PER_S, 3)),
-        ("fwd p50 ms", "right", _fmt(row.forward_p50_s, MS_PER_S, 3)),
+        ("TTFT p50 ms", "right", fmt(row.ttft_p50_s, MS_PER_S)),
+        ("TPOT p50 ms", "right", fmt(row.tpot_p50_s, MS_PER_S, 3)),
+        ("TPOT p90 ms", "right", fmt(row.tpot_p90_s, MS_PER_S, 3)),
+        ("fwd p50 ms", "right", fmt(row.forward_p50_s, MS_PER_S, 3)),
         ("accept (mean len)", "right", _accept_text(row)),
-        ("out tok/s", "right", _fmt(row.tokens_per_s, digits=1)),
-        ("e2e p50 ms", "right", _fmt(row.e2e_p50_s, MS_PER_S)),
+        ("out tok/s", "right", fmt(row.tokens_per_s, digits=1)),
+        ("e2e p50 ms", "right", fmt(row.e2e_p50_s, MS_PER_S)),
         ("stages p50 ms", "left", _stages_text(row.stages_p50_s)),
-        ("peak MiB", "right", _fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1)),
-        ("speed-up e2e", "right", _fmt(row.speedup, suffix="x")),
+        ("peak MiB", "right", fmt(row.peak_mem_bytes, 1 / BYTES_PER_MIB, 1)),
+        ("speed-up e2e", "right", fmt(row.speedup, suffix="x")),
         ("match", "center", match),
     ]
 
@@ -263,34 +238,6 @@ def render_tables(table_rows: list[Row], title: str = "harness results") -> list
     ]
     tables.append(_table(table_rows, f"{title}: lever evidence (or why a case failed)", _evidence_cells))
     return tables
-
-
-PROFILE_PHASES = ("prefill", "decode")
-
-
-def render_profile(table_rows: list[Row]) -> Table | None:
-    """Second table: where the time goes in each case's profiled iteration (None if none was profiled)."""
-    profiled = [row for row in table_rows if row.top]
-    if not profiled:
-        return None
-    table = Table(title="where the time goes (profiled iteration; shares of its wall time)")
-    table.add_column("case", no_wrap=True)
-    for phase in PROFILE_PHASES:
-        table.add_column(f"{phase}: top categories", overflow="fold")
-        table.add_column(f"idle {phase[:3]}", justify="right")
-        table.add_column(f"SoL {phase[:3]}", justify="right")
-    table.add_column("per token", justify="right")
-    for row in profiled:
-        cells = [row.case_id]
-        for phase in PROFILE_PHASES:
-            cells += [
-                row.top.get(phase) or "—",
-                _fmt(row.idle_frac.get(phase), 100, 0, "%"),
-                _fmt(row.sol_frac.get(phase), 100, 1, "%"),
-            ]
-        per_token = "—" if row.ops_per_token is None else f"{row.ops_per_token:.0f} {row.ops_unit}"
-        table.add_row(*cells, per_token)
-    return table
 
 
 def render_text(table_rows: list[Row], width: int = 160, color: bool = False, title: str = "harness results") -> str:

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from harness.analyse.gate import UNRECORDED, MetricResult
 from harness.analyse.verdict import VERDICTS
+from harness.publish.units import EMPTY
 
 SEVERITY = {status: rank for rank, status in enumerate(("regressed", "error", "env_mismatch", "noisy", "no_baseline", "improved", "unchanged"))}
 STYLE = {"regressed": "bold red", "error": "red", "env_mismatch": "yellow", "noisy": "yellow", "improved": "green"}
@@ -34,7 +35,7 @@ def summary_line(results: list[MetricResult]) -> str:
 
 def _num(value: float | None, metric: str) -> str:
     if value is None:
-        return "—"
+        return EMPTY
     if metric.endswith("_bytes"):
         return f"{value / 2**20:.1f} MiB"
     return f"{value * 1e3:.3f} ms" if metric.endswith("_s") else f"{value:.4g}"
@@ -42,7 +43,7 @@ def _num(value: float | None, metric: str) -> str:
 
 def _pct(value: float | None) -> str:
     if value is None:
-        return "—"
+        return EMPTY
     return "∞" if math.isinf(value) else f"{100 * value:+.1f}%"
 
 
@@ -55,8 +56,8 @@ def cells(result: MetricResult) -> list[str]:
         _num(v.baseline_median, result.metric),
         _num(v.current_median, result.metric),
         _pct(v.change_frac),
-        "—" if v.p_value is None else f"{v.p_value:.2g}",
-        "—" if v.mde_frac is None else _pct(v.mde_frac).lstrip("+"),
+        EMPTY if v.p_value is None else f"{v.p_value:.2g}",
+        EMPTY if v.mde_frac is None else _pct(v.mde_frac).lstrip("+"),
         "; ".join(part for part in (v.reason, result.attribution) if part),
     ]
 

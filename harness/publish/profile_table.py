@@ -1,0 +1,65 @@
+"""Where the time goes: the profiled iteration's shares per phase, as a terminal table.
+
+The shares are those the charts (harness/publish/charts.py) stack; the results table
+(harness/publish/terminal.py) shows each phase's top categories from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from harness.publish.units import EMPTY, fmt
+
+if TYPE_CHECKING:
+    from harness.publish.terminal import Row
+
+PHASES = ("prefill", "decode")
+TOP_CATEGORIES = 3
+
+
+def phase_shares(record: Mapping, phase: str) -> dict[str, float]:
+    """Shares of a phase's profiled wall time: each category, and `idle` (sum 1 when reliable)."""
+    wall_s = record.get("profile_wall_s", {}).get(phase)
+    breakdown = record.get("breakdown", {}).get(phase)
+    if not wall_s or breakdown is None:
+        return {}
+    shares = {category: seconds / wall_s for category, seconds in breakdown.items()}
+    idle = record.get("idle_frac", {}).get(phase)
+    if idle is not None:
+        shares["idle"] = idle
+    return shares
+
+
+def top_categories(record: Mapping, phase: str, count: int = TOP_CATEGORIES) -> str:
+    shares = phase_shares(record, phase)
+    busy = sorted(((s, c) for c, s in shares.items() if c != "idle"), reverse=True)[:count]
+    text = " ".join(f"{category} {100 * share:.0f}%" for share, category in busy)
+    return text + ("" if record.get("profile_reliable", {}).get(phase, True) else " (unreliable)")
+
+
+def render_profile(table_rows: list[Row]) -> Table | None:
+    """Second table: where the time goes in each case's profiled iteration (None if none was profiled)."""
+    profiled = [row for row in table_rows if row.top]
+    if not profiled:
+        return None
+    table = Table(title="where the time goes (profiled iteration; shares of its wall time)")
+    table.add_column("case", no_wrap=True)
+    for phase in PHASES:
+        table.add_column(f"{phase}: top categories", overflow="fold")
+        table.add_column(f"idle {phase[:3]}", justify="right")
+        table.add_column(f"SoL {phase[:3]}", justify="right")
+    table.add_column("per token", justify="right")
+    for row in profiled:
+        cells = [row.case_id]
+        for phase in PHASES:
+            cells += [
+                row.top.get(phase) or EMPTY,
+                fmt(row.idle_frac.get(phase), 100, 0, "%"),
+                fmt(row.sol_frac.get(phase), 100, 1, "%"),
+            ]
+        per_token = EMPTY if row.ops_per_token is None else f"{row.ops_per_token:.0f} {row.ops_unit}"
+        table.add_row(*cells, per_token)
+    return table
