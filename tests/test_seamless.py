@@ -14,9 +14,8 @@ from harness.families.models import build_model, count_parameters_on_meta
 from harness.families.seamless.model import PRESETS, codes, config, generation_config, synthetic_subword
 from harness.levers.reorder import probe_reorder
 from harness.families.base import CHOICE_MARKS, timings
-from harness.families.seamless.runner import (
-    TASKS, SeamlessRunner, extend, reorder_index_select, reorder_inplace, stage_names,
-)
+from harness.families.seamless.beam import extend, reorder_index_select, reorder_inplace
+from harness.families.seamless.runner import TASKS, SeamlessRunner, stage_names
 from harness.measure.clock import Marks
 from harness.spec.workload import Lengths
 

@@ -1,9 +1,9 @@
 """SeamlessM4T v2 runner: speech or text in, text or speech out (ss, st, ts, tt), stage by stage.
 
 transformers' modules do the work (speech encoder, text encoder, text decoder, text-to-unit
-model, vocoder); the text decoding loop is our own, like the decoder runner's, so that prefill
-and each step are timed directly and the beam search's KV-cache reorder is ours to choose.
-Stages, each counted from named clock marks (stage_names):
+model, vocoder); the text decoding loop is our own (`beam.py`), like the decoder runner's, so
+that prefill and each step are timed directly and the beam search's KV-cache reorder is ours to
+choose. Stages, each counted from named clock marks (stage_names):
 
   encoder      speech features -> speech encoder, or text ids -> text encoder
   prefill      decoder over [decoder start, target language] for batch x beams rows
@@ -31,6 +31,7 @@ from transformers import DynamicCache, EncoderDecoderCache
 
 from harness.families.base import CHOICE_MARKS, Output, RunnerBase, SessionBase, fresh_cache, input_generator, timings
 from harness.families.seamless import TASKS
+from harness.families.seamless.beam import REORDERS, choose, decode_text
 from harness.families.seamless.model import codes
 from harness.levers.plan import Plan
 from harness.measure.clock import make_clock
@@ -41,29 +42,6 @@ from harness.spec.workload import DISTRIBUTIONS, Lengths
 FEATURE_SIGMA = 1.0  # synthetic log-mel features: the feature extractor normalises to unit variance
 PREFIX_LEN = 2  # [decoder start, target language]
 SPEAKER_ID = 0
-
-
-# -- the KV-cache reorder of beam search --------------------------------------------------------
-def reorder_index_select(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int) -> None:
-    """transformers' reorder: every layer's keys and values, self- and cross-attention, replaced
-    by an index_select copy (4 x layers new tensors per step; the blog's 96 for 24 layers)."""
-    for cache in (kv.self_attention_cache, kv.cross_attention_cache):
-        for layer in cache.layers:
-            layer.reorder_cache(beam_idx)
-
-
-def reorder_inplace(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int) -> None:
-    """Self-attention keys and values gathered and copied back into the same buffers (their
-    filled prefix only), so captured graphs keep pointing at them. The cross-attention cache is
-    left alone: beams of one input share one encoder output, so its rows are identical within
-    each input's beams and a reorder (which only moves rows within an input) changes nothing."""
-    for layer in kv.self_attention_cache.layers:
-        for buffer in (layer.keys, layer.values):
-            filled_part = buffer[:, :, :filled]
-            filled_part.copy_(filled_part.index_select(0, beam_idx))
-
-
-REORDERS = {"index_select": reorder_index_select, "inplace": reorder_inplace}
 
 
 class SeamlessSession(SessionBase):
@@ -146,7 +124,7 @@ def compare(expected: Translation, got: Translation):
 
 
 def clock_marks(steps: int, speech_out: bool) -> int:
-    """Marks of one run (size of its clock): encoder; prefill and prefill_choice; per
+    """Marks of one run (size of its clock): encoder; prefill and prefill_choice (beam.py); per
     step reorder, decode and decode_choice; with speech out text_to_unit and vocoder."""
     return 3 + 3 * steps + (2 if speech_out else 0)
 
@@ -172,11 +150,6 @@ def max_gen_len(lengths: Lengths) -> int:
     the prefix and the generated tokens (the source sits in the cross-attention cache)."""
     factor = DISTRIBUTIONS[lengths.dist]["max_factor"] if lengths.dist else 1.0
     return math.ceil(lengths.gen_len * factor)
-
-
-def extend(sequences: torch.Tensor, tokens: torch.Tensor, beam_idx: torch.Tensor | None) -> torch.Tensor:
-    """Append the chosen tokens; under beam search each row first takes its parent beam's history."""
-    return torch.cat([sequences if beam_idx is None else sequences[beam_idx], tokens], dim=1)
 
 
 class SeamlessRunner(RunnerBase):
@@ -234,40 +207,7 @@ class SeamlessRunner(RunnerBase):
 
     def choose(self, logits: torch.Tensor, scores: torch.Tensor | None, offsets: torch.Tensor):
         """(tokens [rows, 1], beam_idx [rows] or None, scores): greedy, or one beam-search step."""
-        if scores is None:
-            return logits.argmax(-1, keepdim=True), None, None
-        batch, vocab = offsets.shape[0], logits.shape[-1]
-        total = torch.log_softmax(logits.float(), dim=-1).view(batch, self.beams, vocab) + scores.unsqueeze(-1)
-        scores, flat = total.view(batch, -1).topk(self.beams, dim=-1)
-        beam_idx = (torch.div(flat, vocab, rounding_mode="floor") + offsets).view(-1)
-        return (flat % vocab).view(-1, 1), beam_idx, scores
-
-    def decode_text(self, session: SeamlessSession, encoder: torch.Tensor, prepared: Prepared, clock) -> torch.Tensor:
-        """Prefill, then gen_len - 1 steps; returns every row's sequence [rows, 2 + gen_len]."""
-        encoder = encoder.repeat_interleave(self.beams, dim=0)
-        logits = session.forward_step(prepared.prefix, encoder)
-        clock.mark("prefill")
-        scores = None
-        if self.beams > 1:  # only the first beam of each input is live before the first choice
-            scores = torch.full((prepared.offsets.shape[0], self.beams), float("-inf"), device=encoder.device)
-            scores[:, 0] = 0.0
-        tokens, beam_idx, scores = self.choose(logits, scores, prepared.offsets)
-        sequences = extend(prepared.prefix, tokens, beam_idx)
-        clock.mark("prefill_choice")
-        for step in range(prepared.gen_len - 1):
-            if beam_idx is not None:
-                session.reorder(beam_idx, PREFIX_LEN + step)  # the cache holds the prefix and `step` tokens
-            clock.mark("reorder")
-            logits = session.decode_step(tokens, encoder)
-            clock.mark("decode")
-            tokens, beam_idx, scores = self.choose(logits, scores, prepared.offsets)
-            sequences = extend(sequences, tokens, beam_idx)
-            clock.mark("decode_choice")
-        session.steps += prepared.gen_len - 1
-        if scores is None:
-            return sequences
-        best = scores.argmax(-1, keepdim=True) + prepared.offsets  # the best beam of each input
-        return sequences[best.view(-1)]
+        return choose(logits, scores, offsets, self.beams)
 
     def text_to_unit(self, sequences: torch.Tensor, encoder: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The reference's second pass: decoder hidden states of the best sequence, characters of
@@ -304,7 +244,7 @@ class SeamlessRunner(RunnerBase):
         clock.start()
         encoder = self.encode(prepared.source)
         clock.mark("encoder")
-        sequences = self.decode_text(session, encoder, prepared, clock)
+        sequences = decode_text(session, encoder, prepared, clock, self.beams)
         units = None
         if self.task.speech_out:
             units, padding = self.text_to_unit(sequences, encoder)
