@@ -144,37 +144,6 @@ class DecoderRunner(RunnerBase):
     tie_relative = TIE_RELATIVE
     profiles = True  # run(..., annotate=True) marks prefill and decode for the profiled iteration
 
-    def near_tie(self, expected: torch.Tensor, got: torch.Tensor, draw: tuple[int, int]) -> str | None:
-        """Why reduced precision may legitimately change a greedy answer: where the model's top
-        two tokens are within rounding of each other. Every batch row's first divergence must be
-        such a tie (tokens after it are not comparable any more); None otherwise."""
-        notes = []
-        for row in range(expected.shape[0]):
-            mismatch = first_mismatch(expected[row : row + 1], got[row : row + 1])
-            if mismatch is None:
-                continue
-            note = self._tie_at(replace(mismatch, row=row), draw, expected)
-            if note is None:
-                return None
-            notes.append(note)
-        return "; ".join(notes) or None
-
-    @torch.no_grad()
-    def _tie_at(self, mismatch, draw: tuple[int, int], expected: torch.Tensor) -> str | None:
-        """One uncached forward of the prompt and the expected tokens before the divergence
-        (outside any timed region) says whether the two tokens' logits tie."""
-        if mismatch.expected is None or mismatch.got is None:
-            return None
-        ids, _ = self.inputs(draw)
-        row = mismatch.row
-        prefix = torch.cat([ids[row : row + 1], expected[row : row + 1, : mismatch.position].to(ids.device)], dim=1)
-        logits = self.model(input_ids=prefix, use_cache=False).logits[0, -1].float()
-        gap = abs(float(logits[mismatch.expected] - logits[mismatch.got]))
-        allowed = self.tie_relative[self.case.dtype] * float(logits.abs().max())
-        if gap > allowed:
-            return None
-        return f"row {row} diverges at token {mismatch.position} ({mismatch.expected} vs {mismatch.got}), a near-tie: logit gap {gap:.3g} <= {allowed:.3g}"
-
     def session(self, plan: Plan) -> DecoderSession:
         return DecoderSession(self.model, plan, self.case.batch_size, self.case.lengths.max_total_len())
 
@@ -221,3 +190,34 @@ class DecoderRunner(RunnerBase):
             "drafted_tokens": book.drafted, "accepted_tokens": book.accepted, "verify_forwards": book.rounds,
         }
         return Output(value=generation.tokens, metrics=metrics, generated_tokens={"text": generation.tokens.shape[1]})
+
+    def near_tie(self, expected: torch.Tensor, got: torch.Tensor, draw: tuple[int, int]) -> str | None:
+        """Why reduced precision may legitimately change a greedy answer: where the model's top
+        two tokens are within rounding of each other. Every batch row's first divergence must be
+        such a tie (tokens after it are not comparable any more); None otherwise."""
+        notes = []
+        for row in range(expected.shape[0]):
+            mismatch = first_mismatch(expected[row : row + 1], got[row : row + 1])
+            if mismatch is None:
+                continue
+            note = self._tie_at(replace(mismatch, row=row), draw, expected)
+            if note is None:
+                return None
+            notes.append(note)
+        return "; ".join(notes) or None
+
+    @torch.no_grad()
+    def _tie_at(self, mismatch, draw: tuple[int, int], expected: torch.Tensor) -> str | None:
+        """One uncached forward of the prompt and the expected tokens before the divergence
+        (outside any timed region) says whether the two tokens' logits tie."""
+        if mismatch.expected is None or mismatch.got is None:
+            return None
+        ids, _ = self.inputs(draw)
+        row = mismatch.row
+        prefix = torch.cat([ids[row : row + 1], expected[row : row + 1, : mismatch.position].to(ids.device)], dim=1)
+        logits = self.model(input_ids=prefix, use_cache=False).logits[0, -1].float()
+        gap = abs(float(logits[mismatch.expected] - logits[mismatch.got]))
+        allowed = self.tie_relative[self.case.dtype] * float(logits.abs().max())
+        if gap > allowed:
+            return None
+        return f"row {row} diverges at token {mismatch.position} ({mismatch.expected} vs {mismatch.got}), a near-tie: logit gap {gap:.3g} <= {allowed:.3g}"
