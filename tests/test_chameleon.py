@@ -14,9 +14,10 @@ from harness.families.models import build_model, count_parameters_on_meta, model
 from harness.families.chameleon.model import PRESETS, image_token_name, preset_image_tokens, random, vocab_layout
 from harness.options import RunOptions
 from harness.families.chameleon.runner import (
-    ChameleonRunner, Guidance, REFERENCE_GUIDANCE, allow_only, cfg_combine, stage_times,
+    ChameleonRunner, Guidance, REFERENCE_GUIDANCE, allow_only, cfg_combine, stage_names,
 )
-from harness.families.decoder import Generation
+from harness.families.base import CHOICE_MARKS, timings
+from harness.measure.clock import Marks
 from harness.spec.workload import Lengths
 
 # Reference: the Chameleon paper (arXiv 2405.09818) names its models 7B and 34B; those rounded
@@ -225,11 +226,14 @@ def test_stages_are_present_and_add_up_to_end_to_end(model, task, keys):
 def test_stage_split_by_hand():
     """Stage times are split from the generation's marks, with guidance counted apart from image decoding when
     it is on."""
-    generation = Generation(torch.zeros((1, 3)), marks_s=[3.0, 5.5, 8.0], encode_s=1.0, forward_marks_s=[2.5, 5.0, 7.0])
-    assert stage_times(generation, image_out=True, guided=True) == {
+    names = ("encode", "prefill", "prefill_choice", "decode", "decode_choice", "decode", "decode_choice")
+    marks = Marks(names, (1.0, 2.5, 3.0, 5.0, 5.5, 7.0, 8.0))
+    _, stages = timings(marks, CHOICE_MARKS, stage_names(image_in=True, image_out=True, guided=True))
+    assert stages == {
         "vq_encode_s": 1.0, "prefill_s": 1.5, "image_decode_s": 3.5, "cfg_s": 0.5 + 0.5 + 1.0,
     }
-    assert stage_times(generation, image_out=False, guided=False) == {
+    _, stages = timings(marks, CHOICE_MARKS, stage_names(image_in=True, image_out=False, guided=False))
+    assert stages == {
         "vq_encode_s": 1.0, "prefill_s": 2.0, "text_decode_s": 5.0,
     }
 

@@ -13,9 +13,10 @@ from harness.spec.matrix import Case, expand, fingerprint
 from harness.families.models import build_model, count_parameters_on_meta
 from harness.families.seamless.model import PRESETS, codes, config, generation_config, synthetic_subword
 from harness.levers.reorder import probe_reorder
-from harness.families.seamless.runner import (
-    TASKS, SeamlessRunner, extend, reorder_index_select, reorder_inplace, stage_times, token_marks,
-)
+from harness.families.base import CHOICE_MARKS, timings
+from harness.families.seamless.beam import extend, reorder_index_select, reorder_inplace
+from harness.families.seamless.runner import TASKS, SeamlessRunner, stage_names
+from harness.measure.clock import Marks
 from harness.spec.workload import Lengths
 
 # FACTS.md: SeamlessM4T v2 large has "about 2.3B parameters"; that rounded figure is the only
@@ -188,12 +189,14 @@ def test_stage_split_by_hand():
     """Stage times and token marks are split from the pipeline's marks, with the KV reorder counted apart from
     the decoder steps."""
     # encoder 1, prefill forward 2, first choice 3; step: reorder 3.5, forward 5, choice 6; t2u 8, vocoder 11
-    marks = [1.0, 2.0, 3.0, 3.5, 5.0, 6.0, 8.0, 11.0]
-    assert stage_times(marks, steps=1, task=TASKS["ss"], beam_search=True) == {
+    names = ("encoder", "prefill", "prefill_choice", "reorder", "decode", "decode_choice", "text_to_unit", "vocoder")
+    marks = Marks(names, (1.0, 2.0, 3.0, 3.5, 5.0, 6.0, 8.0, 11.0))
+    _, stages = timings(marks, CHOICE_MARKS, stage_names(TASKS["ss"], beam_search=True))
+    assert stages == {
         "speech_encoder_s": 1.0, "text_decoder_prefill_s": 2.0, "kv_reorder_s": 0.5, "text_decoder_steps_s": 2.5,
         "text_to_unit_s": 2.0, "vocoder_s": 3.0,
     }
-    assert token_marks(marks, steps=1) == [3.0, 6.0]
+    assert marks.of(*CHOICE_MARKS) == [3.0, 6.0]
 
 
 def test_unit_mismatch_is_reported(model):

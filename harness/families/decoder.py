@@ -6,59 +6,44 @@ A hand-written loop gives prefill and per-token times directly and costs less th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
-from transformers import DynamicCache, StaticCache
 
-from harness.measure.clock import make_clock
-from harness.measure.profile.annotate import PhaseClock, annotations
-from harness.levers.quantize_model import quantized_copy
-from harness.measure.equivalence import first_mismatch
-from harness.families.base import Output, wrap_step, wrappers_timed
-from harness.levers.plan import Plan
+from harness.families.base import CHOICE_MARKS, FORWARD_MARKS, Output, RunnerBase, SessionBase, fresh_cache, timings
 from harness.families.speculative import Bookkeeping, RoundPhaseClock, round_metrics, spec_marks, speculative_generate
-from harness.analyse.stats import decode_intervals
+from harness.levers.plan import Plan
+from harness.levers.quantize_model import quantized_copy
+from harness.measure.clock import Marks, make_clock
+from harness.measure.equivalence import first_mismatch
+from harness.measure.profile.annotate import PhaseClock, annotations
 from harness.spec.workload import prompt_ids
-
-CACHE_FACTORIES = {
-    "dynamic": lambda config, max_len: DynamicCache(config=config),
-    "static": lambda config, max_len: StaticCache(config=config, max_cache_len=max_len),
-}
 
 
 @dataclass
 class Generation:
     tokens: torch.Tensor  # [batch, gen_len], on the CPU
-    marks_s: list[float]  # seconds from start: first token, then each decoded token
-    encode_s: float = 0.0  # seconds of the `encode` prelude (0 without one); inside every mark
-    forward_marks_s: list[float] = field(default_factory=list)  # with `select`: start to each step's output
+    marks: Marks  # every mark of the run, named: "encode", FORWARD_MARKS, CHOICE_MARKS (harness.families.base)
+    marks_s: list[float]  # seconds from start to each token's mark: the first token, then each decoded one
 
 
-class DecoderSession:
+class DecoderSession(SessionBase):
     """One model under one plan. Only one session per model may be in use at a time,
     because the attention implementation is a property of the model."""
 
     def __init__(self, model, plan: Plan, batch_size: int, max_cache_len: int) -> None:
         self.quantized = quantized_copy(model, plan.quantization) if plan.quantization else None
-        self.model = self.quantized.model if self.quantized else model
-        self.plan = plan
+        super().__init__(self.quantized.model if self.quantized else model, plan)
         self.batch_size = batch_size
         self.max_cache_len = max_cache_len
-        self.device = next(model.parameters()).device
         self.model.set_attn_implementation(plan.attn_implementation)
-        self.cache = None
         # position ids sliced by the speculative loop (harness.families.speculative), made once outside timing
         self.positions = torch.arange(max_cache_len, device=self.device).expand(batch_size, -1)
         self.speculation = Bookkeeping()  # every speculative generation of this session (lever evidence)
-        self.reset()
-        self.decode_step, self.wrappers = wrap_step(self.forward_step, plan, self)
+        self.decode_step = self.ready(self.forward_step)
 
     def reset(self) -> None:
-        if isinstance(self.cache, StaticCache):
-            self.cache.reset()  # in place: captured graphs keep pointing at the same buffers
-        else:
-            self.cache = CACHE_FACTORIES[self.plan.cache](self.model.config, self.max_cache_len)
+        self.cache = fresh_cache(self.cache, self.plan.cache, self.model.config, self.max_cache_len)
 
     def forward_step(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
         """One forward over the cache, before any lever wraps it: here the greedy next token;
@@ -73,15 +58,8 @@ class DecoderSession:
         positions = torch.arange(input_ids.shape[1], device=self.device).expand(input_ids.shape[0], -1)
         return self.forward_step(input_ids, positions)
 
-    def timed(self):
-        return wrappers_timed(self.wrappers)
-
-    def probe_op_names(self) -> set[str]:
-        """Operator names of one short uncached forward, for lever evidence (never timed)."""
-        probe = torch.zeros((1, 4), dtype=torch.long, device=self.device)
-        with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            self.model(input_ids=probe, use_cache=False)
-        return {event.key for event in prof.key_averages()}
+    def probe_forward(self) -> tuple:
+        return self.model, {"input_ids": torch.zeros((1, 4), dtype=torch.long, device=self.device), "use_cache": False}
 
 
 def decode_positions(batch_size: int, prompt_len: int, gen_len: int, device) -> list[torch.Tensor]:
@@ -90,7 +68,8 @@ def decode_positions(batch_size: int, prompt_len: int, gen_len: int, device) -> 
 
 
 def clock_marks(tokens: int, select=None, encode=None) -> int:
-    """Marks `generate` records for this many tokens (size of the clock to hand it)."""
+    """Marks `generate` records for this many tokens (size of the clock to hand it): one per
+    forward, one per choice with `select`, one for `encode`."""
     return tokens * (2 if select is not None else 1) + (1 if encode is not None else 0)
 
 
@@ -101,34 +80,34 @@ def generate(
     """Greedy generation of len(positions)+1 tokens; one clock mark per token.
 
     Two optional pieces for multimodal tasks, both on the same clock: `encode(input_ids) -> ids`
-    runs before prefill (image tokenization), and `select(step_output) -> (token, fed_back)` turns
-    a step's logits into the emitted token and the next step's input (vocabulary masks,
-    classifier-free guidance), with a mark before it so that selection is a stage of its own.
+    runs before prefill (image tokenization, mark "encode"), and `select(step_output) -> (token,
+    fed_back)` turns a step's logits into the emitted token and the next step's input (vocabulary
+    masks, classifier-free guidance), marked apart (CHOICE_MARKS) so that selection is a stage of
+    its own.
     """
     session.reset()
     step = session.decode_step
     clock.start()
     if encode is not None:
         input_ids = encode(input_ids)
-        clock.mark()
+        clock.mark("encode")
 
-    def finish(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        clock.mark()
+    def finish(output: torch.Tensor, forward: str, choice: str) -> tuple[torch.Tensor, torch.Tensor]:
+        clock.mark(forward)
         if select is None:
             return output, output
         chosen = select(output)
-        clock.mark()
+        clock.mark(choice)
         return chosen
 
-    token, fed = finish(session.prefill(input_ids))
+    token, fed = finish(session.prefill(input_ids), "prefill", "prefill_choice")
     tokens = [token]
     for position in positions:
-        token, fed = finish(step(fed, position))
+        token, fed = finish(step(fed, position), "decode", "decode_choice")
         tokens.append(token)
-    marks = clock.elapsed_s()
-    encode_s, marks = (marks[0], marks[1:]) if encode is not None else (0.0, marks)
-    forward_marks, marks = (marks[0::2], marks[1::2]) if select is not None else ([], marks)
-    return Generation(torch.cat(tokens, dim=1).cpu(), marks, encode_s, forward_marks)
+    marks = clock.marks()
+    token_s = marks.of(*(FORWARD_MARKS if select is None else CHOICE_MARKS))
+    return Generation(torch.cat(tokens, dim=1).cpu(), marks, token_s)
 
 
 @torch.no_grad()
@@ -158,12 +137,59 @@ def forced_scores(
 TIE_RELATIVE = {"float32": 1e-5, "bfloat16": 2.0**-7, "float16": 2.0**-10}
 
 
-class DecoderRunner:
+class DecoderRunner(RunnerBase):
     """Greedy text generation: prefill, then one decode step per token."""
 
     compare = staticmethod(first_mismatch)
     tie_relative = TIE_RELATIVE
     profiles = True  # run(..., annotate=True) marks prefill and decode for the profiled iteration
+
+    def session(self, plan: Plan) -> DecoderSession:
+        return DecoderSession(self.model, plan, self.case.batch_size, self.case.lengths.max_total_len())
+
+    def inputs(self, draw: tuple[int, int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        prompt_len, gen_len = draw
+        ids = prompt_ids(self.case.batch_size, prompt_len, self.model.config.vocab_size, self.seed)
+        return ids.to(self.device), decode_positions(self.case.batch_size, prompt_len, gen_len, self.device)
+
+    def forced_scores(self, session: DecoderSession, inputs, reference: torch.Tensor) -> torch.Tensor:
+        ids, positions = inputs
+        return forced_scores(session, ids, positions, reference)
+
+    def run(self, session: DecoderSession, inputs, annotate: bool = False) -> Output:
+        """One generation. `annotate` (the profiled iteration only) adds phase and category
+        ranges for the profiler; timed iterations never pay for them."""
+        ids, positions = inputs
+        if session.plan.drafting is not None:
+            return self._run_speculative(session, ids, len(positions) + 1, annotate)
+        clock = make_clock(self.device, len(positions) + 1)
+        if annotate:
+            with annotations(session) as ranges:
+                generation = generate(session, ids, positions, PhaseClock(clock, len(positions) + 1, ranges.prefill_done))
+        else:
+            generation = generate(session, ids, positions, clock)
+        metrics, _ = timings(generation.marks, FORWARD_MARKS)
+        # time_per_forward_s: one full-model forward per token here; speculation makes them differ
+        metrics["time_per_forward_s"] = metrics["tpot_s"]
+        return Output(value=generation.tokens, metrics=metrics, generated_tokens={"text": generation.tokens.shape[1]})
+
+    def _run_speculative(self, session: DecoderSession, ids: torch.Tensor, gen_len: int, annotate: bool) -> Output:
+        """One speculative generation (harness/families/speculative.py); its counts feed the lever's evidence."""
+        marks = spec_marks(gen_len)
+        clock = make_clock(self.device, marks)
+        if annotate:
+            with annotations(session) as ranges:
+                phases = PhaseClock(clock, marks, ranges.prefill_done)
+                generation = speculative_generate(session, ids, gen_len, RoundPhaseClock(clock, phases))
+        else:
+            generation = speculative_generate(session, ids, gen_len, clock)
+        session.speculation.merge(generation.book)
+        book, marks_s = generation.book, generation.marks_s
+        metrics = {
+            "ttft_s": marks_s[0], "e2e_s": marks_s[-1], **round_metrics(marks_s, generation.emitted),
+            "drafted_tokens": book.drafted, "accepted_tokens": book.accepted, "verify_forwards": book.rounds,
+        }
+        return Output(value=generation.tokens, metrics=metrics, generated_tokens={"text": generation.tokens.shape[1]})
 
     def near_tie(self, expected: torch.Tensor, got: torch.Tensor, draw: tuple[int, int]) -> str | None:
         """Why reduced precision may legitimately change a greedy answer: where the model's top
@@ -195,57 +221,3 @@ class DecoderRunner:
         if gap > allowed:
             return None
         return f"row {row} diverges at token {mismatch.position} ({mismatch.expected} vs {mismatch.got}), a near-tie: logit gap {gap:.3g} <= {allowed:.3g}"
-
-    def __init__(self, case, model, device: str, seed: int) -> None:
-        self.case = case
-        self.model = model
-        self.device = device
-        self.seed = seed
-
-    def session(self, plan: Plan) -> DecoderSession:
-        return DecoderSession(self.model, plan, self.case.batch_size, self.case.lengths.max_total_len())
-
-    def inputs(self, draw: tuple[int, int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        prompt_len, gen_len = draw
-        ids = prompt_ids(self.case.batch_size, prompt_len, self.model.config.vocab_size, self.seed)
-        return ids.to(self.device), decode_positions(self.case.batch_size, prompt_len, gen_len, self.device)
-
-    def forced_scores(self, session: DecoderSession, inputs, reference: torch.Tensor) -> torch.Tensor:
-        ids, positions = inputs
-        return forced_scores(session, ids, positions, reference)
-
-    def run(self, session: DecoderSession, inputs, annotate: bool = False) -> Output:
-        """One generation. `annotate` (the profiled iteration only) adds phase and category
-        ranges for the profiler; timed iterations never pay for them."""
-        ids, positions = inputs
-        if session.plan.drafting is not None:
-            return self._run_speculative(session, ids, len(positions) + 1, annotate)
-        clock = make_clock(self.device, len(positions) + 1)
-        if annotate:
-            with annotations(session) as ranges:
-                generation = generate(session, ids, positions, PhaseClock(clock, len(positions) + 1, ranges.prefill_done))
-        else:
-            generation = generate(session, ids, positions, clock)
-        marks = generation.marks_s
-        intervals = decode_intervals(marks)
-        # time_per_forward_s: one full-model forward per token here; speculation makes them differ
-        metrics = {"ttft_s": marks[0], "tpot_s": intervals, "e2e_s": marks[-1], "time_per_forward_s": intervals}
-        return Output(value=generation.tokens, metrics=metrics, generated_tokens={"text": generation.tokens.shape[1]})
-
-    def _run_speculative(self, session: DecoderSession, ids: torch.Tensor, gen_len: int, annotate: bool) -> Output:
-        """One speculative generation (harness/families/speculative.py); its counts feed the lever's evidence."""
-        marks = spec_marks(gen_len)
-        clock = make_clock(self.device, marks)
-        if annotate:
-            with annotations(session) as ranges:
-                phases = PhaseClock(clock, marks, ranges.prefill_done)
-                generation = speculative_generate(session, ids, gen_len, RoundPhaseClock(clock, phases))
-        else:
-            generation = speculative_generate(session, ids, gen_len, clock)
-        session.speculation.merge(generation.book)
-        book, marks_s = generation.book, generation.marks_s
-        metrics = {
-            "ttft_s": marks_s[0], "e2e_s": marks_s[-1], **round_metrics(marks_s, generation.emitted),
-            "drafted_tokens": book.drafted, "accepted_tokens": book.accepted, "verify_forwards": book.rounds,
-        }
-        return Output(value=generation.tokens, metrics=metrics, generated_tokens={"text": generation.tokens.shape[1]})

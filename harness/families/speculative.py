@@ -174,7 +174,7 @@ DRAFTERS: dict[str, Callable] = {"selfspec": draft_early_exit, "lookup": draft_l
 @dataclass
 class SpecGeneration:
     tokens: torch.Tensor  # [batch, gen_len] on the CPU
-    marks_s: list[float]  # start to: prefill end, then per round draft end and verify end
+    marks_s: list[float]  # start to the marks "prefill", then per round "draft" and "verify"
     emitted: list[int] = field(default_factory=list)  # tokens emitted per round
     book: Bookkeeping = field(default_factory=Bookkeeping)
 
@@ -196,7 +196,7 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
     last_mark = getattr(clock, "last_mark", clock.mark)
     clock.start()
     token = session.prefill(input_ids)
-    (last_mark if gen_len <= 1 else clock.mark)()
+    (last_mark if gen_len <= 1 else clock.mark)("prefill")
     pieces, emitted = [token], []
     history = [row + [last] for row, last in zip(input_ids.tolist(), token[:, 0].tolist())] if needs_history else None
     length, done = input_ids.shape[1], 1
@@ -204,7 +204,7 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
         # never draft past the end: the round's last token is always the full model's own
         drafts, forwards = drafter(session, token, length, min(drafting.draft_len, gen_len - done - 1), drafting, history)
         crop_to(session.cache, length)
-        draft_done()
+        draft_done("draft")
         drafted = drafts.shape[1]
         feed = torch.cat([token, drafts], dim=1)
         positions = session.positions[:, length : length + drafted + 1]
@@ -214,7 +214,7 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
         new = verified[:, : accepted + 1]  # == the accepted drafts, then the full model's next token
         length += accepted + 1
         crop_to(session.cache, length)
-        (last_mark if done + accepted + 1 >= gen_len else clock.mark)()
+        (last_mark if done + accepted + 1 >= gen_len else clock.mark)("verify")
         book.add_round(drafted, accepted, forwards)
         pieces.append(new)
         emitted.append(accepted + 1)
@@ -238,15 +238,15 @@ class RoundPhaseClock:
     def start(self) -> None:
         self.phases.start()
 
-    def draft_done(self) -> None:
-        self.raw.mark()
+    def draft_done(self, name: str) -> None:
+        self.raw.mark(name)
 
-    def mark(self) -> None:
-        self.phases.mark()
+    def mark(self, name: str) -> None:
+        self.phases.mark(name)
 
-    def last_mark(self) -> None:
+    def last_mark(self, name: str) -> None:
         self.phases.max_marks = 0  # no further decode range after the last round
-        self.phases.mark()
+        self.phases.mark(name)
 
     def elapsed_s(self) -> list[float]:
         return self.phases.elapsed_s()

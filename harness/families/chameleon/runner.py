@@ -24,15 +24,14 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.measure.clock import make_clock
-from harness.measure.equivalence import first_mismatch
 from harness.errors import HarnessError
+from harness.families.base import CHOICE_MARKS, Output, RunnerBase, input_generator, timings
 from harness.families.chameleon.model import image_tokens_per_image, vocab_layout
 from harness.families.chameleon.presets import REFERENCE_GUIDANCE, TASKS, Guidance
-from harness.families.base import Output
+from harness.families.decoder import DecoderSession, clock_marks, decode_positions, forced_scores, generate
 from harness.levers.plan import Plan
-from harness.families.decoder import DecoderSession, Generation, clock_marks, decode_positions, forced_scores, generate
-from harness.analyse.stats import decode_intervals, median
+from harness.measure.clock import make_clock
+from harness.measure.equivalence import first_mismatch
 from harness.spec.workload import prompt_ids
 
 
@@ -71,38 +70,29 @@ class Prepared:
 
 def synthetic_images(batch_size: int, resolution: int, seed: int) -> torch.Tensor:
     """Seeded pixels in [-1, 1] (the VQ encoder's input range), the same for every stack."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + resolution * 7 + batch_size)
+    generator = input_generator(seed, resolution, batch_size, stride=7)
     return torch.rand((batch_size, 3, resolution, resolution), generator=generator) * 2 - 1
 
 
-def stage_times(generation: Generation, image_out: bool, guided: bool) -> dict[str, float]:
-    """Split one generation's marks into stages that add up to its end-to-end time."""
-    ends, forwards = generation.marks_s, generation.forward_marks_s
-    stages = {"vq_encode_s": generation.encode_s} if generation.encode_s else {}
+def stage_names(image_in: bool, image_out: bool, guided: bool) -> dict[str, str]:
+    """The stage each of `generate`'s marks counts to, so that the stages add up to end-to-end
+    time. Text out: a choice counts to its forward's stage; image out: the choices are a stage of
+    their own (with guidance: combining the three streams' logits, the image mask and argmax)."""
+    stages = {"encode": "vq_encode_s"} if image_in else {}
     if not image_out:
-        return {**stages, "prefill_s": ends[0] - generation.encode_s, "text_decode_s": ends[-1] - ends[0]}
-    starts = [generation.encode_s] + ends[:-1]
-    forward_s = [forward - start for start, forward in zip(starts, forwards)]
-    select_s = [end - forward for forward, end in zip(forwards, ends)]
-    return {
-        **stages,
-        "prefill_s": forward_s[0],
-        "image_decode_s": sum(forward_s[1:]),
-        # the guided choice: combining the three streams' logits, the image mask and argmax
-        ("cfg_s" if guided else "image_select_s"): sum(select_s),
-    }
+        text = {"prefill": "prefill_s", "prefill_choice": "prefill_s", "decode": "text_decode_s", "decode_choice": "text_decode_s"}
+        return {**stages, **text}
+    choice = "cfg_s" if guided else "image_select_s"
+    return {**stages, "prefill": "prefill_s", "decode": "image_decode_s", "prefill_choice": choice, "decode_choice": choice}
 
 
-class ChameleonRunner:
+class ChameleonRunner(RunnerBase):
     """One Chameleon task (TASKS) under the decoder runner's sessions and levers."""
 
     compare = staticmethod(first_mismatch)
 
     def __init__(self, case, model, device: str, seed: int, guidance: Guidance | None = REFERENCE_GUIDANCE) -> None:
-        self.case = case
-        self.model = model
-        self.device = device
-        self.seed = seed
+        super().__init__(case, model, device, seed)
         self.task = TASKS[case.task]
         self.guidance = guidance if self.task.image_out else None
         self.streams = self.guidance.streams if self.guidance else 1
@@ -190,11 +180,7 @@ class ChameleonRunner:
         clock = make_clock(self.device, clock_marks(tokens, select, encode))
         first = prepared if encode else prepared.head
         generation = generate(session, first, prepared.positions, clock, select=select, encode=encode)
-        marks = generation.marks_s
+        stages_of_marks = stage_names(self.task.image_in, self.task.image_out, self.guidance is not None)
+        metrics, stages = timings(generation.marks, CHOICE_MARKS, stages_of_marks)
         kind = "image" if self.task.image_out else "text"
-        return Output(
-            value=generation.tokens,
-            metrics={"ttft_s": marks[0], "tpot_s": decode_intervals(marks), "e2e_s": marks[-1]},
-            stages_s=stage_times(generation, self.task.image_out, self.guidance is not None),
-            generated_tokens={kind: generation.tokens.shape[1]},
-        )
+        return Output(value=generation.tokens, metrics=metrics, stages_s=stages, generated_tokens={kind: generation.tokens.shape[1]})

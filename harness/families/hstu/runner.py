@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.measure.clock import make_clock
-from harness.families.base import Output, wrap_step, wrappers_timed
+from harness.families.base import Output, RunnerBase, SessionBase, timings
 from harness.levers.plan import Plan
+from harness.measure.clock import make_clock
 from harness.spec.workload import DISTRIBUTIONS, MIN_PROMPT_LEN, Lengths, draw_length
 
 MAX_GAP_S = 7 * 24 * 3600  # seconds between two events of one user, drawn uniformly up to this
@@ -169,20 +169,18 @@ def attend_for(plan: Plan):
     return None
 
 
-class RecommenderSession:
-    """One HSTU model under one plan: a layout, an attention path and the wrapped encoder step."""
+class RecommenderSession(SessionBase):
+    """One HSTU model under one plan: a layout, an attention path and the wrapped encoder step.
+    No KV cache (SessionBase.cache stays None): the CUDA-graph wrapper finds nothing to rewind."""
 
     def __init__(self, model, plan: Plan, items: int, fixed_len: int) -> None:
-        self.model = model
-        self.plan = plan
+        super().__init__(model, plan)
         self.layout = plan.layout
         self.fixed_len = fixed_len
-        self.cache = None  # no KV cache: the CUDA-graph wrapper finds nothing to rewind
         self.attend = attend_for(plan)
         with torch.no_grad():
             self.table = F.normalize(model.item_embedding.weight[:items], dim=-1)
-        encode = self._encode_jagged if self.layout == "jagged" else self._encode_padded
-        self.encode_step, self.wrappers = wrap_step(encode, plan, self)
+        self.encode_step = self.ready(self._encode_jagged if self.layout == "jagged" else self._encode_padded)
         self.token_counts: list[TokenCount] = []
 
     def _encode_padded(self, x, timestamps, lengths):
@@ -196,9 +194,6 @@ class RecommenderSession:
     def encoder_args(self, histories: Histories) -> tuple:
         lengths = histories.length_list if self.layout == "jagged" else histories.lengths
         return histories.timestamps, lengths
-
-    def timed(self):
-        return wrappers_timed(self.wrappers)
 
 
 def score_candidates(session: RecommenderSession, users: torch.Tensor, batch: Batch) -> Scored:
@@ -214,14 +209,12 @@ def retrieve_top_k(session: RecommenderSession, users: torch.Tensor, batch: Batc
 SCORERS = {"rank": score_candidates, "retrieve": retrieve_top_k}
 
 
-class RecommenderRunner:
+class RecommenderRunner(RunnerBase):
     """HSTU ranking and retrieval over ragged batches of user histories."""
 
     def __init__(self, case, model, device: str, seed: int) -> None:
-        self.case = case
-        self.model = model
-        self.device = device
-        self.seed = seed
+        super().__init__(case, model, device, seed)
+        self.stages = ("embedding", "encoder", STAGE_OF_TASK[case.task])  # the run's marks in order, a stage each
         self.items = case.items or model.config.num_items
         if self.items > model.config.num_items:
             raise ValueError(f"workload asks for {self.items} items, the model's table has {model.config.num_items}")
@@ -242,20 +235,20 @@ class RecommenderRunner:
     @torch.no_grad()
     def run(self, session: RecommenderSession, batch: Batch) -> Output:
         histories = batch.layouts[session.layout]
-        clock = make_clock(self.device, 3)
+        embedding, encoder, scoring = self.stages
+        clock = make_clock(self.device, len(self.stages))
         clock.start()
         x = self.model.embed(histories.item_ids, histories.positions)
-        clock.mark()
+        clock.mark(embedding)
         users = session.encode_step(x, *session.encoder_args(histories))
-        clock.mark()
+        clock.mark(encoder)
         scored = SCORERS[self.case.task](session, users, batch)
-        clock.mark()
-        embedding_s, encoded_s, scored_s = clock.elapsed_s()
+        clock.mark(scoring)
+        metrics, stages = timings(clock.marks(), stages={name: name for name in self.stages})
         lengths = histories.length_list
         session.token_counts.append(TokenCount(len(lengths), max(lengths), sum(lengths), histories.computed_tokens))
-        stages = {"embedding": embedding_s, "encoder": encoded_s - embedding_s, STAGE_OF_TASK[self.case.task]: scored_s - encoded_s}
         value = Scored(scored.ids.cpu(), scored.scores.float().cpu())
-        return Output(value=value, metrics={"e2e_s": scored_s}, stages_s=stages)
+        return Output(value=value, metrics=metrics, stages_s=stages)
 
     def compare(self, expected: Scored, got: Scored) -> ScoreMismatch | None:
         return first_score_mismatch(expected, got, self.atol)

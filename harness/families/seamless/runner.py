@@ -1,8 +1,9 @@
 """SeamlessM4T v2 runner: speech or text in, text or speech out (ss, st, ts, tt), stage by stage.
 
 transformers' modules do the work (speech encoder, text encoder, text decoder, text-to-unit
-model, vocoder); the text decoding loop is our own, like the decoder runner's, so that prefill
-and each step are timed directly and the beam search's KV-cache reorder is ours to choose:
+model, vocoder); the text decoding loop is our own (`beam.py`), like the decoder runner's, so
+that prefill and each step are timed directly and the beam search's KV-cache reorder is ours to
+choose. Stages, each counted from named clock marks (stage_names):
 
   encoder      speech features -> speech encoder, or text ids -> text encoder
   prefill      decoder over [decoder start, target language] for batch x beams rows
@@ -26,16 +27,16 @@ import math
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache, EncoderDecoderCache, StaticCache
+from transformers import DynamicCache, EncoderDecoderCache
 
+from harness.families.base import CHOICE_MARKS, Output, RunnerBase, SessionBase, fresh_cache, input_generator, timings
+from harness.families.seamless import TASKS
+from harness.families.seamless.beam import REORDERS, choose, decode_text
+from harness.families.seamless.model import codes
+from harness.levers.plan import Plan
 from harness.measure.clock import make_clock
 from harness.measure.equivalence import first_mismatch
-from harness.families.seamless import TASKS
-from harness.families.seamless.model import codes
 from harness.spec.matrix import TaskShape
-from harness.families.base import Output, wrap_step, wrappers_timed
-from harness.levers.plan import Plan
-from harness.analyse.stats import decode_intervals
 from harness.spec.workload import DISTRIBUTIONS, Lengths
 
 FEATURE_SIGMA = 1.0  # synthetic log-mel features: the feature extractor normalises to unit variance
@@ -43,53 +44,20 @@ PREFIX_LEN = 2  # [decoder start, target language]
 SPEAKER_ID = 0
 
 
-
-
-# -- the KV-cache reorder of beam search --------------------------------------------------------
-def reorder_index_select(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int) -> None:
-    """transformers' reorder: every layer's keys and values, self- and cross-attention, replaced
-    by an index_select copy (4 x layers new tensors per step; the blog's 96 for 24 layers)."""
-    for cache in (kv.self_attention_cache, kv.cross_attention_cache):
-        for layer in cache.layers:
-            layer.reorder_cache(beam_idx)
-
-
-def reorder_inplace(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int) -> None:
-    """Self-attention keys and values gathered and copied back into the same buffers (their
-    filled prefix only), so captured graphs keep pointing at them. The cross-attention cache is
-    left alone: beams of one input share one encoder output, so its rows are identical within
-    each input's beams and a reorder (which only moves rows within an input) changes nothing."""
-    for layer in kv.self_attention_cache.layers:
-        for buffer in (layer.keys, layer.values):
-            filled_part = buffer[:, :, :filled]
-            filled_part.copy_(filled_part.index_select(0, beam_idx))
-
-
-REORDERS = {"index_select": reorder_index_select, "inplace": reorder_inplace}
-
-CACHE_FACTORIES = {
-    "dynamic": lambda config, max_len: DynamicCache(config=config),
-    "static": lambda config, max_len: StaticCache(config=config, max_cache_len=max_len),
-}
-
-
-class SeamlessSession:
+class SeamlessSession(SessionBase):
     """One model under one plan: attention implementation, self-attention cache kind, reorder,
     and the step wrappers (compile) around the decoder step."""
 
     def __init__(self, model, plan: Plan, rows: int, max_cache_len: int) -> None:
-        self.model = model
-        self.plan = plan
+        super().__init__(model, plan)
         self.rows = rows
         self.max_cache_len = max_cache_len
-        self.device = next(model.parameters()).device
         model.set_attn_implementation(plan.attn_implementation)
         self.reorder_fn = REORDERS[plan.kv_reorder]
         self.kv: EncoderDecoderCache | None = None
         self.reorders = 0  # reorder calls over the session's runs
         self.steps = 0  # decoder steps after prefill over the session's runs
-        self.reset()
-        self.decode_step, self.wrappers = wrap_step(self.forward_step, plan, self)
+        self.decode_step = self.ready(self.forward_step)
 
     @property
     def cache(self):
@@ -97,12 +65,9 @@ class SeamlessSession:
         return self.kv.self_attention_cache
 
     def reset(self) -> None:
-        if self.kv is not None and isinstance(self.kv.self_attention_cache, StaticCache):
-            self.kv.self_attention_cache.reset()  # in place: buffers stay where they are
-            # The cross-attention cache is rebuilt: the next input's encoder output has its own length.
-            self.kv = EncoderDecoderCache(self.kv.self_attention_cache, DynamicCache(config=self.model.config))
-            return
-        self_attention = CACHE_FACTORIES[self.plan.cache](self.model.config, self.max_cache_len)
+        previous = None if self.kv is None else self.kv.self_attention_cache
+        self_attention = fresh_cache(previous, self.plan.cache, self.model.config, self.max_cache_len)
+        # The cross-attention cache is always rebuilt: the next input's encoder output has its own length.
         self.kv = EncoderDecoderCache(self_attention, DynamicCache(config=self.model.config))
 
     def forward_step(self, input_ids: torch.Tensor, encoder_states: torch.Tensor) -> torch.Tensor:
@@ -116,17 +81,12 @@ class SeamlessSession:
         self.reorder_fn(self.kv, beam_idx, filled)
         self.reorders += 1
 
-    def timed(self):
-        return wrappers_timed(self.wrappers)
-
-    def probe_op_names(self) -> set[str]:
-        """Operator names of one short uncached decoder forward, for lever evidence (never timed)."""
+    def probe_forward(self) -> tuple:
+        """The decoder alone, over a short uncached input and a made-up encoder output."""
         hidden = self.model.config.hidden_size
         ids = torch.full((1, 4), 5, dtype=torch.long, device=self.device)
         encoder = torch.zeros((1, 3, hidden), dtype=next(self.model.parameters()).dtype, device=self.device)
-        with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            self.model.text_decoder(input_ids=ids, encoder_hidden_states=encoder, use_cache=False)
-        return {event.key for event in prof.key_averages()}
+        return self.model.text_decoder, {"input_ids": ids, "encoder_hidden_states": encoder, "use_cache": False}
 
 
 @dataclass
@@ -163,35 +123,26 @@ def compare(expected: Translation, got: Translation):
     return UnitMismatch(unit_mismatch) if unit_mismatch else None
 
 
-# Clock marks: encoder, prefill forward, first choice, then per step reorder, forward, choice;
-# speech out adds text-to-unit and vocoder.
-MARKS_BEFORE_STEPS, MARKS_PER_STEP, MARKS_SPEECH = 3, 3, 2
+def clock_marks(steps: int, speech_out: bool) -> int:
+    """Marks of one run (size of its clock): encoder; prefill and prefill_choice (beam.py); per
+    step reorder, decode and decode_choice; with speech out text_to_unit and vocoder."""
+    return 3 + 3 * steps + (2 if speech_out else 0)
 
 
-def stage_times(marks: list[float], steps: int, task: TaskShape, beam_search: bool) -> dict[str, float]:
-    """Split one run's marks into stages that add up to its end-to-end time."""
-    encoder, _prefill_forward, first = marks[:MARKS_BEFORE_STEPS]
-    step_marks = marks[MARKS_BEFORE_STEPS : MARKS_BEFORE_STEPS + MARKS_PER_STEP * steps]
-    starts = [first] + step_marks[MARKS_PER_STEP - 1 :: MARKS_PER_STEP][:-1] if steps else []
-    reorder_s = sum(done - start for start, done in zip(starts, step_marks[0::MARKS_PER_STEP]))
-    decode_end = step_marks[-1] if steps else first
-    encoder_stage = "speech_encoder_s" if task.speech_in else "text_encoder_s"
-    stages = {encoder_stage: encoder, "text_decoder_prefill_s": first - encoder}
-    if beam_search:
-        stages["kv_reorder_s"] = reorder_s
-        stages["text_decoder_steps_s"] = decode_end - first - reorder_s
-    else:  # greedy: the reorder marks enclose nothing
-        stages["text_decoder_steps_s"] = decode_end - first
+def stage_names(task: TaskShape, beam_search: bool) -> dict[str, str]:
+    """The stage each mark of a run counts to, so that the stages add up to its end-to-end time."""
+    steps = "text_decoder_steps_s"
+    stages = {
+        "encoder": "speech_encoder_s" if task.speech_in else "text_encoder_s",
+        "prefill": "text_decoder_prefill_s",
+        "prefill_choice": "text_decoder_prefill_s",
+        "reorder": "kv_reorder_s" if beam_search else steps,  # greedy: the reorder marks enclose nothing
+        "decode": steps,
+        "decode_choice": steps,
+    }
     if task.speech_out:
-        t2u, vocoder = marks[-MARKS_SPEECH:]
-        stages["text_to_unit_s"] = t2u - decode_end
-        stages["vocoder_s"] = vocoder - t2u
+        stages.update(text_to_unit="text_to_unit_s", vocoder="vocoder_s")
     return stages
-
-
-def token_marks(marks: list[float], steps: int) -> list[float]:
-    """Seconds from start to each chosen token (first token, then one per step)."""
-    return [marks[MARKS_BEFORE_STEPS - 1]] + marks[MARKS_BEFORE_STEPS + MARKS_PER_STEP - 1 : MARKS_BEFORE_STEPS + MARKS_PER_STEP * steps : MARKS_PER_STEP]
 
 
 def max_gen_len(lengths: Lengths) -> int:
@@ -201,21 +152,13 @@ def max_gen_len(lengths: Lengths) -> int:
     return math.ceil(lengths.gen_len * factor)
 
 
-def extend(sequences: torch.Tensor, tokens: torch.Tensor, beam_idx: torch.Tensor | None) -> torch.Tensor:
-    """Append the chosen tokens; under beam search each row first takes its parent beam's history."""
-    return torch.cat([sequences if beam_idx is None else sequences[beam_idx], tokens], dim=1)
-
-
-class SeamlessRunner:
+class SeamlessRunner(RunnerBase):
     """One SeamlessM4T v2 task (TASKS) with greedy or beam-search text decoding (case.beams)."""
 
     compare = staticmethod(compare)
 
     def __init__(self, case, model, device: str, seed: int) -> None:
-        self.case = case
-        self.model = model
-        self.device = device
-        self.seed = seed
+        super().__init__(case, model, device, seed)
         self.task = TASKS[case.task]
         self.codes = codes(model)
         self.beams = case.beams or self.codes.num_beams
@@ -233,7 +176,7 @@ class SeamlessRunner:
 
     # -- inputs --------------------------------------------------------------------------
     def _generator(self, length: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + length * 101 + self.case.batch_size)
+        return input_generator(self.seed, length, self.case.batch_size)
 
     def _text_source(self, length: int) -> torch.Tensor:
         """[batch, length]: source language, seeded ordinary ids, end of sequence (NLLB's source form)."""
@@ -264,40 +207,7 @@ class SeamlessRunner:
 
     def choose(self, logits: torch.Tensor, scores: torch.Tensor | None, offsets: torch.Tensor):
         """(tokens [rows, 1], beam_idx [rows] or None, scores): greedy, or one beam-search step."""
-        if scores is None:
-            return logits.argmax(-1, keepdim=True), None, None
-        batch, vocab = offsets.shape[0], logits.shape[-1]
-        total = torch.log_softmax(logits.float(), dim=-1).view(batch, self.beams, vocab) + scores.unsqueeze(-1)
-        scores, flat = total.view(batch, -1).topk(self.beams, dim=-1)
-        beam_idx = (torch.div(flat, vocab, rounding_mode="floor") + offsets).view(-1)
-        return (flat % vocab).view(-1, 1), beam_idx, scores
-
-    def decode_text(self, session: SeamlessSession, encoder: torch.Tensor, prepared: Prepared, clock) -> torch.Tensor:
-        """Prefill, then gen_len - 1 steps; returns every row's sequence [rows, 2 + gen_len]."""
-        encoder = encoder.repeat_interleave(self.beams, dim=0)
-        logits = session.forward_step(prepared.prefix, encoder)
-        clock.mark()
-        scores = None
-        if self.beams > 1:  # only the first beam of each input is live before the first choice
-            scores = torch.full((prepared.offsets.shape[0], self.beams), float("-inf"), device=encoder.device)
-            scores[:, 0] = 0.0
-        tokens, beam_idx, scores = self.choose(logits, scores, prepared.offsets)
-        sequences = extend(prepared.prefix, tokens, beam_idx)
-        clock.mark()
-        for step in range(prepared.gen_len - 1):
-            if beam_idx is not None:
-                session.reorder(beam_idx, PREFIX_LEN + step)  # the cache holds the prefix and `step` tokens
-            clock.mark()
-            logits = session.decode_step(tokens, encoder)
-            clock.mark()
-            tokens, beam_idx, scores = self.choose(logits, scores, prepared.offsets)
-            sequences = extend(sequences, tokens, beam_idx)
-            clock.mark()
-        session.steps += prepared.gen_len - 1
-        if scores is None:
-            return sequences
-        best = scores.argmax(-1, keepdim=True) + prepared.offsets  # the best beam of each input
-        return sequences[best.view(-1)]
+        return choose(logits, scores, offsets, self.beams)
 
     def text_to_unit(self, sequences: torch.Tensor, encoder: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The reference's second pass: decoder hidden states of the best sequence, characters of
@@ -329,30 +239,23 @@ class SeamlessRunner:
 
     @torch.no_grad()
     def run(self, session: SeamlessSession, prepared: Prepared) -> Output:
-        steps = prepared.gen_len - 1
-        speech_marks = MARKS_SPEECH if self.task.speech_out else 0
-        clock = make_clock(self.device, MARKS_BEFORE_STEPS + MARKS_PER_STEP * steps + speech_marks)
+        clock = make_clock(self.device, clock_marks(prepared.gen_len - 1, self.task.speech_out))
         session.reset()
         clock.start()
         encoder = self.encode(prepared.source)
-        clock.mark()
-        sequences = self.decode_text(session, encoder, prepared, clock)
+        clock.mark("encoder")
+        sequences = decode_text(session, encoder, prepared, clock, self.beams)
         units = None
         if self.task.speech_out:
             units, padding = self.text_to_unit(sequences, encoder)
-            clock.mark()
+            clock.mark("text_to_unit")
             waveform = self.vocode(units, padding)
-            clock.mark()
+            clock.mark("vocoder")
             units = units.masked_fill(~padding, self.model.config.t2u_pad_token_id)
-        marks = clock.elapsed_s()
-        tokens = token_marks(marks, steps)
+        metrics, stages = timings(clock.marks(), CHOICE_MARKS, stage_names(self.task, self.beams > 1))
         text = sequences[:, PREFIX_LEN:]
         generated = {"text": text.shape[1]}
         if units is not None:
             generated.update(unit=units.shape[1], waveform_samples=waveform.shape[-1])
-        return Output(
-            value=Translation(text.cpu(), None if units is None else units.cpu()),
-            metrics={"ttft_s": tokens[0], "tpot_s": decode_intervals(tokens), "e2e_s": marks[-1]},
-            stages_s=stage_times(marks, steps, self.task, self.beams > 1),
-            generated_tokens=generated,
-        )
+        value = Translation(text.cpu(), None if units is None else units.cpu())
+        return Output(value=value, metrics=metrics, stages_s=stages, generated_tokens=generated)

@@ -37,7 +37,7 @@ class _Range:
 
 class PhaseClock:
     """Wraps a clock: a `prefill` range from start to the first mark, then one `decode` range
-    per token; `on_prefill_end` runs at the first mark."""
+    per token; `on_prefill_end` runs at the first mark. Marks keep their names on the inner clock."""
 
     def __init__(self, inner, max_marks: int, on_prefill_end=lambda: None) -> None:
         self.inner = inner
@@ -51,8 +51,8 @@ class PhaseClock:
         self.inner.start()  # first: a CUDA clock synchronizes here, and that wait is no phase's
         self._ranges.enter(PHASE_RANGE_PREFIX + "prefill")
 
-    def mark(self) -> None:
-        self.inner.mark()
+    def mark(self, *name: str) -> None:
+        self.inner.mark(*name)  # the mark's name, where the caller gives one
         self._ranges.exit()
         self._marks += 1
         if self._marks == 1:
@@ -63,6 +63,11 @@ class PhaseClock:
     def elapsed_s(self) -> list[float]:
         self._ranges.exit()
         return self.inner.elapsed_s()
+
+    def marks(self):
+        """The inner clock's named marks (harness.measure.clock.Marks)."""
+        self._ranges.exit()
+        return self.inner.marks()
 
 
 class CategoryRanges:

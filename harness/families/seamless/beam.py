@@ -1,0 +1,83 @@
+"""SeamlessM4T v2's text decoding loop, greedy or beam search, and beam search's KV-cache reorder.
+
+Per step: choose tokens (greedy argmax, or beam search over summed log-probabilities), reorder
+the KV cache to the chosen beams (beam search only), one decoder step. Every hypothesis runs
+exactly gen_len tokens (no end-of-sequence stop), so the best beam is the highest summed
+log-probability. Clock marks, by name: "prefill", "prefill_choice", then per step "reorder",
+"decode", "decode_choice" (the runner's stage_names says which stage each counts to).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import EncoderDecoderCache
+
+
+# -- the KV-cache reorder of beam search --------------------------------------------------------
+def reorder_index_select(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int) -> None:
+    """transformers' reorder: every layer's keys and values, self- and cross-attention, replaced
+    by an index_select copy (4 x layers new tensors per step; the blog's 96 for 24 layers)."""
+    for cache in (kv.self_attention_cache, kv.cross_attention_cache):
+        for layer in cache.layers:
+            layer.reorder_cache(beam_idx)
+
+
+def reorder_inplace(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int) -> None:
+    """Self-attention keys and values gathered and copied back into the same buffers (their
+    filled prefix only), so captured graphs keep pointing at them. The cross-attention cache is
+    left alone: beams of one input share one encoder output, so its rows are identical within
+    each input's beams and a reorder (which only moves rows within an input) changes nothing."""
+    for layer in kv.self_attention_cache.layers:
+        for buffer in (layer.keys, layer.values):
+            filled_part = buffer[:, :, :filled]
+            filled_part.copy_(filled_part.index_select(0, beam_idx))
+
+
+REORDERS = {"index_select": reorder_index_select, "inplace": reorder_inplace}
+
+
+# -- the token choice ---------------------------------------------------------------------------
+def extend(sequences: torch.Tensor, tokens: torch.Tensor, beam_idx: torch.Tensor | None) -> torch.Tensor:
+    """Append the chosen tokens; under beam search each row first takes its parent beam's history."""
+    return torch.cat([sequences if beam_idx is None else sequences[beam_idx], tokens], dim=1)
+
+
+def choose(logits: torch.Tensor, scores: torch.Tensor | None, offsets: torch.Tensor, beams: int):
+    """(tokens [rows, 1], beam_idx [rows] or None, scores): greedy, or one beam-search step."""
+    if scores is None:
+        return logits.argmax(-1, keepdim=True), None, None
+    batch, vocab = offsets.shape[0], logits.shape[-1]
+    total = torch.log_softmax(logits.float(), dim=-1).view(batch, beams, vocab) + scores.unsqueeze(-1)
+    scores, flat = total.view(batch, -1).topk(beams, dim=-1)
+    beam_idx = (torch.div(flat, vocab, rounding_mode="floor") + offsets).view(-1)
+    return (flat % vocab).view(-1, 1), beam_idx, scores
+
+
+# -- the loop, inside the timed region ----------------------------------------------------------
+def decode_text(session, encoder: torch.Tensor, prepared, clock, beams: int) -> torch.Tensor:
+    """Prefill, then gen_len - 1 steps; returns each input's best sequence [batch, 2 + gen_len]
+    (greedy: its only one)."""
+    encoder = encoder.repeat_interleave(beams, dim=0)
+    logits = session.forward_step(prepared.prefix, encoder)
+    clock.mark("prefill")
+    scores = None
+    if beams > 1:  # only the first beam of each input is live before the first choice
+        scores = torch.full((prepared.offsets.shape[0], beams), float("-inf"), device=encoder.device)
+        scores[:, 0] = 0.0
+    tokens, beam_idx, scores = choose(logits, scores, prepared.offsets, beams)
+    sequences = extend(prepared.prefix, tokens, beam_idx)
+    clock.mark("prefill_choice")
+    for step in range(prepared.gen_len - 1):
+        if beam_idx is not None:
+            session.reorder(beam_idx, prepared.prefix.shape[1] + step)  # the cache holds the prefix and `step` tokens
+        clock.mark("reorder")
+        logits = session.decode_step(tokens, encoder)
+        clock.mark("decode")
+        tokens, beam_idx, scores = choose(logits, scores, prepared.offsets, beams)
+        sequences = extend(sequences, tokens, beam_idx)
+        clock.mark("decode_choice")
+    session.steps += prepared.gen_len - 1
+    if scores is None:
+        return sequences
+    best = scores.argmax(-1, keepdim=True) + prepared.offsets  # the best beam of each input
+    return sequences[best.view(-1)]
