@@ -15,6 +15,7 @@ import torch
 
 from harness.errors import EXIT_HARNESS_ERROR, HarnessError
 from harness.measure.case import execute, plain_loop
+from harness.measure.pairs import PairedExperiment
 from harness.options import RunOptions, check_writable_dir, option_specs
 from harness.session import RunSession
 from harness.spec.selection import select
@@ -128,6 +129,20 @@ def harness(request: pytest.FixtureRequest):
 def harness_run(request: pytest.FixtureRequest) -> RunSession:
     """The session's selection and shared context, for suites that are not matrix cases."""
     return request.config.stash[RUN_KEY]
+
+
+@pytest.fixture
+def harness_experiment(request: pytest.FixtureRequest, harness_run: RunSession):
+    """Call `harness_experiment(family)` in a suite for a paired experiment of that family
+    (harness/measure/pairs.py): skips the test unless the family is selected."""
+
+    def start(family: str) -> PairedExperiment:
+        __tracebackhide__ = True  # a skip is reported at the suite's line, not here
+        if family not in harness_run.selection.families:
+            pytest.skip(f"{family} is not selected (--families)")
+        return PairedExperiment(harness_run, family, lambda: request.getfixturevalue("benchmark"))
+
+    return start
 
 
 @pytest.hookimpl(trylast=True)

@@ -23,25 +23,20 @@ def test_chameleon(case, harness):
     assert generated.get(kind, []) == result.samples.get("gen_lens", [])
 
 
-def test_cfg_cost(harness_run, request):
+def test_cfg_cost(harness_experiment):
     """Classifier-free guidance's three streams and a single stream generate the same number of image tokens,
     and the guidance's cost is reported under --benchmark."""
-    selection = harness_run.selection
-    if "chameleon" not in selection.families:
-        pytest.skip("chameleon is not selected (--families)")
-    options = selection.options
+    experiment = harness_experiment("chameleon")
+    options = experiment.options
     (workload,) = [w for w in FAMILIES["chameleon"].workloads[options.preset] if "ti" in w.tasks]
-    gen_len = workload.lengths.gen_len if options.benchmark else QUICK_TOKENS
-    model = harness_run.ctx.models.get("chameleon", options.preset, selection.dtypes[0], selection.device, options.seed, options.checkpoint_dir)
-    pairs = BENCH_PAIRS if options.benchmark else QUICK_PAIRS
-    measure = lambda: measure_cfg_cost(model, selection.device, options.seed, workload, gen_len, CFG_STACK, pairs)
-    benchmark = request.getfixturevalue("benchmark") if options.benchmark else None
-    found = benchmark.pedantic(measure, rounds=1) if benchmark else measure()
+    gen_len = workload.lengths.gen_len if experiment.benchmarking else QUICK_TOKENS
+    model, pairs = experiment.model(), experiment.pairs(BENCH_PAIRS, QUICK_PAIRS)
+    found = experiment.measure(
+        lambda: measure_cfg_cost(model, experiment.device, options.seed, workload, gen_len, CFG_STACK, pairs)
+    )
     assert found["guided_tokens"] == found["single_tokens"] == gen_len
-    if benchmark:
-        benchmark.extra_info.update(found)
-        harness_run.notes.append(
-            f"chameleon CFG cost: 3 streams / 1 stream = {found['cfg_cost_ratio']:.2f}x image-decode time "
-            f"({options.preset} ti b{workload.batch_size}, {'+'.join(CFG_STACK)}, {pairs} interleaved pairs; "
-            f"{1e3 * median(found['guided_tpot_s']):.3f} vs {1e3 * median(found['single_tpot_s']):.3f} ms/token)"
-        )
+    experiment.record(found, (
+        f"chameleon CFG cost: 3 streams / 1 stream = {found['cfg_cost_ratio']:.2f}x image-decode time "
+        f"({options.preset} ti b{workload.batch_size}, {'+'.join(CFG_STACK)}, {pairs} interleaved pairs; "
+        f"{1e3 * median(found['guided_tpot_s']):.3f} vs {1e3 * median(found['single_tpot_s']):.3f} ms/token)"
+    ))

@@ -29,35 +29,28 @@ BENCH_PAIRS, QUICK_PAIRS, QUICK_TOKENS = 8, 1, 4
 REORDER_BEAMS = 4
 
 
-def test_inplace_reorder_speedup(harness_run, request):
+def test_inplace_reorder_speedup(harness_experiment):
     """The reorder lever's speed-up at 4 beams (ss), in interleaved pairs within one run."""
     from dataclasses import replace
 
     from harness.families import FAMILIES
     from harness.families.seamless.reorder_speedup import measure_reorder_speedup
 
-    selection = harness_run.selection
-    if "seamless" not in selection.families:
-        pytest.skip("seamless is not selected (--families)")
-    options = selection.options
+    experiment = harness_experiment("seamless")
+    selection, options = experiment.selection, experiment.options
     (workload,) = [w for w in FAMILIES["seamless"].workloads[options.preset] if w.tasks == ("ss",) and w.beams > 1]
     cases, _ = selection.expand("seamless")
     (case,) = [c for c in cases if c.task == "ss" and c.beams == workload.beams and c.stack == ("sdpa", "static")] or [None]
     if case is None:
         pytest.skip("sdpa+static is not selected (--stacks)")
     case = replace(case, beams=REORDER_BEAMS)
-    gen_len = workload.lengths.gen_len if options.benchmark else QUICK_TOKENS
+    gen_len = workload.lengths.gen_len if experiment.benchmarking else QUICK_TOKENS
     draw = (workload.lengths.prompt_len, gen_len)
-    model = harness_run.ctx.models.get("seamless", options.preset, selection.dtypes[0], selection.device, options.seed, options.checkpoint_dir)
-    pairs = BENCH_PAIRS if options.benchmark else QUICK_PAIRS
-    measure = lambda: measure_reorder_speedup(model, selection.device, options.seed, case, draw, pairs)
-    benchmark = request.getfixturevalue("benchmark") if options.benchmark else None
-    found = benchmark.pedantic(measure, rounds=1) if benchmark else measure()
+    model, pairs = experiment.model(), experiment.pairs(BENCH_PAIRS, QUICK_PAIRS)
+    found = experiment.measure(lambda: measure_reorder_speedup(model, experiment.device, options.seed, case, draw, pairs))
     assert found["outputs_match"]
-    if benchmark:
-        benchmark.extra_info.update(found)
-        harness_run.notes.append(
-            f"seamless in-place reorder at {REORDER_BEAMS} beams: e2e {found['speedup_e2e_s']:.2f}x, "
-            f"reorder stage {found['speedup_kv_reorder_s']:.2f}x vs index_select "
-            f"({options.preset} ss p{draw[0]} g{draw[1]}, sdpa+static, {pairs} interleaved pairs)"
-        )
+    experiment.record(found, (
+        f"seamless in-place reorder at {REORDER_BEAMS} beams: e2e {found['speedup_e2e_s']:.2f}x, "
+        f"reorder stage {found['speedup_kv_reorder_s']:.2f}x vs index_select "
+        f"({options.preset} ss p{draw[0]} g{draw[1]}, sdpa+static, {pairs} interleaved pairs)"
+    ))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import torch
 
 from harness.measure.clock import make_clock
 from harness.families.decoder import DecoderSession, generate
-from harness.analyse.stats import median
+from harness.measure.pairs import ratio_of_medians, run_pairs
 
 
 @torch.no_grad()
@@ -33,12 +34,6 @@ def harness_decode_s(session: DecoderSession, input_ids: torch.Tensor, positions
 
 def measure_overhead(session: DecoderSession, input_ids, positions, pairs: int) -> dict:
     """Interleaved pairs (so machine noise hits both alike); ratio of medians, > 1 = overhead."""
-    harness_s, bare_s = [], []
-    for index in range(pairs):
-        # Alternate which goes first, so neither always runs on a warmer cache.
-        order = (harness_s, bare_s) if index % 2 == 0 else (bare_s, harness_s)
-        for sink in order:
-            run = harness_decode_s if sink is harness_s else bare_decode_s
-            sink.append(run(session, input_ids, positions))
-    ratio = median(harness_s) / median(bare_s)
-    return {"harness_decode_s": harness_s, "bare_decode_s": bare_s, "overhead_ratio": ratio}
+    sides = {"harness_decode_s": harness_decode_s, "bare_decode_s": bare_decode_s}
+    found = run_pairs({name: partial(decode_s, session, input_ids, positions) for name, decode_s in sides.items()}, pairs)
+    return {**found, "overhead_ratio": ratio_of_medians(found["harness_decode_s"], found["bare_decode_s"])}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from harness.analyse.stats import median
+from functools import partial
+
 from harness.families.chameleon.runner import ChameleonRunner
 from harness.levers.plan import plan_for
+from harness.measure.pairs import ratio_of_medians, run_pairs
 from harness.spec.matrix import Case
 from harness.spec.workload import Lengths
 
@@ -20,13 +22,15 @@ def measure_cfg_cost(model, device: str, seed: int, workload, gen_len: int, stac
         session = runner.session(plan_for(stack))
         prepared = runner.inputs((workload.lengths.prompt_len, gen_len))
         found[f"{name}_tokens"] = runner.run(session, prepared).value.shape[1]  # untimed first call
-        ready[name] = (runner, session, prepared)
-    for index in range(pairs):
-        order = ("guided", "single") if index % 2 == 0 else ("single", "guided")
-        for name in order:
-            runner, session, prepared = ready[name]
-            metrics = runner.run(session, prepared).metrics
-            found[f"{name}_e2e_s"].append(metrics["e2e_s"])
-            found[f"{name}_tpot_s"].extend(metrics["tpot_s"])
-    found["cfg_cost_ratio"] = median(found["guided_e2e_s"]) / median(found["single_e2e_s"])
+        ready[name] = partial(timed, runner, session, prepared)
+    for name, runs in run_pairs(ready, pairs).items():
+        found[f"{name}_e2e_s"] = [e2e_s for e2e_s, _ in runs]
+        found[f"{name}_tpot_s"] = [seconds for _, tpot_s in runs for seconds in tpot_s]
+    found["cfg_cost_ratio"] = ratio_of_medians(found["guided_e2e_s"], found["single_e2e_s"])
     return found
+
+
+def timed(runner: ChameleonRunner, session, prepared) -> tuple[float, list[float]]:
+    """One timed run's samples: its end-to-end time and its per-token decode times."""
+    metrics = runner.run(session, prepared).metrics
+    return metrics["e2e_s"], metrics["tpot_s"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
-from harness.analyse.stats import median
 from harness.families.seamless.runner import SeamlessRunner, compare
 from harness.levers.plan import plan_for
+from harness.measure.pairs import ratio_of_medians, run_pairs
 
 
 def measure_reorder_speedup(model, device: str, seed: int, case, draw: tuple[int, int], pairs: int) -> dict:
@@ -20,14 +21,17 @@ def measure_reorder_speedup(model, device: str, seed: int, case, draw: tuple[int
         runner = SeamlessRunner(replace(case, stack=stack), model, device, seed)
         session, prepared = runner.session(plan_for(stack)), runner.inputs(draw)
         found[f"{name}_value"] = runner.run(session, prepared).value  # untimed first call
-        ready[name] = (runner, session, prepared)
+        ready[name] = partial(timed, runner, session, prepared)
     found["outputs_match"] = compare(found.pop("index_select_value"), found.pop("inplace_value")) is None
-    for index in range(pairs):
-        for name in (stacks if index % 2 == 0 else reversed(list(stacks))):
-            runner, session, prepared = ready[name]
-            output = runner.run(session, prepared)
-            found[f"{name}_e2e_s"].append(output.metrics["e2e_s"])
-            found[f"{name}_kv_reorder_s"].append(output.stages_s["kv_reorder_s"])
+    for name, runs in run_pairs(ready, pairs).items():
+        for key in ("e2e_s", "kv_reorder_s"):
+            found[f"{name}_{key}"] = [run[key] for run in runs]
     for key in ("e2e_s", "kv_reorder_s"):
-        found[f"speedup_{key}"] = median(found[f"index_select_{key}"]) / median(found[f"inplace_{key}"])
+        found[f"speedup_{key}"] = ratio_of_medians(found[f"index_select_{key}"], found[f"inplace_{key}"])
     return found
+
+
+def timed(runner: SeamlessRunner, session, prepared) -> dict[str, float]:
+    """One timed run's samples: its end-to-end time and its reorder stage's."""
+    output = runner.run(session, prepared)
+    return {"e2e_s": output.metrics["e2e_s"], "kv_reorder_s": output.stages_s["kv_reorder_s"]}
