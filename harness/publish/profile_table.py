@@ -7,14 +7,10 @@ The shares are those the charts (harness/publish/charts.py) stack; the results t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
-
 from rich.table import Table
 
+from harness.publish.row import Row
 from harness.publish.units import EMPTY, fmt
-
-if TYPE_CHECKING:
-    from harness.publish.terminal import Row
 
 PHASES = ("prefill", "decode")
 TOP_CATEGORIES = 3

@@ -7,7 +7,6 @@ profiled cases is harness/publish/profile_table.py.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 from rich.table import Table
 
@@ -16,36 +15,8 @@ from harness.families import FAMILIES
 from harness.levers import LEVERS
 from harness.analyse.stats import median, reported_quantile, speedup
 from harness.publish.profile_table import render_profile, top_categories
+from harness.publish.row import Row
 from harness.publish.units import BYTES_PER_MIB, EMPTY, MS_PER_S, fmt
-
-
-@dataclass(frozen=True)
-class Row:
-    case_id: str
-    status: str
-    ttft_p50_s: float | None
-    tpot_p50_s: float | None
-    tpot_p90_s: float | None
-    tokens_per_s: float | None
-    peak_mem_bytes: int | None
-    speedup: float | None
-    outputs_match: bool | None
-    evidence: str
-    e2e_p50_s: float | None = None
-    stages_p50_s: tuple[tuple[str, float], ...] = ()  # (stage, median seconds), in the runner's order
-    # Where the time goes (the profiled iteration): per phase top categories, idle share, SoL.
-    top: Mapping = field(default_factory=dict)  # phase -> "attention 50% linear 10% ..."
-    idle_frac: Mapping = field(default_factory=dict)
-    sol_frac: Mapping = field(default_factory=dict)
-    ops_per_token: float | None = None
-    ops_unit: str = ""
-    agreement: str = EMPTY  # lossy stacks: the gated agreement figure vs its stated minimum
-    # Speculative decoding: time per full-model forward (a round: drafts + verify) differs from
-    # TPOT; acceptance over the timed iterations (harness/families/speculative.py).
-    forward_p50_s: float | None = None
-    acceptance_rate: float | None = None
-    mean_accepted_len: float | None = None
-    family: str = ""  # each family gets its own table (its own columns), ids shown without it
 
 
 def agreement_text(record: Mapping) -> str:
