@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import import_module
+from typing import Any
 
 from harness.errors import HarnessError
 
 
 @cache
-def resolve(ref: str) -> object:
-    """The object a "package.module:attribute" string names (the attribute may be dotted)."""
+def resolve(ref: str) -> Any:
+    """The object a "package.module:attribute" string names (the attribute may be dotted).
+
+    Any: what a name imports is known only at run time (a runner class, a function, a table)."""
     module, _, attribute = ref.partition(":")
     if not module or not attribute:
         raise HarnessError(f"entry point {ref!r} is not of the form 'module:attribute'")

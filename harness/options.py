@@ -6,6 +6,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from harness.analyse.policy import DEFAULT_ALPHA, split_list
 from harness.errors import HarnessError, unknown_choice
@@ -33,16 +34,26 @@ class RunOptions:
     baseline_dir: str = field(default="baselines", metadata={"help": "root of baselines/<machine-class>/<family>.json"})
     update_baselines: bool = field(default=False, metadata={"help": "merge this run's cases into the baselines instead of gating"})
     alpha: float = field(default=DEFAULT_ALPHA, metadata={"help": "significance level of the rank test per metric"})
-    thresholds: str = field(default="", metadata={"help": "per-metric change thresholds, e.g. e2e_s=0.05,ttft_s=0.1 (default: 5%% each on cuda; on cpu ttft_s 75%%, tpot_s and e2e_s 50%%, peak_mem_bytes 40%%)"})
-    normalize: str = field(default="auto", metadata={"help": "divide times by the machine-speed probe's ratio before gating: on, off, auto (on for cpu)"})
-    allow_env_diff: str = field(default="", metadata={"help": "environment fields allowed to differ from the baseline's, e.g. torch,driver_version"})
-    batch_sizes: str = field(default="", metadata={"help": "batch-size axis: a comma list (e.g. 1,2,4,8) for every workload, or 'sweep' for the preset's sweep (harness/families/stacks.py BATCH_SWEEPS); cells estimated not to fit the device's memory are dropped (harness/spec/fit.py); default: each workload's own batch size"})
-    draft_len: int = field(default=4, metadata={"help": "speculative levers (selfspec, lookup): tokens drafted per verify forward, at most"})
-    exit_layer: int = field(default=0, metadata={"help": "selfspec: decoder layers the draft runs before the final norm and lm_head (0: half the model's layers)"})
+    thresholds: str = field(default="", metadata={"help": (
+        "per-metric change thresholds, e.g. e2e_s=0.05,ttft_s=0.1 "
+        "(default: 5%% each on cuda; on cpu ttft_s 75%%, tpot_s and e2e_s 50%%, peak_mem_bytes 40%%)")})
+    normalize: str = field(default="auto", metadata={
+        "help": "divide times by the machine-speed probe's ratio before gating: on, off, auto (on for cpu)"})
+    allow_env_diff: str = field(default="", metadata={
+        "help": "environment fields allowed to differ from the baseline's, e.g. torch,driver_version"})
+    batch_sizes: str = field(default="", metadata={"help": (
+        "batch-size axis: a comma list (e.g. 1,2,4,8) for every workload, or 'sweep' for the preset's sweep "
+        "(harness/families/stacks.py BATCH_SWEEPS); cells estimated not to fit the device's memory are dropped "
+        "(harness/spec/fit.py); default: each workload's own batch size")})
+    draft_len: int = field(default=4, metadata={
+        "help": "speculative levers (selfspec, lookup): tokens drafted per verify forward, at most"})
+    exit_layer: int = field(default=0, metadata={
+        "help": "selfspec: decoder layers the draft runs before the final norm and lm_head (0: half the model's layers)"})
     max_ngram: int = field(default=3, metadata={"help": "lookup: longest n-gram of the output matched against prompt and output so far"})
-    trace_dir: str = field(default="", metadata={"help": "write a Chrome/Perfetto trace of each case's profiled iteration here (also profiles quick checks)"})
+    trace_dir: str = field(default="", metadata={
+        "help": "write a Chrome/Perfetto trace of each case's profiled iteration here (also profiles quick checks)"})
 
-    def with_values(self, **changes: object) -> "RunOptions":
+    def with_values(self, **changes: Any) -> RunOptions:  # each field's own type (dataclasses.replace checks the names)
         return dataclasses.replace(self, **changes)
 
 

@@ -111,7 +111,11 @@ def harness(request: pytest.FixtureRequest):
         benchmark = None
         if measure:
             benchmark = request.getfixturevalue("benchmark")
-            loop = lambda iteration, rounds, setup: benchmark.pedantic(iteration, setup=setup, rounds=rounds)
+
+            def benchmark_loop(iteration, rounds, setup):
+                benchmark.pedantic(iteration, setup=setup, rounds=rounds)
+
+            loop = benchmark_loop
         result = execute(case, run.ctx, measure, loop)
         record = result.to_record()
         run.records.append(record)
@@ -175,7 +179,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     width, color = max(160, terminalreporter._tw.fullwidth), terminalreporter.hasmarkup
     terminalreporter.write_sep("=", "harness")
     terminalreporter.write(run.results_text(width, color))
-    terminalreporter.write_line(f"harness: results written to {run.results.path}")
+    terminalreporter.write_line(f"harness: results written to {run.results_path}")
     for text, lines in (run.ladder_text(width, color), run.verdicts_text(width, color)):
         terminalreporter.write(text)
         for line in lines:

@@ -53,6 +53,13 @@ class RunSession:
         self.results = ResultsFile(new_results_path(Path(options.results_dir)), self.environment, recorded)
         self.baselines = load_baselines(Path(options.baseline_dir), self.machine, self.selection.families)
 
+    @property
+    def results_path(self) -> Path:
+        """The results file's path: a benchmark run opens it before any case runs."""
+        if self.results is None:
+            raise RuntimeError("no results file yet: open_results() comes first")
+        return self.results.path
+
     def finish(self) -> int | None:
         """Update baselines or gate against them; returns an exit status to impose, if any."""
         options = self.selection.options
@@ -77,7 +84,7 @@ class RunSession:
     def ladder_text(self, width: int, color: bool) -> tuple[str, list[str]]:
         """The lever ladder of this run: its table, and lines saying where the chart went (or why not)."""
         try:
-            written = write_ladder(summarize(self.records), chart_stem(self.results.path))
+            written = write_ladder(summarize(self.records), chart_stem(self.results_path))
         except (OSError, ValueError) as exc:  # the results are safe on disk; say why the chart is not
             return "", [f"harness: no ladder chart: {exc}"]
         if written is None:

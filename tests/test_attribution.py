@@ -3,10 +3,10 @@
 import pytest
 
 from harness.analyse.attribution import attribute, phase_seconds, profile_of
-from harness.store.baselines import case_entry
 from harness.analyse.gate import compare_case
 from harness.analyse.verdict import Policy
 from harness.publish.verdicts import markdown
+from harness.store.baselines import case_entry
 
 
 def profile(linear_s, attention_s, idle_frac, wall_s, phase="decode"):

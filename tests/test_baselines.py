@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from harness.store.baselines import BASELINE_KIND, baseline_path, load_baseline, load_baselines, update_baselines
 from harness.analyse.gate import compare_records, metric_samples, regressions
+from harness.analyse.verdict import Policy
+from harness.store.baselines import BASELINE_KIND, baseline_path, load_baseline, load_baselines, update_baselines
 from harness.store.machine import machine_class
 from harness.store.records import SCHEMA_VERSION, RecordError
-from harness.analyse.verdict import Policy
 
 ENV = {"device_name": "AMD EPYC", "gpu_count": 0, "driver_version": None, "cuda_version": None,
        "torch": "2.13.0+cpu", "transformers": "5.24.0", "cpu_model": "AMD EPYC", "cpu_cores": 2}
@@ -120,7 +120,8 @@ def test_errored_case_is_reported_not_compared(tmp_path):
 
 
 def baseline_text(**changes):
-    case = {"fingerprint": "f", "environment": {}, "samples": {"ttft_s": [1.0], "tpot_s": [], "e2e_s": [1.0], "gen_lens": [2], "calibration_s": [], "peak_mem_bytes": None}}
+    samples = {"ttft_s": [1.0], "tpot_s": [], "e2e_s": [1.0], "gen_lens": [2], "calibration_s": [], "peak_mem_bytes": None}
+    case = {"fingerprint": "f", "environment": {}, "samples": samples}
     data = {"kind": BASELINE_KIND, "schema_version": SCHEMA_VERSION, "cases": {"c": case}}
     for key, value in changes.items():
         if key.startswith("case_"):
@@ -137,7 +138,9 @@ BAD = {
     "newer-schema": (baseline_text(schema_version=SCHEMA_VERSION + 5), "newer than this harness reads"),
     "hand-edited-samples": (baseline_text(case_samples={"ttft_s": ["fast"]}), "case 'c': samples.ttft_s must be a list"),
     "hand-edited-fingerprint": (baseline_text(case_fingerprint=None), "case 'c': fingerprint missing"),
-    "negative-sample": (baseline_text(case_samples={"ttft_s": [-1], "tpot_s": [], "e2e_s": [], "gen_lens": [], "calibration_s": []}), "non-negative"),
+    "negative-sample": (
+        baseline_text(case_samples={"ttft_s": [-1], "tpot_s": [], "e2e_s": [], "gen_lens": [], "calibration_s": []}), "non-negative"
+    ),
     "nan": (baseline_text().replace("[1.0]", "[NaN]", 1), "NaN is not allowed"),
     "cases-list": (baseline_text(cases=[]), "'cases' missing or not an object"),
 }

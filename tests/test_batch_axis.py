@@ -6,9 +6,9 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.families import FAMILIES, batch_sweep
+from harness.options import RunOptions, parse_batch_sizes
 from harness.spec.fit import FIT_FRACTION, GIB, capacity_bytes, does_not_fit, estimate
 from harness.spec.matrix import Case, expand, with_batch_sizes
-from harness.options import RunOptions, parse_batch_sizes
 from harness.spec.selection import select
 from harness.spec.workload import Lengths
 

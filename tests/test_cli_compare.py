@@ -3,7 +3,6 @@
 from harness.cli import main
 from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION
 from harness.store.records import ResultsFile
-
 from tests.test_baselines import ENV, record
 
 

@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from harness.families import FAMILIES
 from harness.spec.matrix import Case, expand, fingerprint, stack_params
-
 from tests.strategies import LEVER_PARAMS, dtype_sets, family_cases, family_presets
 
 PARAMS = LEVER_PARAMS  # the speculative levers' parameters, as tests/test_matrix.py passes them

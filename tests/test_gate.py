@@ -4,7 +4,6 @@ import pytest
 
 from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION
 from harness.store.records import load_results
-
 from tests.test_plugin import CONFTEST, SUITE
 
 # A real slowdown: busy-wait inside every RMSNorm (a hot operator) when the variable is set.

@@ -2,16 +2,25 @@
 
 import math
 import random
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.cli import main
 from harness.analyse.ladder import (
-    ALL_FAMILIES, Interval, across_runs, follows, geomean_interval, ladder, longest_chain, paired_speedup_interval,
-    speedup_interval, summarize,
+    ALL_FAMILIES,
+    Interval,
+    across_runs,
+    follows,
+    geomean_interval,
+    ladder,
+    longest_chain,
+    paired_speedup_interval,
+    speedup_interval,
+    summarize,
 )
+from harness.cli import main
 from harness.store.records import ResultsFile
 
 times = st.lists(st.floats(1e-4, 10.0), min_size=3, max_size=15)
@@ -177,7 +186,7 @@ def test_chains_never_loop_and_each_step_follows(order):
     stacks = [frozenset(s.split("+")) for s in order]
     chain = longest_chain(frozenset({"eager"}), stacks, SLOTS.get)
     assert len(chain) == len(set(chain)) == 4
-    assert all(follows(a, b, frozenset({"eager"}), SLOTS.get) for a, b in zip(chain, chain[1:]))
+    assert all(follows(a, b, frozenset({"eager"}), SLOTS.get) for a, b in pairwise(chain))
 
 
 def test_summary_per_family_and_across_families():

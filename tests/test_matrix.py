@@ -6,11 +6,10 @@ from hypothesis import given
 from harness.errors import HarnessError
 from harness.families import DECODER_STACKS, FAMILIES, SPECULATIVE_STACKS
 from harness.levers import LEVERS, Lever, unavailable_reason
-from harness.spec.matrix import Case, expand, fingerprint
 from harness.options import RunOptions
+from harness.spec.matrix import Case, expand, fingerprint
 from harness.spec.selection import select
 from harness.spec.workload import Lengths
-
 from tests.strategies import cases
 
 LLAMA = FAMILIES["llama"]

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from harness.measure.case import RunContext, execute
 from harness.errors import HarnessError
-from harness.spec.matrix import Case
 from harness.families.models import ModelCache, build_model, count_parameters_on_meta
+from harness.measure.case import RunContext, execute
 from harness.options import RunOptions
+from harness.spec.matrix import Case
 from harness.spec.workload import Lengths
 
 PUBLISHED = {"paper-7b": 6.74e9, "paper": 33.7e9}  # Llama 2 7B, Code Llama 34B
@@ -39,7 +39,7 @@ def test_checkpoint_saved_here_loads_and_generates_the_same(tmp_path):
     original = build_model("llama", "tiny", "float32", "cpu", seed=7)
     original.save_pretrained(tmp_path)
     loaded = build_model("llama", "tiny", "float32", "cpu", seed=0, checkpoint_dir=str(tmp_path))
-    for (name, a), (_, b) in zip(original.state_dict().items(), loaded.state_dict().items()):
+    for (name, a), (_, b) in zip(original.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     case = Case("llama", "tt", "tiny", "float32", 1, Lengths(8, 4), ("eager",))
     contexts = [RunContext(RunOptions(seed=7, checkpoint_dir=folder), "cpu") for folder in ("", str(tmp_path))]

@@ -132,7 +132,9 @@ def test_planted_mismatch_fails_the_case_through_the_plugin(pytester):
     records it."""
     pytester.makeconftest(PLANTED_CONFTEST)
     pytester.makepyfile(test_llama=SUITE)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark", "--iterations", "2", "--warmup", "0", "--results-dir=res")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--benchmark", "--iterations", "2", "--warmup", "0", "--results-dir=res"
+    )
     result.assert_outcomes(passed=4, failed=3)  # the draft-friendly workload runs only eager of these
     result.stdout.fnmatch_lines(["*sdpa+planted: mismatch: outputs differ from the baseline stack at batch row 0, token 3*"])
     (results_file,) = (pytester.path / "res").glob("run-*.json")

@@ -24,7 +24,6 @@ from harness.cli import main
 from harness.errors import EXIT_HARNESS_ERROR, HarnessError
 from harness.publish.asv import RESULT_COLUMNS, benchmark_name
 from harness.store.records import ResultsFile
-
 from tests.browser import Browser, find_chromium
 from tests.test_baselines import ENV, record
 

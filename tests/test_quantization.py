@@ -6,16 +6,16 @@ import importlib.util
 import pytest
 import torch
 
-from harness.measure.case import RunContext, execute
-from harness.measure.equivalence import agreement
 from harness.families import FAMILIES, QUANT_SCHEMES
+from harness.families.models import build_model
 from harness.levers import LEVERS, stack_tolerance, unavailable_reason
 from harness.levers.quantization import QUANT_TOLERANCE, quant_lever
-from harness.spec.matrix import OPT_IN_REASON, Case, expand
-from harness.families.models import build_model
-from harness.options import RunOptions
 from harness.levers.quantize_model import SCHEMES, Scheme, linear_census, quantized_copy
+from harness.measure.case import RunContext, execute
+from harness.measure.equivalence import agreement
+from harness.options import RunOptions
 from harness.publish.terminal import render_text, rows
+from harness.spec.matrix import OPT_IN_REASON, Case, expand
 from harness.spec.workload import Lengths
 
 LLAMA_LINEARS = 4 * 7 + 1  # tiny llama: 4 layers x (q, k, v, o, gate, up, down) + lm_head
@@ -26,7 +26,9 @@ def tiny_llama():
     return build_model("llama", "tiny", "float32", "cpu", 0)
 
 
-@pytest.mark.parametrize(("name", "kind"), [("int8dq", "Int8Tensor"), ("int8wo", "Int8Tensor"), ("dynint8", "quantized.dynamic.modules.linear.Linear")])
+@pytest.mark.parametrize(
+    ("name", "kind"), [("int8dq", "Int8Tensor"), ("int8wo", "Int8Tensor"), ("dynint8", "quantized.dynamic.modules.linear.Linear")]
+)
 def test_quantized_copy_replaces_every_linear_and_leaves_the_model(tiny_llama, name, kind):
     """A quantized copy replaces every linear layer with the scheme's kind, leaves the cached float model
     untouched, and computes something close to it but not equal."""
@@ -67,14 +69,18 @@ def test_cpu_expansion_keeps_cpu_schemes_and_drops_the_rest_with_reasons():
     assert reasons["sdpa+int4wo"] == "int4wo needs a cuda device (this run: cpu)"
     assert reasons["sdpa+autoquant"] == "autoquant needs a cuda device (this run: cpu)"
     assert reasons["sdpa+static+compile+int8dq"] == OPT_IN_REASON  # tiny: only when named
-    named, _ = expand(FAMILIES["llama"], "tiny", ("float32",), "cpu", only_stacks=("sdpa+static+compile+int8dq",), lever_params=SPECULATION_PARAMS)
+    named, _ = expand(
+        FAMILIES["llama"], "tiny", ("float32",), "cpu", only_stacks=("sdpa+static+compile+int8dq",), lever_params=SPECULATION_PARAMS
+    )
     assert {case.stack_name for case in named} == {"sdpa+static+compile+int8dq"}
 
 
 def test_cuda_expansion_drops_by_dtype_and_missing_api():
     """On CUDA a scheme is dropped for the wrong dtype, for needing the CPU, or for a missing torchao API,
     each saying why."""
-    assert unavailable_reason(("sdpa", "int4wo"), FAMILIES["llama"], "cuda", "float32") == "int4wo runs in bfloat16 only (this case: float32)"
+    assert unavailable_reason(("sdpa", "int4wo"), FAMILIES["llama"], "cuda", "float32") == (
+        "int4wo runs in bfloat16 only (this case: float32)"
+    )
     assert unavailable_reason(("sdpa", "dynint8"), FAMILIES["llama"], "cuda", "bfloat16") == "dynint8 needs a cpu device (this run: cuda)"
     assert unavailable_reason(("sdpa", "int8dq"), FAMILIES["llama"], "cuda", "bfloat16") == ""
     import torchao
@@ -88,7 +94,9 @@ def test_a_missing_package_drops_the_lever_with_that_reason(monkeypatch):
     quantization stays available."""
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a))
-    assert unavailable_reason(("sdpa", "int8dq"), FAMILIES["llama"], "cpu", "float32") == "int8dq needs the torchao package, which is not installed"
+    assert unavailable_reason(("sdpa", "int8dq"), FAMILIES["llama"], "cpu", "float32") == (
+        "int8dq needs the torchao package, which is not installed"
+    )
     assert unavailable_reason(("sdpa", "dynint8"), FAMILIES["llama"], "cpu", "float32") == ""  # torch's own
 
 
@@ -141,7 +149,7 @@ def _noisy(model):
         for module in model.modules():
             if isinstance(module, torch.nn.Linear):
                 module.weight.copy_(torch.randn_like(module.weight))
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    return SCHEMES["dynint8"].apply(model)  # the harness's own path (it silences torch.ao's deprecation)
 
 
 def test_a_lossy_lever_that_breaks_the_answer_fails_like_a_mismatch(ctx, monkeypatch):

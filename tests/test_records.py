@@ -16,7 +16,6 @@ from harness.store.records import (
     new_results_path,
     write_json_atomic,
 )
-
 from tests.strategies import json_values
 
 

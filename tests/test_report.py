@@ -34,7 +34,10 @@ def test_evidence_summary_uses_lever_briefs():
     """The evidence summary uses each lever's brief and falls back to key=value for a lever no longer
     registered."""
     text = evidence_summary({
-        "sdpa": {"attn_implementation": "sdpa", "attention_ops": ["aten::scaled_dot_product_attention", "aten::_scaled_dot_product_flash_attention_for_cpu"]},
+        "sdpa": {
+            "attn_implementation": "sdpa",
+            "attention_ops": ["aten::scaled_dot_product_attention", "aten::_scaled_dot_product_flash_attention_for_cpu"],
+        },
         "static": {"cache_class": "StaticCache", "max_cache_len": 12},
         "compile": {"graphs": 1, "graph_breaks": 0, "recompiles_during_timing": 0, "backend": "inductor"},
         "retired-lever": {"x": 1},

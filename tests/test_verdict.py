@@ -6,7 +6,15 @@ import random
 import pytest
 
 from harness.analyse.verdict import (
-    IMPROVED, NO_BASELINE, NOISY, REGRESSED, UNCHANGED, MetricPolicy, Policy, judge, min_p_value,
+    IMPROVED,
+    NO_BASELINE,
+    NOISY,
+    REGRESSED,
+    UNCHANGED,
+    MetricPolicy,
+    Policy,
+    judge,
+    min_p_value,
     minimum_detectable_effect,
 )
 from harness.options import RunOptions

@@ -1,8 +1,8 @@
 """Verdict tables: a first run without baselines is one line, not a row per metric."""
 
 from harness.analyse.gate import UNRECORDED, MetricResult
-from harness.publish.terminal import render_text_table
 from harness.analyse.verdict import Verdict
+from harness.publish.terminal import render_text_table
 from harness.publish.verdicts import markdown, render_verdicts
 
 RESULTS = [

@@ -3,7 +3,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.spec.workload import MIN_PROMPT_LEN, Lengths, prompt_ids
-
 from tests.strategies import lengths
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from harness.store.machine import env_differences, env_subset
-from harness.analyse.stats import median
 from harness.analyse.attribution import attribute, profile_of
 from harness.analyse.policy import GATED_METRICS
+from harness.analyse.stats import median
 from harness.analyse.verdict import ENV_MISMATCH, ERROR, IMPROVED, NO_BASELINE, REGRESSED, Policy, Verdict, judge
+from harness.store.machine import env_differences, env_subset
 
 UNRECORDED = "no baseline for this case"  # nothing was ever recorded for it (reports collapse these)
 
@@ -53,7 +53,7 @@ def normalized(samples: list[float], metric: str, probes: list[float], reference
     if not metric.endswith("_s") or not probes:
         return samples
     if len(probes) == len(samples):
-        return [value * reference_s / probe for value, probe in zip(samples, probes)]
+        return [value * reference_s / probe for value, probe in zip(samples, probes, strict=True)]
     return [value * reference_s / median(probes) for value in samples]
 
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from statistics import NormalDist
 
+from harness.analyse.stats import median
 from harness.families import FAMILIES
 from harness.levers import LEVERS
-from harness.analyse.stats import median
 
 CONFIDENCE = 0.95
 LADDER_METRIC = "e2e_s"
@@ -74,7 +75,7 @@ def paired_speedup_interval(baseline_s: Sequence[float], candidate_s: Sequence[f
         raise ValueError("paired speed-up needs the same, non-zero number of samples on both sides")
     if min(*baseline_s, *candidate_s) <= 0:
         raise ValueError("times must be positive")
-    logs = [math.log(b) - math.log(c) for b, c in zip(baseline_s, candidate_s)]
+    logs = [math.log(b) - math.log(c) for b, c in zip(baseline_s, candidate_s, strict=True)]
     walsh = sorted((logs[i] + logs[j]) / 2 for i in range(len(logs)) for j in range(i, len(logs)))
     n = len(logs)
     estimate = math.exp(median(walsh))
@@ -85,11 +86,16 @@ def paired_speedup_interval(baseline_s: Sequence[float], candidate_s: Sequence[f
     return Interval(estimate, math.exp(walsh[k]), math.exp(walsh[len(walsh) - 1 - k]))
 
 
+def _draws(record: Mapping) -> tuple[list[int], list[int]]:
+    """The (prompt, generated) lengths of each iteration; empty where the record has none."""
+    return list(record.get("prompt_lens") or []), list(record.get("gen_lens") or [])
+
+
 def step_interval(baseline: Mapping, candidate: Mapping) -> Interval:
     """Paired when both ran the same varying draws of lengths (a length distribution), else not."""
-    draws = [(r.get("prompt_lens"), r.get("gen_lens")) for r in (baseline, candidate)]
-    lengths_vary = len(set(zip(*draws[0]))) > 1 if draws[0][0] else False
-    if lengths_vary and draws[0] == draws[1] and len(baseline[LADDER_METRIC]) == len(draws[0][0]):
+    draws = _draws(baseline)
+    lengths_vary = len(set(zip(*draws, strict=True))) > 1
+    if lengths_vary and draws == _draws(candidate) and len(baseline[LADDER_METRIC]) == len(draws[0]):
         return paired_speedup_interval(baseline[LADDER_METRIC], candidate[LADDER_METRIC])
     return speedup_interval(baseline[LADDER_METRIC], candidate[LADDER_METRIC])
 
@@ -101,10 +107,11 @@ def geomean_interval(intervals: Sequence[Interval], confidence: float = CONFIDEN
         raise ValueError("a geometric mean needs at least one speed-up")
     logs = [math.log(i.estimate) for i in intervals]
     center = sum(logs) / len(logs)
-    if not all(i.bounded for i in intervals):
+    bounds = [(i.low, i.high) for i in intervals if i.low is not None and i.high is not None]
+    if len(bounds) < len(intervals):
         return Interval(math.exp(center), None, None)
     z = _z(confidence)
-    errors = [(math.log(i.high) - math.log(i.low)) / (2 * z) for i in intervals]
+    errors = [(math.log(high) - math.log(low)) / (2 * z) for low, high in bounds]
     half = z * math.sqrt(sum(e * e for e in errors)) / len(errors)
     return Interval(math.exp(center), math.exp(center - half), math.exp(center + half))
 
@@ -186,12 +193,13 @@ def ladder(records: Sequence[Mapping], baseline: str, slot_of: Callable[[str], s
     chain = [levers_of[s] for s in longest_chain(frozenset(baseline.split("+")), list(levers_of), slot_of)]
     left_out += [(stack, "not on the longest cumulative chain") for stack in usable if stack not in chain]
     base = usable[baseline]
-    steps = [Step(baseline, "", _p50(base, LADDER_METRIC), _p50(base, "tpot_s"), None, None)]
-    for previous, stack in zip(chain, chain[1:]):
+    # A usable record has its LADDER_METRIC samples (_usable), so their median is always there.
+    steps = [Step(baseline, "", median(base[LADDER_METRIC]), _p50(base, "tpot_s"), None, None)]
+    for previous, stack in pairwise(chain):
         record = usable[stack]
         (added,) = set(stack.split("+")) - set(previous.split("+"))
         steps.append(Step(
-            stack, added, _p50(record, LADDER_METRIC), _p50(record, "tpot_s"),
+            stack, added, median(record[LADDER_METRIC]), _p50(record, "tpot_s"),
             step_interval(usable[previous], record),
             step_interval(base, record),
         ))
@@ -226,7 +234,8 @@ def family_speedups(found: Sequence[Ladder]) -> dict[str, Interval]:
     """Per family, the geometric mean of its workloads' combined speed-ups."""
     per_family: dict[str, list[Interval]] = {}
     for item in found:
-        per_family.setdefault(item.family, []).append(item.combined)
+        if item.combined is not None:  # always, for ladders(): it keeps those with a second step
+            per_family.setdefault(item.family, []).append(item.combined)
     return {family: geomean_interval(intervals) for family, intervals in per_family.items()}
 
 
@@ -290,6 +299,9 @@ def across_runs(summaries: Sequence[LadderSummary], confidence: float = CONFIDEN
         if len(chains) > 1 or any(family not in summary.per_family for summary in summaries):
             raise ValueError(f"{family}: the runs climbed different ladders (workloads or stacks differ)")
         per_run[family] = tuple(summary.per_family[family].estimate for summary in summaries)
-    if per_run:
-        per_run[ALL_FAMILIES] = tuple(summary.overall.estimate for summary in summaries)
+    if per_run:  # then every run has a family's speed-up (checked above), so an overall one
+        overall = [summary.overall for summary in summaries]
+        per_run[ALL_FAMILIES] = tuple(interval.estimate for interval in overall if interval is not None)
+        if len(per_run[ALL_FAMILIES]) < len(summaries):
+            raise ValueError("a run has family speed-ups but no overall one")
     return AcrossRuns(per_run, {name: log_t_interval(values, confidence) for name, values in per_run.items()})

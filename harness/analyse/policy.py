@@ -46,7 +46,7 @@ class Policy:
     def for_metric(self, metric: str) -> MetricPolicy:
         return self.metrics.get(metric, MetricPolicy())
 
-    def with_thresholds(self, thresholds: Mapping[str, float]) -> "Policy":
+    def with_thresholds(self, thresholds: Mapping[str, float]) -> Policy:
         metrics = dict(self.metrics)
         for metric, threshold in thresholds.items():
             metrics[metric] = replace(self.for_metric(metric), threshold_frac=threshold)

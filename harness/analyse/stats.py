@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 
 def min_samples_for_quantile(q: float) -> int:
@@ -35,7 +36,7 @@ def reported_quantile(samples: Sequence[float], q: float) -> float | None:
 
 def decode_intervals(marks_s: Sequence[float]) -> list[float]:
     """Per-token decode times from cumulative marks (first mark = first token)."""
-    return [later - earlier for earlier, later in zip(marks_s, marks_s[1:])]
+    return [later - earlier for earlier, later in pairwise(marks_s)]
 
 
 def speedup(baseline_s: Sequence[float], candidate_s: Sequence[float]) -> float | None:

@@ -11,8 +11,8 @@ The defaults and why they are what they are: harness/analyse/policy.py (each def
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 from scipy.stats import mannwhitneyu
@@ -85,22 +85,26 @@ def judge(baseline: Sequence[float], current: Sequence[float], policy: MetricPol
         return Verdict(NO_BASELINE if not baseline else NOISY, reason="no samples")
     base_mid, cur_mid = median(baseline), median(current)
     change = (cur_mid - base_mid) / base_mid if base_mid else (0.0 if cur_mid == base_mid else math.inf)
-    common = dict(baseline_median=base_mid, current_median=cur_mid, change_frac=change, n_baseline=len(baseline), n_current=len(current))
+    # The figures every verdict below carries; each return sets its status (and reason).
+    common = Verdict(
+        UNCHANGED, baseline_median=base_mid, current_median=cur_mid, change_frac=change, n_baseline=len(baseline),
+        n_current=len(current),
+    )
     beyond = abs(change) > policy.threshold_frac and abs(cur_mid - base_mid) > policy.min_abs_change
     if not policy.rank_test:
-        return Verdict(_direction(change, policy) if beyond else UNCHANGED, **common, reason="threshold only (one value per run)")
+        return replace(common, status=_direction(change, policy) if beyond else UNCHANGED, reason="threshold only (one value per run)")
     p_value = float(mannwhitneyu(baseline, current, alternative="two-sided").pvalue)
     p_value = 1.0 if math.isnan(p_value) else p_value  # all samples tied
     mde = minimum_detectable_effect(baseline, current, alpha)
-    found = dict(common, p_value=p_value, mde_frac=mde)
+    found = replace(common, p_value=p_value, mde_frac=mde)
     if p_value < alpha and beyond:
-        return Verdict(_direction(change, policy), **found)
+        return replace(found, status=_direction(change, policy))
     if mde > NOISY_MDE_FACTOR * policy.threshold_frac:
-        return Verdict(NOISY, **found, reason=f"could only detect changes over {_pct(mde)}")
+        return replace(found, status=NOISY, reason=f"could only detect changes over {_pct(mde)}")
     spread = max(relative_iqr(baseline), relative_iqr(current))
     if spread > MAX_SPREAD_FRAC:
-        return Verdict(NOISY, **found, reason=f"spread {_pct(spread)} of the median")
-    return Verdict(UNCHANGED, **found)
+        return replace(found, status=NOISY, reason=f"spread {_pct(spread)} of the median")
+    return found
 
 
 def _pct(fraction: float) -> str:

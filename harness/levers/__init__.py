@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Protocol
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from harness.errors import unknown_choice
 
@@ -91,15 +91,19 @@ def stack_name(stack: tuple[str, ...]) -> str:
 
 def stack_tolerance(stack: tuple[str, ...]) -> Tolerance | None:
     """The stated tolerance of a stack's lossy lever (one slot holds them); None: exact check."""
-    found = [LEVERS.get(name).tolerance for name in stack if LEVERS.get(name).tolerance is not None]
+    found = [tolerance for name in stack if (tolerance := LEVERS.get(name).tolerance) is not None]
     return min(found, key=lambda tolerance: tolerance.minimum) if found else None
 
 
 class HasCapabilities(Protocol):
-    """What the levers read of a family (harness.spec.matrix.FamilySpec)."""
+    """What the levers read of a family (harness.spec.matrix.FamilySpec): read-only, as the
+    frozen dataclass's fields are."""
 
-    name: str
-    capabilities: frozenset[str]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> frozenset[str]: ...
 
 
 def applies_to(lever: Lever, family: HasCapabilities) -> bool:

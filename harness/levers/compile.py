@@ -46,7 +46,7 @@ class CompiledStep:
                 yield
         except torch._dynamo.exc.RecompileError as exc:
             raise CompiledDuringTiming(f"compile: recompiled inside timed iterations: {exc}") from None
-        graphs, breaks = (now - then for now, then in zip(_compile_counts(), before))
+        graphs, breaks = (now - then for now, then in zip(_compile_counts(), before, strict=True))
         self.recompiles_during_timing = graphs
         if graphs or breaks:
             raise CompiledDuringTiming(
@@ -54,7 +54,7 @@ class CompiledStep:
             )
 
     def stats(self) -> dict:
-        graphs, breaks = (now - then for now, then in zip(_compile_counts(), self._start))
+        graphs, breaks = (now - then for now, then in zip(_compile_counts(), self._start, strict=True))
         return {"graphs": graphs, "graph_breaks": breaks, "recompiles_during_timing": self.recompiles_during_timing}
 
 

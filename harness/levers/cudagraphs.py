@@ -45,14 +45,14 @@ class GraphedStep:
         with torch.cuda.graph(self._graph):
             self._output = self._step(*self._inputs)
         # Warm-up calls advanced the cache position; rewind it so the real step writes in place.
-        for counter, value in zip(_cache_counters(self._session.cache), saved):
+        for counter, value in zip(_cache_counters(self._session.cache), saved, strict=True):
             counter.copy_(value)
         self.captures += 1
 
     def __call__(self, *args):
         if self._graph is None:
             self._capture(*args)
-        for buffer, arg in zip(self._inputs, args):
+        for buffer, arg in zip(self._inputs, args, strict=True):
             buffer.copy_(arg)
         self._graph.replay()
         self.replays += 1

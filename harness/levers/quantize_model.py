@@ -13,8 +13,8 @@ from __future__ import annotations
 import copy
 import importlib.util
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from harness.errors import unknown_choice
@@ -33,15 +33,22 @@ class Scheme:
     missing_api: Callable[[], str] = lambda: ""  # why the installed package cannot do it ("" = it can)
 
 
-def _torchao(config_name: str, **kwargs) -> Callable[[torch.nn.Module], torch.nn.Module]:
-    def apply(model: torch.nn.Module) -> torch.nn.Module:
+@dataclass(frozen=True)
+class _TorchaoConfig:
+    """Quantizes a model's linear layers in place with one torchao config."""
+
+    config_name: str  # for the evidence: the torchao config that was applied
+    kwargs: Mapping[str, object] = field(default_factory=dict)
+
+    def __call__(self, model: torch.nn.Module) -> torch.nn.Module:
         import torchao.quantization as tq
 
-        tq.quantize_(model, getattr(tq, config_name)(**kwargs), filter_fn=_is_linear)
+        tq.quantize_(model, getattr(tq, self.config_name)(**self.kwargs), filter_fn=_is_linear)
         return model
 
-    apply.config_name = config_name  # for the evidence: the torchao config that was applied
-    return apply
+
+def _torchao(config_name: str, **kwargs: object) -> _TorchaoConfig:
+    return _TorchaoConfig(config_name, kwargs)
 
 
 def _torch_dynamic(model: torch.nn.Module) -> torch.nn.Module:
@@ -137,7 +144,7 @@ class Quantized:
         apply = scheme(self.scheme).apply
         return {
             "scheme": self.scheme,
-            "method": getattr(apply, "config_name", apply.__name__.lstrip("_")),
+            "method": apply.config_name if isinstance(apply, _TorchaoConfig) else apply.__name__.lstrip("_"),
             "linears": sum(self.before.values()),
             "replaced": sum(replaced.values()),
             "replaced_by": replaced,

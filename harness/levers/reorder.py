@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-
 from typing import TYPE_CHECKING
 
 from harness.levers import Lever, LeverNotInEffect
@@ -77,7 +76,7 @@ def probe_reorder(session) -> dict:
         "tensors_per_step": gathers,
         "index_select_tensors_per_step": 4 * layers,  # the baseline's count for this model
         "aten_ops_per_step": dict(sorted(counter.ops.items())),
-        "buffers_replaced_per_step": sum(1 for a, b in zip(before, after) if a != b),
+        "buffers_replaced_per_step": sum(1 for a, b in zip(before, after, strict=True) if a != b),
         "reorders_per_step": session.reorders / session.steps if session.steps else 0.0,
     }
 

@@ -11,7 +11,6 @@ Evidence: acceptance rate, mean accepted length, draft and verify forwards per o
 from __future__ import annotations
 
 import dataclasses
-
 from functools import partial
 
 from harness.levers import Lever, LeverNotInEffect

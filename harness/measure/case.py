@@ -11,25 +11,27 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from harness.measure.calibration import probe_s
-from harness.store.records import check_finite
-from harness.families import family_spec
-from harness.measure.equivalence import agreement
+from harness.analyse.stats import median
 from harness.errors import HarnessError
+from harness.families import family_spec
+from harness.families.base import Output
+from harness.families.models import ModelCache, family_models
+from harness.lazy import resolve
 from harness.levers import LEVERS, Tolerance, stack_tolerance
 from harness.levers.plan import plan_for
-from harness.measure.record import CaseResult
-from harness.spec.matrix import Case, fingerprint
+from harness.measure.calibration import probe_s
+from harness.measure.equivalence import agreement
 from harness.measure.memory import make_peak
-from harness.families.models import ModelCache, family_models
-from harness.options import RunOptions
-from harness.measure.profile.capture import hta_idle_frac, profile_iteration, trace_file_name
+from harness.measure.profile.capture import hta_idle_frac, profile_iteration
 from harness.measure.profile.peaks import measure_peaks
-from harness.lazy import resolve
 from harness.measure.profile.sol import BYTES_PER_DTYPE, sol_fracs
-from harness.families.base import Output
-from harness.analyse.stats import median
+from harness.measure.profile.trace import trace_file_name
+from harness.measure.record import CaseResult
+from harness.options import RunOptions
+from harness.spec.matrix import Case, fingerprint
+from harness.store.records import check_finite
 
 LoopRunner = Callable[[Callable[[], None], int, Callable[[], None]], None]  # (iteration, rounds, setup)
 
@@ -78,7 +80,7 @@ class CaseRun:
         self.draws = case.lengths.draws(options.iterations, options.seed)
         preset_config = family_models(case.family).presets[case.preset]
         self.result = CaseResult(case, fingerprint(case, preset_config), ctx.device)
-        self.session = None
+        self.session: Any = None  # the runner's session for the stack being run (each family has its own class)
 
     def _run(self, draw: tuple[int, int]) -> Output:
         return self.runner.run(self.session, self.runner.inputs(draw))
@@ -103,7 +105,8 @@ class CaseRun:
         value = self._run(draw).value
         self.result.samples["first_call_s"] = [time.perf_counter() - started]
         if reference is None:
-            self.ctx.references[(self.case.workload_id, *draw)] = value
+            key = (self.case.workload_id, *draw)
+            self.ctx.references[key] = value
             self.result.outputs_match = True
             return True
         tolerance = stack_tolerance(self.case.stack)
@@ -222,7 +225,7 @@ class CaseRun:
         shape = shape_of(self.model.config)
         per_iteration: dict[str, list[float]] = {}
         offset = 0
-        for p, g, ttft_s in zip(samples["prompt_lens"], samples["gen_lens"], samples["ttft_s"]):
+        for p, g, ttft_s in zip(samples["prompt_lens"], samples["gen_lens"], samples["ttft_s"], strict=True):
             # Per token: the median of this iteration's intervals, so one stalled step does not set it.
             intervals = samples["tpot_s"][offset : offset + g - 1]
             offset += g - 1

@@ -23,7 +23,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from harness.levers import LEVERS
 from harness.measure.profile.sol import BYTES_PER_DTYPE, DecoderShape
@@ -48,7 +48,7 @@ class Estimate:
         return f"{self.total_bytes / GIB:.2f} GiB ({parts})"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parameters(family: str, preset: str) -> int:
     from harness.families.models import count_parameters_on_meta  # torch: only when a sweep is cut
 

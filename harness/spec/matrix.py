@@ -130,7 +130,7 @@ class Case:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "Case":
+    def from_dict(cls, data: Mapping) -> Case:
         fields_ = dict(data)
         fields_.pop("weights_params", None)
         fields_["lengths"] = Lengths(**fields_["lengths"])

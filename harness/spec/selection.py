@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 
-from harness.analyse.policy import device_policy
+from harness.analyse.policy import Policy, device_policy
 from harness.errors import HarnessError, unknown_choice
-from harness.store.machine import ENV_FIELDS
 from harness.families import FAMILIES, batch_sweep, family_spec
 from harness.levers import LEVERS
-from harness.spec.matrix import Case, Dropped, check_stack_names, expand
 from harness.options import RunOptions, check_counts, parse_batch_sizes, resolve_device, resolve_dtypes, split_list
-from harness.analyse.policy import Policy
+from harness.spec.matrix import Case, Dropped, check_stack_names, expand
+from harness.store.machine import ENV_FIELDS
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,9 @@ def lever_params(options: RunOptions, family: str) -> dict[str, int]:
         layers = model_config(family, options.preset).num_hidden_layers
         values["exit_layer"] = values["exit_layer"] or max(1, layers // 2)
         if values["exit_layer"] >= layers and not options.checkpoint_dir:
-            raise HarnessError(f"--exit-layer {values['exit_layer']} leaves no layer to skip in {family} {options.preset} ({layers} layers)")
+            raise HarnessError(
+                f"--exit-layer {values['exit_layer']} leaves no layer to skip in {family} {options.preset} ({layers} layers)"
+            )
     return values
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from harness.analyse.attribution import PROFILE_FIELDS, profile_of
 from harness.store.machine import env_subset
@@ -30,7 +31,7 @@ def baseline_path(root: Path, machine: str, family: str) -> Path:
 
 def case_entry(record: Mapping, environment: Mapping) -> dict:
     """What a baseline keeps of one measured case."""
-    samples = {key: list(record.get(key) or []) for key in SAMPLE_KEYS}
+    samples: dict[str, Any] = {key: list(record.get(key) or []) for key in SAMPLE_KEYS}
     samples.update({key: record.get(key) for key in VALUE_KEYS})
     entry = {
         "fingerprint": record["fingerprint"],
@@ -116,7 +117,7 @@ def update_baselines(root: Path, machine: str, records: Iterable[Mapping], envir
         path = baseline_path(root, machine, family)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(path.parent):
-            data = load_baseline(path) if path.exists() else {
+            data: dict[str, Any] = load_baseline(path) if path.exists() else {
                 "kind": BASELINE_KIND, "machine_class": machine, "family": family, "cases": {},
             }
             data["schema_version"] = SCHEMA_VERSION

@@ -12,6 +12,7 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
 
@@ -98,7 +99,7 @@ class ResultsFile:
 
     def __init__(self, path: Path, environment: dict, options: dict) -> None:
         self.path = Path(path)
-        self.data = {
+        self.data: dict[str, Any] = {
             "kind": RESULTS_KIND,
             "schema_version": SCHEMA_VERSION,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -38,14 +38,15 @@ def summarize(trace: Trace) -> dict:
         calls = top_level_ops(trace.host)
         for phase in ranges:
             stats[phase.phase].kernels = sum(1 for e in calls if phase.start_s <= e.start_s < phase.end_s)
-    breakdown, by_op = {}, defaultdict(float)
-    for phase, found in stats.items():
-        per_category = defaultdict(float)
+    breakdown: dict[str, dict[str, float]] = {}
+    by_op: defaultdict[tuple[str, str], float] = defaultdict(float)
+    for phase_name, found in stats.items():
+        per_category: defaultdict[str, float] = defaultdict(float)
         for (category, name), seconds in found.by_category_s.items():
             per_category[category] += seconds
             by_op[(category, name)] += seconds
-        breakdown[phase] = dict(sorted(per_category.items(), key=lambda kv: -kv[1]))
-    top_ops = defaultdict(list)
+        breakdown[phase_name] = dict(sorted(per_category.items(), key=lambda kv: -kv[1]))
+    top_ops: defaultdict[str, list[list]] = defaultdict(list)  # category -> [[operator, seconds], ...]
     for (category, name), seconds in sorted(by_op.items(), key=lambda kv: -kv[1]):
         if len(top_ops[category]) < TOP_OPS:
             top_ops[category].append([name, seconds])

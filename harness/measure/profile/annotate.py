@@ -7,8 +7,8 @@ wrapped (compile, CUDA graphs) they are removed when prefill ends, so the wrappe
 exactly the code that was timed (a hook or patched method would make dynamo recompile).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: it binds the module-level name `annotations`, which
+# the context manager at the end of this module takes (its annotations all evaluate on Python 3.10).
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,8 +96,12 @@ class CategoryRanges:
         self._patched = cache
 
     def install(self) -> None:
-        enter = lambda module, args: self._ranges.enter(category_range("norm"))
-        leave = lambda module, args, output: self._ranges.exit()
+        def enter(module, args):
+            self._ranges.enter(category_range("norm"))
+
+        def leave(module, args, output):
+            self._ranges.exit()
+
         for module in self.session.model.modules():
             if NORM_MODULE.search(type(module).__name__):
                 self._hooks += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]

@@ -10,11 +10,14 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from harness.measure.profile.analysis import summarize
-from harness.measure.profile.trace import parse, trace_file_name
+from harness.measure.profile.trace import parse
+
+T = TypeVar("T")
 
 
 def activities(device: str) -> list:
@@ -24,7 +27,7 @@ def activities(device: str) -> list:
     return found
 
 
-def profile_iteration(run_once: Callable[[], object], device: str, trace_path: Path | None) -> tuple[dict, object]:
+def profile_iteration(run_once: Callable[[], T], device: str, trace_path: Path | None) -> tuple[dict, T]:
     """Run once under the profiler; (summary keys, the iteration's own output)."""
     # The first record_function of a process costs milliseconds (operator lookup): pay it here,
     # or the prefill range would open that much after the clock started.

@@ -7,6 +7,7 @@ scheduling hiccup's. On a shared machine it is still what the device gave during
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import torch
 
@@ -41,8 +42,9 @@ def measure_peaks(device: str, dtype: str) -> dict:
         n_bytes = min(n_bytes, torch.cuda.mem_get_info(device)[0] // FREE_SHARE)
     source = torch.empty(n_bytes // 4, dtype=torch.float32, device=device).fill_(1.0)
     target = torch.empty_like(source)
-    copy_s = _best(lambda: target.copy_(source), device)
-    del source, target
+    # A partial, not a lambda: the buffers are freed below, and a closure over deleted names reads as a bug.
+    copy_s = _best(partial(target.copy_, source), device)
+    del source, target  # free the copy buffers before the matmul's
     n = MATMUL_N[kind]
     a = torch.randn(n, n, device=device).to(DTYPES[dtype])
     b = torch.randn(n, n, device=device).to(DTYPES[dtype])

@@ -28,7 +28,7 @@ class DecoderShape:
         return self.hidden // self.heads
 
     @classmethod
-    def from_config(cls, config) -> "DecoderShape":
+    def from_config(cls, config) -> DecoderShape:
         return cls(
             hidden=config.hidden_size, layers=config.num_hidden_layers, heads=config.num_attention_heads,
             kv_heads=getattr(config, "num_key_value_heads", None) or config.num_attention_heads,

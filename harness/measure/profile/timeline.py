@@ -107,15 +107,15 @@ def nest(events: Sequence[HostEvent]) -> list[tuple[HostEvent, tuple[str, ...], 
     """Each event with the names enclosing it (outermost first, itself last), its direct
     children, and whether an op encloses it. Events are on one thread and nest properly."""
     ordered = sorted(events, key=lambda e: (e.start_s, -e.end_s))
-    out = []
-    stack: list[tuple[HostEvent, tuple[str, ...], list, bool]] = []
+    out: list[tuple[HostEvent, tuple[str, ...], list[HostEvent], bool]] = []
+    stack: list[tuple[HostEvent, tuple[str, ...], list[HostEvent], bool]] = []
     for event in ordered:
         while stack and stack[-1][0].end_s <= event.start_s:
             stack.pop()
         parent = stack[-1] if stack else None
         chain = (parent[1] if parent else ()) + (event.name,)
-        under_op = bool(parent) and (parent[0].is_op or parent[3])
-        entry = (event, chain, [], under_op)
+        under_op = parent is not None and (parent[0].is_op or parent[3])
+        entry: tuple[HostEvent, tuple[str, ...], list[HostEvent], bool] = (event, chain, [], under_op)
         if parent:
             parent[2].append(event)
         stack.append(entry)
@@ -174,9 +174,9 @@ def device_work(host: Sequence[HostEvent], launches: Sequence[Launch], spans: Se
     by_correlation = {launch.correlation: launch for launch in launches}
     seen: set[int] = set()
     work = []
-    matched = [by_correlation.get(span.correlation) for span in spans]
+    matched = [by_correlation.get(span.correlation) if span.correlation is not None else None for span in spans]
     chains = chains_at(host, [launch.start_s if launch else 0.0 for launch in matched])
-    for span, launch, chain in zip(spans, matched, chains):
+    for span, launch, chain in zip(spans, matched, chains, strict=True):
         if launch is None:
             work.append(Work(span.start_s, span.end_s, (span.name,), span.start_s, span.kind))
             continue

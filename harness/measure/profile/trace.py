@@ -55,8 +55,8 @@ def parse(data: Mapping) -> Trace:
         if cat in HOST_OPS or cat in HOST_RANGES:
             if (event.get("pid"), event.get("tid")) == thread:
                 host.append(HostEvent(event["name"], start, end, is_op=cat in HOST_OPS))
-        elif cat in LAUNCH_CATS and _correlation(event) is not None:
-            launches.append(Launch(event["name"], start, _correlation(event), is_graph=GRAPH_LAUNCH in event["name"]))
+        elif cat in LAUNCH_CATS and (correlation := _correlation(event)) is not None:
+            launches.append(Launch(event["name"], start, correlation, is_graph=GRAPH_LAUNCH in event["name"]))
         elif cat in DEVICE_KINDS:
             device.append(DeviceSpan(event["name"], start, end, _correlation(event), DEVICE_KINDS[cat]))
     return Trace(host, launches, device)
