@@ -3,9 +3,9 @@ classifier-free guidance (three streams) against one stream, measured in the sam
 
 import pytest
 
+from harness.analyse.stats import median
 from harness.families import FAMILIES
 from harness.families.chameleon.cfg_cost import measure_cfg_cost
-from harness.analyse.stats import median
 
 pytestmark = pytest.mark.family("chameleon")
 

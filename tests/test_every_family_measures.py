@@ -3,8 +3,8 @@ family's runner: what `pytest suites/ --benchmark` runs, on one tiny baseline ca
 
 import pytest
 
-from harness.measure.case import execute
 from harness.families import FAMILIES
+from harness.measure.case import execute
 from harness.spec.matrix import expand
 
 

@@ -6,20 +6,31 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.measure.case import RunContext, execute
-from harness.levers.plan import plan_for
 from harness.families import FAMILIES
-from harness.levers import LEVERS, LeverNotInEffect, unavailable_reason
-from harness.spec.matrix import Case, expand
-from harness.families.models import build_model, count_parameters_on_meta
-from harness.families.hstu.model import (
-    PRESETS, HSTUConfig, causal_mask, pointwise_attention, relative_positions, save, time_buckets,
-)
 from harness.families.hstu.flex import FlexAttend
-from harness.options import RunOptions
-from harness.families.hstu.runner import (
-    RecommenderRunner, Scored, first_score_mismatch, fixed_length, history_lengths, make_batch,
+from harness.families.hstu.model import (
+    PRESETS,
+    HSTUConfig,
+    causal_mask,
+    pointwise_attention,
+    relative_positions,
+    save,
+    time_buckets,
 )
+from harness.families.hstu.runner import (
+    RecommenderRunner,
+    Scored,
+    first_score_mismatch,
+    fixed_length,
+    history_lengths,
+    make_batch,
+)
+from harness.families.models import build_model, count_parameters_on_meta
+from harness.levers import LEVERS, LeverNotInEffect, unavailable_reason
+from harness.levers.plan import plan_for
+from harness.measure.case import RunContext, execute
+from harness.options import RunOptions
+from harness.spec.matrix import Case, expand
 from harness.spec.workload import Lengths
 
 SMALL = HSTUConfig(num_items=500, embedding_dim=16, num_blocks=2, num_heads=2, attention_dim=8, linear_dim=8, max_seq_len=32)
@@ -154,7 +165,7 @@ def test_checkpoint_saved_here_loads_and_scores_the_same(tmp_path):
     save(original, tmp_path)
     loaded = build_model("hstu", "tiny", "float32", "cpu", seed=0, checkpoint_dir=str(tmp_path))
     assert loaded.config == original.config
-    for (name, a), (_, b) in zip(original.state_dict().items(), loaded.state_dict().items()):
+    for (name, a), (_, b) in zip(original.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     case = Case("hstu", "retrieve", "tiny", "float32", 2, Lengths(8, 4), ("padded",), items=1000)
     contexts = [RunContext(RunOptions(seed=5, checkpoint_dir=folder), "cpu") for folder in ("", str(tmp_path))]

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from harness.errors import EXIT_REGRESSION
 from harness.store.records import ResultsFile
-
 from tests.test_baselines import record as timed_record
 from tests.test_cli_compare import results
 from tests.test_ladder import _run as ladder_run
@@ -51,15 +50,15 @@ sys.meta_path.insert(0, Block())
 def finish(status):
     if attempts:
         print("blocked imports attempted: " + ", ".join(attempts), file=sys.stderr)
-        sys.exit(status or %d)
+        sys.exit(status or BLOCKED_EXIT)
     sys.exit(status)
-""" % BLOCKED_EXIT
+""".replace("BLOCKED_EXIT", str(BLOCKED_EXIT))
 
 IMPORT_ALL = """
 import importlib, pkgutil, traceback
 
 names, failed = ["harness.cli"], []
-for package in %r:
+for package in PACKAGES:
     names.append(package)
     names += [found.name for found in pkgutil.walk_packages(importlib.import_module(package).__path__, package + ".")]
 for name in names:
@@ -70,7 +69,7 @@ for name in names:
         traceback.print_exc()
 print("\\n".join(names))
 finish(1 if failed else 0)
-""" % (TORCH_FREE_PACKAGES,)
+""".replace("PACKAGES", repr(TORCH_FREE_PACKAGES))
 
 RUN_CLI = """
 import runpy

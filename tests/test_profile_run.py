@@ -5,14 +5,14 @@ import struct
 
 import pytest
 
-from harness.measure.case import RunContext, execute
-from harness.publish.charts import render_all
 from harness.cli import main
-from harness.options import RunOptions
+from harness.measure.case import RunContext, execute
 from harness.measure.profile.analysis import accounted_fracs
-from harness.store.records import RESULTS_KIND, SCHEMA_VERSION, write_json_atomic
+from harness.options import RunOptions
+from harness.publish.charts import render_all
 from harness.spec.selection import select
 from harness.spec.workload import Lengths
+from harness.store.records import RESULTS_KIND, SCHEMA_VERSION, write_json_atomic
 
 STACKS = ("eager", "sdpa", "sdpa+static")
 SLACK_S = 0.003

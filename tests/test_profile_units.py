@@ -7,7 +7,15 @@ from harness.measure.profile.analysis import accounted_fracs, summarize
 from harness.measure.profile.categories import CATEGORIES, RULES, categorize, category_range, decide, name_category
 from harness.measure.profile.sol import DecoderShape, decode_bytes_per_step, layer_matmul_params, prefill_flops, sol_fracs
 from harness.measure.profile.timeline import (
-    DeviceSpan, HostEvent, Launch, PhaseRange, device_work, phase_stats, phase_windows, self_work, sweep,
+    DeviceSpan,
+    HostEvent,
+    Launch,
+    PhaseRange,
+    device_work,
+    phase_stats,
+    phase_windows,
+    self_work,
+    sweep,
     top_level_ops,
 )
 from harness.measure.profile.trace import parse
@@ -164,15 +172,17 @@ def test_parse_reads_kineto_chrome_events():
         {"ph": "X", "cat": "user_annotation", "name": PRE, "pid": pid, "tid": tid, "ts": 0, "dur": 100},
         {"ph": "X", "cat": "cpu_op", "name": "aten::linear", "pid": pid, "tid": tid, "ts": 10, "dur": 20},
         {"ph": "X", "cat": "cpu_op", "name": "aten::other_thread", "pid": pid, "tid": 99, "ts": 10, "dur": 20},
-        {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": pid, "tid": tid, "ts": 15, "dur": 2, "args": {"correlation": 5}},
-        {"ph": "X", "cat": "cuda_runtime", "name": "cudaGraphLaunch", "pid": pid, "tid": tid, "ts": 50, "dur": 2, "args": {"correlation": 6}},
+        {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": pid, "tid": tid, "ts": 15, "dur": 2,
+         "args": {"correlation": 5}},
+        {"ph": "X", "cat": "cuda_runtime", "name": "cudaGraphLaunch", "pid": pid, "tid": tid, "ts": 50, "dur": 2,
+         "args": {"correlation": 6}},
         {"ph": "X", "cat": "kernel", "name": "gemm", "pid": 0, "tid": 7, "ts": 40, "dur": 30, "args": {"correlation": 5}},
         {"ph": "X", "cat": "gpu_user_annotation", "name": PRE, "pid": 0, "tid": 7, "ts": 40, "dur": 30},
         {"ph": "f", "cat": "ac2g", "name": "ac2g", "pid": 0, "tid": 7, "ts": 40},
     ]
     trace = parse({"traceEvents": events})
     assert [e.name for e in trace.host] == [PRE, "aten::linear"] and not trace.host[0].is_op
-    assert [(l.correlation, l.is_graph) for l in trace.launches] == [(5, False), (6, True)]
+    assert [(launch.correlation, launch.is_graph) for launch in trace.launches] == [(5, False), (6, True)]
     assert [(d.name, d.start_s, d.end_s) for d in trace.device] == [("gemm", pytest.approx(40e-6), pytest.approx(70e-6))]
     summary = summarize(trace)
     assert summary["ops_unit"] == "kernels" and summary["profile_reliable"] == {"prefill": False}

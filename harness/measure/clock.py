@@ -25,12 +25,12 @@ class Marks:
 
     def of(self, *names: str) -> list[float]:
         """Seconds from start to each mark of these names, in order."""
-        return [seconds for name, seconds in zip(self.names, self.seconds) if name in names]
+        return [seconds for name, seconds in zip(self.names, self.seconds, strict=False) if name in names]
 
     def spans(self) -> Iterator[tuple[str, float]]:
         """Each mark's name and the seconds since the mark before it (the first mark: since start)."""
         previous = 0.0
-        for name, seconds in zip(self.names, self.seconds):
+        for name, seconds in zip(self.names, self.seconds, strict=False):
             yield name, seconds - previous
             previous = seconds
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from harness.measure.profile.trace import trace_file_name
 from harness.measure.profile.categories import CATEGORIES
+from harness.measure.profile.trace import trace_file_name
 from harness.publish.figures import pyplot, save_figure
 from harness.publish.profile_table import PHASES, phase_shares
 
@@ -35,7 +35,7 @@ def chart_data(record: Mapping) -> dict[str, dict[str, float]]:
 def render_case(record: Mapping, out_dir: Path) -> list[Path]:
     data = chart_data(record)
     figure, axes = pyplot().subplots(figsize=(6.4, 4.2))
-    for x, (phase, shares) in enumerate(data.items()):
+    for x, shares in enumerate(data.values()):
         bottom = 0.0
         for name, share in shares.items():
             axes.bar(x, 100 * share, bottom=100 * bottom, color=COLORS.get(name, "#000000"), width=0.6,
@@ -50,7 +50,7 @@ def render_case(record: Mapping, out_dir: Path) -> list[Path]:
     axes.set_ylim(0, 105)
     axes.set_title(record["id"], fontsize=8)
     handles, labels = axes.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
+    unique = dict(zip(labels, handles, strict=True))
     axes.legend(unique.values(), unique.keys(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.tight_layout()
     return save_figure(figure, Path(out_dir) / trace_file_name(record["id"])[: -len(".json")])

@@ -6,10 +6,11 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from rich.console import JustifyMethod
 from rich.table import Table
 
+from harness.analyse.ladder import CONFIDENCE, AcrossRuns, Interval, Ladder, LadderSummary, Step
 from harness.publish.figures import pyplot, save_figure
-from harness.analyse.ladder import CONFIDENCE, AcrossRuns, Interval, Ladder, LadderSummary
 from harness.publish.units import EMPTY, MS_PER_S, fmt
 
 
@@ -24,8 +25,11 @@ def interval_text(interval: Interval | None) -> str:
 def render_ladders(found: Sequence[Ladder], per_family: Mapping[str, Interval], overall: Interval | None) -> Table:
     level = f"{100 * CONFIDENCE:.0f}% CI"
     table = Table(title=f"lever ladder: e2e speed-up per step and over the baseline (Hodges-Lehmann, {level})")
-    for header, justify in (("workload", "left"), ("step", "left"), ("e2e p50 ms", "right"), ("TPOT p50 ms", "right"),
-                            ("step speed-up", "right"), ("over baseline", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("workload", "left"), ("step", "left"), ("e2e p50 ms", "right"), ("TPOT p50 ms", "right"),
+        ("step speed-up", "right"), ("over baseline", "right"),
+    )
+    for header, justify in columns:
         table.add_column(header, justify=justify, no_wrap=header == "workload")
     for item in found:
         for index, step in enumerate(item.steps):
@@ -55,9 +59,15 @@ def render_across_runs(names: Sequence[str], found: AcrossRuns) -> Table:
 
 def _errors(intervals: Sequence[Interval | None]) -> tuple[list[float], list[float]]:
     """matplotlib's asymmetric error bars; 0 where an interval has no bounds."""
-    below = [i.estimate - i.low if i and i.bounded else 0.0 for i in intervals]
-    above = [i.high - i.estimate if i and i.bounded else 0.0 for i in intervals]
+    below = [i.estimate - i.low if i is not None and i.low is not None else 0.0 for i in intervals]
+    above = [i.high - i.estimate if i is not None and i.high is not None else 0.0 for i in intervals]
     return below, above
+
+
+def over_baseline(step: Step) -> Interval:
+    """A step's cumulative speed-up (every step after the baseline has one)."""
+    assert step.cumulative is not None, f"step {step.stack} has no speed-up over the baseline"
+    return step.cumulative
 
 
 def _bars(axes, labels: list[str], intervals: list[Interval], title: str, color: str) -> None:
@@ -80,9 +90,9 @@ def render_chart(found: Sequence[Ladder], per_family: Mapping[str, Interval], ov
     rows = math.ceil(panels / columns)
     figure, grid = pyplot().subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
     cells = [axes for row in grid for axes in row]
-    for axes, item in zip(cells, found):
+    for axes, item in zip(cells, found, strict=False):  # the grid may have more cells than items
         labels = [item.steps[0].stack] + [f"+{step.added}" for step in item.steps[1:]]
-        intervals = [Interval(1.0, 1.0, 1.0)] + [step.cumulative for step in item.steps[1:]]
+        intervals = [Interval(1.0, 1.0, 1.0)] + [over_baseline(step) for step in item.steps[1:]]
         _bars(axes, labels, intervals, item.workload_id, "#1f77b4")
     summary = dict(per_family)
     if overall is not None:

@@ -7,6 +7,7 @@ The shares are those the charts (harness/publish/charts.py) stack; the results t
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 from rich.table import Table
 
 from harness.publish.row import Row

@@ -6,14 +6,16 @@ profiled cases is harness/publish/profile_table.py.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Mapping
 
+from rich.console import Console, RenderableType
 from rich.table import Table
 
+from harness.analyse.stats import median, reported_quantile, speedup
 from harness.errors import HarnessError
 from harness.families import FAMILIES
 from harness.levers import LEVERS
-from harness.analyse.stats import median, reported_quantile, speedup
 from harness.publish.profile_table import render_profile, top_categories
 from harness.publish.row import Row
 from harness.publish.units import BYTES_PER_MIB, EMPTY, MS_PER_S, fmt
@@ -33,7 +35,7 @@ def agreement_text(record: Mapping) -> str:
 
 def output_tokens_per_s(record: Mapping) -> float | None:
     """Median over iterations of generated tokens (whole batch) per second of e2e time."""
-    rates = [record["batch_size"] * n / s for n, s in zip(record["gen_lens"], record["e2e_s"]) if s > 0]
+    rates = [record["batch_size"] * n / s for n, s in zip(record["gen_lens"], record["e2e_s"], strict=False) if s > 0]
     return median(rates) if rates else None
 
 
@@ -220,18 +222,8 @@ def render_text(table_rows: list[Row], width: int = 160, color: bool = False, ti
     return render_text_table(*tables, width=width, color=color)
 
 
-def render_text_table(*tables: Table, width: int = 160, color: bool = False) -> str:
-    from rich.console import Console
-
-    console = Console(width=width, force_terminal=color, record=True, file=_Null())
+def render_text_table(*tables: RenderableType, width: int = 160, color: bool = False) -> str:
+    console = Console(width=width, force_terminal=color, record=True, file=io.StringIO())
     for table in tables:
         console.print(table)
     return console.export_text(styles=color)
-
-
-class _Null:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass

@@ -15,7 +15,10 @@ from harness.analyse.gate import UNRECORDED, MetricResult
 from harness.analyse.verdict import VERDICTS
 from harness.publish.units import EMPTY
 
-SEVERITY = {status: rank for rank, status in enumerate(("regressed", "error", "env_mismatch", "noisy", "no_baseline", "improved", "unchanged"))}
+SEVERITY = {
+    status: rank
+    for rank, status in enumerate(("regressed", "error", "env_mismatch", "noisy", "no_baseline", "improved", "unchanged"))
+}
 STYLE = {"regressed": "bold red", "error": "red", "env_mismatch": "yellow", "noisy": "yellow", "improved": "green"}
 COLUMNS = ("case", "metric", "verdict", "baseline", "current", "change", "p", "MDE", "note")
 # In the terminal, ids of up to 85 characters (SeamlessM4T's) fold in the case column instead of

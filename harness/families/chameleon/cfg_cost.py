@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from harness.families.chameleon.runner import ChameleonRunner
 from harness.levers.plan import plan_for
 from harness.measure.pairs import ratio_of_medians, run_pairs
 from harness.spec.matrix import Case
 from harness.spec.workload import Lengths
+
+if TYPE_CHECKING:
+    import torch
 
 
 def measure_cfg_cost(model, device: str, seed: int, workload, gen_len: int, stack: tuple[str, ...], pairs: int) -> dict:
@@ -21,7 +25,8 @@ def measure_cfg_cost(model, device: str, seed: int, workload, gen_len: int, stac
     for name, runner in runners.items():
         session = runner.session(plan_for(stack))
         prepared = runner.inputs((workload.lengths.prompt_len, gen_len))
-        found[f"{name}_tokens"] = runner.run(session, prepared).value.shape[1]  # untimed first call
+        tokens = cast("torch.Tensor", runner.run(session, prepared).value)  # untimed first call
+        found[f"{name}_tokens"] = tokens.shape[1]
         ready[name] = partial(timed, runner, session, prepared)
     for name, runs in run_pairs(ready, pairs).items():
         found[f"{name}_e2e_s"] = [e2e_s for e2e_s, _ in runs]

@@ -85,7 +85,7 @@ class VocabLayout:
         mask[self.image_ids] = True
         return mask.to(device)
 
-    def to(self, device) -> "VocabLayout":
+    def to(self, device) -> VocabLayout:
         return VocabLayout(
             self.image_ids.to(device), self.text_ids.to(device), self.bos, self.pad, self.boi, self.eoi,
             self.vocab_size,
@@ -102,6 +102,7 @@ def vocab_layout(model_config: ChameleonConfig) -> VocabLayout:
     image_ids = torch.tensor([by_code[code] for code in range(len(by_code))])
     special = {token for name, token in names.items() if name.startswith("<")} | set(by_code.values())
     bos = model_config.bos_token_id
+    assert bos is not None, "chameleon config without bos_token_id"
     pad = model_config.pad_token_id if model_config.pad_token_id is not None else names.get("<pad>", 0)
     special |= {bos, pad, model_config.eos_token_id}
     text_ids = torch.tensor([token for token in range(model_config.vocab_size) if token not in special])

@@ -8,22 +8,23 @@ released VQ tokenizer's shape. `tiny` and `small` are this harness's own sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from harness.spec.matrix import Case, TaskShape
 
 # The released tokenizer's VQ shape (= transformers' ChameleonVQVAEConfig defaults, written out
 # so that the preset and its fingerprint say what they are).
-RELEASED_VQ = dict(
+RELEASED_VQ: dict[str, Any] = dict(
     resolution=512, in_channels=3, base_channels=128, channel_multiplier=[1, 1, 2, 2, 4], num_res_blocks=2,
     embed_dim=256, latent_channels=256, num_embeddings=8192, double_latent=False, attn_resolutions=None,
 )
 # One halving of 64x64 pixels: the released tokenizer's 32x32 token grid at a fraction of its cost.
-TINY_VQ = dict(
+TINY_VQ: dict[str, Any] = dict(
     resolution=64, in_channels=3, base_channels=32, channel_multiplier=[1, 2], num_res_blocks=1,
     embed_dim=32, latent_channels=32, num_embeddings=256, double_latent=False, attn_resolutions=None,
 )
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         vocab_size=1024, hidden_size=128, intermediate_size=256, num_hidden_layers=4,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, vq_config=TINY_VQ,

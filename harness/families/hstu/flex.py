@@ -64,8 +64,9 @@ class FlexAttend:
         value = F.pad(v.transpose(1, 2), (0, 1, 0, 1))
         value[:, :, n, dv] = 1.0  # the sink's value picks out 1 / denominator
         mask = self._mask(n, q.device)
-        total = 0
+        parts = []
         for score_mod, sign in ((positive, 1.0), (negative, -1.0)):
             out = self._flex(query, key, value, score_mod=score_mod, block_mask=mask, scale=1.0)
-            total = total + sign * out[..., :dv] / out[..., dv:]
+            parts.append(sign * out[..., :dv] / out[..., dv:])
+        total = parts[0] + parts[1]
         return (total / config.max_seq_len).transpose(1, 2)

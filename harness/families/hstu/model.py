@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +58,7 @@ class HSTUConfig:
         return json.dumps({"model_type": "hstu", **asdict(self)}, indent=1, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "HSTUConfig":
+    def from_json(cls, text: str) -> HSTUConfig:
         data = json.loads(text)
         data.pop("model_type", None)
         return cls(**data)
@@ -179,12 +180,16 @@ class HSTU(nn.Module):
         scale = math.sqrt(self.config.embedding_dim)
         return self.item_embedding(item_ids) * scale + self.position_embedding(positions)
 
+    def hstu_blocks(self) -> Iterable[HSTUBlock]:
+        """The blocks, typed (nn.ModuleList yields plain Modules to a type checker)."""
+        return cast("Iterable[HSTUBlock]", self.blocks)
+
     def encode_padded(self, x, timestamps, lengths, attend: Attend = torch_attend) -> torch.Tensor:
         """x: [B, L, dim], histories left-aligned; lengths: [B] -> user embeddings [B, dim]."""
         n = x.shape[1]
         positions = relative_positions(n, self.config.max_seq_len, x.device)
         buckets = time_buckets(timestamps, self.config.num_time_buckets)
-        for block in self.blocks:
+        for block in self.hstu_blocks():
             u, v, q, k = block.project(x)
             attended = attend(block, block.heads(q), block.heads(k), block.heads(v), timestamps, positions, buckets)
             x = block.finish(x, u, attended.flatten(-2))
@@ -198,11 +203,11 @@ class HSTU(nn.Module):
         all_positions = relative_positions(max(lengths), self.config.max_seq_len, x.device)
         per_user = [
             (all_positions[:n, :n], time_buckets(t, self.config.num_time_buckets).unsqueeze(0))
-            for n, t in zip(lengths, timestamps.split(lengths))
+            for n, t in zip(lengths, timestamps.split(lengths), strict=True)
         ]
-        for block in self.blocks:
+        for block in self.hstu_blocks():
             u, v, q, k = block.project(x)
-            pieces = zip(q.split(lengths), k.split(lengths), v.split(lengths), per_user)
+            pieces = zip(q.split(lengths), k.split(lengths), v.split(lengths), per_user, strict=True)
             attended = [_attend_one(block, *piece) for piece in pieces]
             x = block.finish(x, u, torch.cat(attended).flatten(-2))
         ends = torch.tensor(lengths, device=x.device).cumsum(0) - 1

@@ -4,11 +4,13 @@
 `tiny` and `small` are this harness's own sizes, not the paper's.
 """
 
+from typing import Any
+
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from harness.families.models import FamilyModels
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         vocab_size=1024, hidden_size=128, intermediate_size=256, num_hidden_layers=4,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,

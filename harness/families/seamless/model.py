@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random as _random
 from dataclasses import dataclass
+from typing import Any
 
 from transformers import GenerationConfig, SeamlessM4Tv2Config, SeamlessM4Tv2Model
 
@@ -25,7 +26,7 @@ from harness.families.models import FamilyModels
 from harness.families.seamless import DEFAULT_NUM_BEAMS
 
 # SeamlessM4T v2 large (= transformers' SeamlessM4Tv2Config defaults), written out.
-PAPER = dict(
+PAPER: dict[str, Any] = dict(
     vocab_size=256102, t2u_vocab_size=10082, char_vocab_size=10943, hidden_size=1024,
     encoder_layers=24, encoder_ffn_dim=8192, encoder_attention_heads=16,
     decoder_layers=24, decoder_ffn_dim=8192, decoder_attention_heads=16, max_position_embeddings=4096,
@@ -42,9 +43,9 @@ PAPER = dict(
 # tiny and small untie the output head from the embeddings: with random tied weights every step
 # repeats its input token (the token's own embedding dominates the hidden state), so beams never
 # diverge and a wrong KV-cache reorder would go unseen. The paper preset ties, as the released model.
-UNTIED = dict(tie_word_embeddings=False)
+UNTIED: dict[str, Any] = dict(tie_word_embeddings=False)
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         **UNTIED,
         vocab_size=512, t2u_vocab_size=72, char_vocab_size=64, hidden_size=64,
