@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # pytest owns 0..6 (6: max warnings in pytest 9); the harness's statuses stay clear of them
-# (README, "Exit statuses").
+# (docs/gating.md, "Exit statuses").
 EXIT_HARNESS_ERROR = 10  # bad arguments, unreadable, corrupt or foreign files
 EXIT_REGRESSION = 11  # a gated metric regressed against the baseline (tests themselves passed)
 

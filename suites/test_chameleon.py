@@ -1,4 +1,4 @@
-"""Chameleon (it, itt, ti, tt) over the matrix declared in harness/families.py, and the cost of
+"""Chameleon (it, itt, ti, tt) over the matrix its spec declares (harness/families/chameleon/), and the cost of
 classifier-free guidance (three streams) against one stream, measured in the same run."""
 
 import pytest

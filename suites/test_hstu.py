@@ -1,4 +1,4 @@
-"""HSTU (generative recommendation, tasks rank and retrieve) over the matrix in harness/families.py."""
+"""HSTU (generative recommendation, tasks rank and retrieve) over the matrix its spec declares (harness/families/hstu/)."""
 
 import pytest
 

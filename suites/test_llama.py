@@ -1,4 +1,4 @@
-"""Llama (code generation, task tt) over the matrix declared in harness/families.py."""
+"""Llama (code generation, task tt) over the matrix its spec declares (harness/families/llama/)."""
 
 import pytest
 

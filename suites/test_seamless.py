@@ -1,4 +1,4 @@
-"""SeamlessM4T v2 (ss, st, ts, tt; greedy and beam search) over the matrix in harness/families.py."""
+"""SeamlessM4T v2 (ss, st, ts, tt; greedy and beam search) over the matrix its spec declares (harness/families/seamless/)."""
 
 import pytest
 

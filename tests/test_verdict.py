@@ -53,7 +53,7 @@ def test_power_for_a_ten_percent_slowdown_at_default_repetitions():
 
 def test_power_for_five_percent_is_reported_not_promised():
     """A 5% slowdown, at the threshold, is detected sometimes but not reliably."""
-    # README states the measured figure (about a third); a 5% change sits at the threshold.
+    # docs/gating.md states the measured figure (about a third); a 5% change sits at the threshold.
     rate = detection_rate(0.05, trials=600, seed=3)
     assert 0.05 < rate < 0.8
 

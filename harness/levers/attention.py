@@ -8,7 +8,7 @@ from functools import partial
 
 from harness.levers import Lever, LeverNotInEffect
 
-# Operator names that only one of the implementations launches (see FACTS.md, profiler names).
+# Operator names that only one of the implementations launches (see docs/facts.md, profiler names).
 SDPA_OP_PREFIXES = ("aten::scaled_dot_product", "aten::_scaled_dot_product", "aten::_flash_attention", "aten::_efficient_attention")
 EAGER_OP_NAMES = ("aten::softmax", "aten::_softmax")
 

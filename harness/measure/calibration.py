@@ -1,6 +1,6 @@
 """Machine-speed probe: a fixed host workload timed next to every case's timed iterations.
 
-Why: on shared CPU machines run-to-run drift of 10-20% moves every case together (FACTS.md).
+Why: on shared CPU machines run-to-run drift of 10-20% moves every case together (docs/facts.md).
 The probe runs none of the harness's or the model's code, so dividing by its ratio removes the
 machine's drift without hiding a regression in the code under test.
 """

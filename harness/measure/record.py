@@ -94,7 +94,7 @@ def speculation_keys(samples: dict) -> dict:
     return {**found, **figures}
 
 
-# Keys of the profiled iteration (README, "Where the time goes"), with their value when not profiled.
+# Keys of the profiled iteration (docs/profiling.md), with their value when not profiled.
 PROFILE_KEYS: dict[str, object] = {
     "breakdown": {}, "idle_frac": {}, "profile_wall_s": {}, "profile_clock_s": {}, "ops_per_token": None,
     "ops_unit": "", "top_ops": {}, "profile_reliable": {}, "profile_notes": [], "annotated": {},

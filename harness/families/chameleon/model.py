@@ -1,14 +1,14 @@
 """Chameleon family (mixed-modal: it, itt, ti, tt): transformers' ChameleonForConditionalGeneration.
 
 One decoder over text tokens and image tokens; images become tokens through a VQ tokenizer
-(the model's `vqmodel`). `paper` is Chameleon 34B's shape, `paper-7b` Chameleon 7B's (FACTS.md);
+(the model's `vqmodel`). `paper` is Chameleon 34B's shape, `paper-7b` Chameleon 7B's (docs/facts.md);
 both use the released VQ tokenizer's shape (transformers' ChameleonVQVAEConfig defaults:
 512x512 pixels, four 2x downsamplings, 32x32 = 1024 tokens per image, 8192 codes).
 `tiny` and `small` are this harness's own sizes; `tiny` has a tiny VQ tokenizer (64x64 pixels,
 one 2x downsampling) that still makes 32x32 = 1024 tokens per image: the sequence lengths the
 decoder sees are the paper's, only the pixels and channels are small.
 
-Random weights need a vocabulary map (FACTS.md): `<image>` and one `IMGIMG...Z` entry per codebook
+Random weights need a vocabulary map (docs/facts.md): `<image>` and one `IMGIMG...Z` entry per codebook
 index. The layout here is this harness's choice, modelled on the released tokenizer (codes from
 id 4, then end-of-image and begin-of-image, as in Chameleon 7B/34B); a loaded checkpoint brings
 its own map, and `vocab_layout` reads either.

@@ -33,11 +33,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         vocab_size=65536, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
         num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=4096, vq_config=RELEASED_VQ,
     ),
-    "paper-7b": dict(  # Chameleon 7B (FACTS.md)
+    "paper-7b": dict(  # Chameleon 7B (docs/facts.md)
         vocab_size=65536, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
         num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096, vq_config=RELEASED_VQ,
     ),
-    "paper": dict(  # Chameleon 34B (FACTS.md)
+    "paper": dict(  # Chameleon 34B (docs/facts.md)
         vocab_size=65536, hidden_size=8192, intermediate_size=22016, num_hidden_layers=48,
         num_attention_heads=64, num_key_value_heads=8, max_position_embeddings=4096, vq_config=RELEASED_VQ,
         # The Chameleon paper (arXiv 2405.09818, section 2.3) trains 34B with Swin-style norm
@@ -67,7 +67,7 @@ TASKS = {
 
 @dataclass(frozen=True)
 class Guidance:
-    """Classifier-free guidance scales of the reference image decoder (FACTS.md)."""
+    """Classifier-free guidance scales of the reference image decoder (docs/facts.md)."""
 
     text_scale: float = 3.0
     image_scale: float = 1.2

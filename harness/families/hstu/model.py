@@ -1,11 +1,11 @@
 """HSTU (generative recommendation), written here in plain torch from its published structure.
 
-Per block (FACTS.md): LayerNorm -> one fused linear -> SiLU -> split into u, v, q, k; pointwise
+Per block (docs/facts.md): LayerNorm -> one fused linear -> SiLU -> split into u, v, q, k; pointwise
 attention SiLU(q·kᵀ + relative position/time bias) / n under a causal mask (no softmax);
 output x + W(u ⊙ LayerNorm(attn · v)). As in the reference code, n is the model's maximum
 sequence length (a constant), so a padded and a jagged batch give the same answer.
 
-Choices of this harness, not the paper's (where FACTS.md is silent they are parameters):
+Choices of this harness, not the paper's (where docs/facts.md is silent they are parameters):
 - input: item embedding × sqrt(dim) + a learned position embedding (the reference's input
   preprocessor); output: the last event's embedding, L2-normalised.
 - relative bias per block: a position table indexed by j - i (2N - 1 entries) plus a time

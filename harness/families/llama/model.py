@@ -1,6 +1,6 @@
 """Llama family (code generation, task `tt`): transformers' LlamaForCausalLM.
 
-`paper` is Code Llama 34B's shape (the paper's workload), `paper-7b` Llama 2 7B's (FACTS.md).
+`paper` is Code Llama 34B's shape (the paper's workload), `paper-7b` Llama 2 7B's (docs/facts.md).
 `tiny` and `small` are this harness's own sizes, not the paper's.
 """
 

@@ -2,12 +2,12 @@
 speech encoder (w2v-BERT conformer), text encoder, text decoder (NLLB style), non-autoregressive
 text-to-unit model and HiFi-GAN unit vocoder.
 
-`paper` is SeamlessM4T v2 large (FACTS.md): transformers' SeamlessM4Tv2Config defaults are that
+`paper` is SeamlessM4T v2 large (docs/facts.md): transformers' SeamlessM4Tv2Config defaults are that
 model's shapes, written out here so that the preset and its fingerprint say what they are.
 `tiny` and `small` are this harness's own sizes.
 
 Random weights need no tokenizer: the generation config carries what the pipeline reads from it
-(FACTS.md): target-language codes for the text decoder, the text-to-unit model and the vocoder,
+(docs/facts.md): target-language codes for the text decoder, the text-to-unit model and the vocoder,
 and the subword and character tables the text-to-unit model counts characters with. The tables
 here are synthetic (this harness's choice): each text id spells a short seeded subword over a
 small alphabet, some of them starting with the word-boundary mark, as SentencePiece pieces do.

@@ -48,7 +48,7 @@ def profile_iteration(run_once: Callable[[], T], device: str, trace_path: Path |
 def hta_idle_frac(trace_file: Path) -> dict:
     """Cross-check with HolisticTraceAnalysis's temporal breakdown, where it is installed.
 
-    HTA reads GPU traces only (FACTS.md); its figure covers the whole trace, both phases and the
+    HTA reads GPU traces only (docs/facts.md); its figure covers the whole trace, both phases and the
     gaps around them, so it is an upper bound to compare, not the same number."""
     try:
         from hta.trace_analysis import TraceAnalysis
