@@ -1,5 +1,5 @@
 """Interleaved A/B pairs: two named sides run in alternating order, so that machine noise hits
-both alike, and a ratio of their medians. Plus `PairedExperiment`, what a suite's paired
+both alike, and a ratio of their medians; `run_rounds` does the same for more sides. Plus `PairedExperiment`, what a suite's paired
 experiment needs from the run (no pytest state: the plugin's `harness_experiment` fixture makes it)."""
 
 from __future__ import annotations
@@ -21,10 +21,21 @@ def run_pairs(sides: Mapping[str, Callable[[], T]], pairs: int) -> dict[str, lis
     neither always runs on a warmer cache). Returns each side's outputs in call order."""
     if len(sides) != 2:
         raise ValueError(f"a pair has two sides, got {len(sides)}: {', '.join(sides)}")
-    first, second = sides
-    outputs: dict[str, list[T]] = {first: [], second: []}
-    for index in range(pairs):
-        for name in (first, second) if index % 2 == 0 else (second, first):
+    return run_rounds(sides, pairs)
+
+
+def run_rounds(sides: Mapping[str, Callable[[], T]], rounds: int) -> dict[str, list[T]]:
+    """Call two or more named zero-argument callables once per round, the order rotating by one
+    side each round (round r starts with side r mod n), so that over n rounds every side runs
+    in every position once. Two sides: run_pairs' alternation. Returns each side's outputs in
+    call order."""
+    if len(sides) < 2:
+        raise ValueError(f"a round has at least two sides, got {len(sides)}: {', '.join(sides)}")
+    names = list(sides)
+    outputs: dict[str, list[T]] = {name: [] for name in names}
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
             outputs[name].append(sides[name]())
     return outputs
 
