@@ -33,4 +33,4 @@ def test_timing_overhead(harness_experiment, family):
     assert found["deterministic"], "a loop is not deterministic; timing comparisons would be meaningless"
     model = f"checkpoint {options.checkpoint_dir}" if options.checkpoint_dir else options.preset
     label = f"{family} ({model} tt b1 {lengths.token} {'+'.join(STACK)} {case.dtype})"
-    experiment.record(found, summary_line(found, label))
+    experiment.record(found, summary_line(found, label), name="timing_overhead")

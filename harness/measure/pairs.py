@@ -91,9 +91,14 @@ class PairedExperiment:
         benchmark = self.benchmark
         return benchmark.pedantic(experiment, rounds=1) if benchmark is not None else experiment()
 
-    def record(self, found: dict, note: str) -> None:
-        """Under --benchmark: the result into the benchmark's extra_info and the note into the run's notes."""
+    def record(self, found: dict, note: str, name: str = "") -> None:
+        """Under --benchmark: the result into the benchmark's extra_info, the note into the run's
+        notes and (a RunSession) the result and note into its results file, under `name`."""
         benchmark = self.benchmark
         if benchmark is not None:
             benchmark.extra_info.update(found)
-            self.run.notes.append(note)
+            record = getattr(self.run, "record_experiment", None)  # stand-in runs hold only notes
+            if record is None:
+                self.run.notes.append(note)
+            else:
+                record(self.family, name, found, note)
