@@ -1,4 +1,5 @@
-"""What a prefill computes, and the overhead measurement's own arithmetic (harness/measure/overhead.py) on stand-in loops.
+"""What a prefill computes, how a changed TTFT definition moves fingerprints, and the overhead
+measurement's own arithmetic (harness/measure/overhead.py) on stand-in loops.
 
 `lm_head_shapes` is shared with the families' tests (test_runner, test_chameleon, test_seamless,
 test_speculative), which record the LM head's output shapes during one tiny generation.
@@ -14,6 +15,8 @@ import torch
 
 from harness.measure.overhead import Subject, Timed, measure_overhead, summary_line
 from harness.measure.pairs import run_rounds
+from harness.spec.matrix import MEASUREMENT_VERSIONS, Case, fingerprint
+from harness.spec.workload import Lengths
 
 
 @contextmanager
@@ -25,6 +28,44 @@ def lm_head_shapes(model):
         yield shapes
     finally:
         handle.remove()
+
+
+# -- fingerprints move with a family's measurement definition ------------------------------------
+LLAMA = Case("llama", "tt", "tiny", "float32", 1, Lengths(128, 64), ("sdpa",))
+SEAMLESS = Case("seamless", "tt", "tiny", "float32", 1, Lengths(16, 16), ("sdpa",), beams=1)
+MODEL = {"hidden_size": 128}
+
+
+def fingerprint_before_issue_20(case: Case, monkeypatch) -> str:
+    """The fingerprint as it was computed before any family's measurement was redefined."""
+    import harness.spec.matrix as matrix
+
+    with monkeypatch.context() as patch:
+        patch.setattr(matrix, "MEASUREMENT_VERSIONS", {})
+        return fingerprint(case, MODEL)
+
+
+def test_a_redefined_familys_fingerprint_moves_and_the_others_stay(monkeypatch):
+    """A family listed in MEASUREMENT_VERSIONS (Llama, whose TTFT now excludes full-prompt logits) gets a
+    fingerprint its old baselines cannot match, while an unlisted family's fingerprint is unchanged."""
+    assert MEASUREMENT_VERSIONS["llama"] >= 2 and "seamless" not in MEASUREMENT_VERSIONS
+    assert fingerprint(LLAMA, MODEL) != fingerprint_before_issue_20(LLAMA, monkeypatch)
+    assert fingerprint(SEAMLESS, MODEL) == fingerprint_before_issue_20(SEAMLESS, monkeypatch)
+    assert fingerprint(LLAMA, MODEL) == fingerprint(Case.from_dict(LLAMA.to_dict()), dict(MODEL))  # still stable
+
+
+def test_an_old_llama_baseline_reads_no_baseline_not_an_improvement(monkeypatch):
+    """A Llama baseline recorded under the old TTFT definition is judged no_baseline by the gate, not an
+    improvement, though its TTFT samples are twice the new ones."""
+    from harness.analyse.gate import compare_case
+    from harness.analyse.policy import Policy
+    from harness.analyse.verdict import NO_BASELINE
+
+    record = {"id": LLAMA.id, "status": "ok", "fingerprint": fingerprint(LLAMA, MODEL), "ttft_s": [0.01] * 20}
+    old = {"fingerprint": fingerprint_before_issue_20(LLAMA, monkeypatch), "environment": {}, "samples": {"ttft_s": [0.02] * 20}}
+    verdicts = compare_case(record, old, {}, Policy())
+    assert verdicts and {result.verdict.status for result in verdicts} == {NO_BASELINE}
+    assert "definition changed" in verdicts[0].verdict.reason
 
 
 # -- rounds of more than two sides -----------------------------------------------------------------
