@@ -18,7 +18,7 @@ from harness.publish.verdicts import markdown, render_verdicts, write_step_summa
 from harness.spec.selection import Selection
 from harness.store.baselines import load_baselines, update_baselines
 from harness.store.machine import machine_class
-from harness.store.records import ResultsFile, new_results_path
+from harness.store.records import ResultsFile, new_results_path, write_json_atomic
 
 
 class RunSession:
@@ -33,6 +33,7 @@ class RunSession:
         self.records: list[dict] = []
         self.results: ResultsFile | None = None
         self.notes: list[str] = []
+        self.experiments: list[dict] = []  # the paired experiments' figures (harness.measure.pairs)
         self.total = 0
         self.environment: dict = {}
         self.machine = ""
@@ -71,6 +72,18 @@ class RunSession:
             self.records, self.baselines, self.environment, self.selection.policy, self.selection.allowed_env
         )
         return EXIT_REGRESSION if regressions(self.verdicts) else None
+
+    def record_experiment(self, family: str, name: str, figures: dict, note: str) -> None:
+        """A paired experiment's note into the run's notes, and its figures into the results file
+        under "experiments" (beside "cases", which stays case records only), written at once."""
+        self.notes.append(note)
+        self.experiments.append({"family": family, "name": name, "note": note, "figures": figures})
+        if self.results is None:
+            return
+        if "experiments" not in self.results.data:
+            self.notes.append(f"experiment figures written to {self.results.path} (\"experiments\")")
+        self.results.data["experiments"] = self.experiments
+        write_json_atomic(self.results.path, self.results.data)
 
     def quick_check_line(self) -> str:
         matched = sum(1 for record in self.records if record["outputs_match"])

@@ -1,45 +1,36 @@
-"""The harness's own cost: its per-token decode timing against a bare loop of the same forwards.
+"""The harness's own cost: its TTFT and TPOT against a bare loop of the same forwards, for every family
+with a decoder, and for Llama against transformers' generate() too (harness/measure/overhead.py).
 
-A benchmark, not a timed test: the ratio is measured in one run and reported, never asserted
-against wall-clock limits. Without --benchmark it only checks that both loops run the same forwards.
+A benchmark, not a timed test: the ratios are measured in one run, interleaved, and reported (the run's
+notes, --benchmark-json's extra_info, the results file), never asserted against wall-clock limits.
+Without --benchmark it checks, in a couple of rounds, that the loops run the same forwards (the same
+tokens) and are deterministic. The Llama model is the run's: its preset, or --checkpoint-dir.
 """
 
-import torch
+import pytest
 
-from harness.levers.plan import plan_for
-from harness.measure.clock import make_clock
-from harness.measure.overhead import measure_overhead
-from harness.families.decoder import DecoderSession, decode_positions, generate
-from harness.analyse.stats import median
-from harness.spec.workload import prompt_ids
+from harness.measure.overhead import DECODER_FAMILIES, SUBJECTS, measure_overhead, overhead_case, summary_line
+from harness.spec.workload import Lengths
 
-PROMPT_LEN, GEN_LEN = 32, 64
-BENCH_PAIRS, QUICK_PAIRS = 30, 2
+BENCH_LENGTHS, QUICK_LENGTHS = Lengths(128, 64), Lengths(32, 8)  # batch 1; issue 20's Llama measurement
+BENCH_ROUNDS, QUICK_ROUNDS = 30, 2
 STACK = ("sdpa",)
 
 
-def test_timing_overhead(harness_experiment):
-    """The decode loop is deterministic, the harness's timed loop and a bare loop of the same forwards are
-    measured in pairs, and the timing overhead is reported under --benchmark."""
-    experiment = harness_experiment("llama")
-    device = experiment.device
-    model = experiment.model(preset="tiny", checkpoint_dir="")
-    session = DecoderSession(model, plan_for(STACK), 1, PROMPT_LEN + GEN_LEN)
-    ids = prompt_ids(1, PROMPT_LEN, model.config.vocab_size, experiment.options.seed).to(device)
-    positions = decode_positions(1, PROMPT_LEN, GEN_LEN, device)
-    first = generate(session, ids, positions, make_clock(device, GEN_LEN)).tokens
-    second = generate(session, ids, positions, make_clock(device, GEN_LEN)).tokens
-    assert torch.equal(first, second), "the decode loop is not deterministic; timing comparisons would be meaningless"
-
-    found = measure_overhead(session, ids, positions, experiment.pairs(BENCH_PAIRS, QUICK_PAIRS))
-    assert len(found["harness_decode_s"]) == len(found["bare_decode_s"])
-    if experiment.benchmark is not None:
-        # Route the harness loop through pytest-benchmark too, so --benchmark-json carries it.
-        experiment.benchmark.pedantic(generate, args=(session, ids, positions, make_clock(device, GEN_LEN)), rounds=5)
-    per_token_ms = 1e3 / (GEN_LEN - 1)
-    experiment.record(found, (
-        f"timing overhead {100 * (found['overhead_ratio'] - 1):+.2f}% of decode time "
-        f"(tiny llama sdpa, {BENCH_PAIRS} interleaved pairs; harness "
-        f"{per_token_ms * median(found['harness_decode_s']):.3f} ms/token, bare "
-        f"{per_token_ms * median(found['bare_decode_s']):.3f} ms/token)"
-    ))
+@pytest.mark.parametrize("family", DECODER_FAMILIES)
+def test_timing_overhead(harness_experiment, family):
+    """The harness's loop and a bare loop of the same forwards (and for Llama, generate()) produce the same
+    greedy tokens, deterministically, and their TTFT and TPOT ratios are reported under --benchmark."""
+    experiment = harness_experiment(family)
+    options = experiment.options
+    lengths = BENCH_LENGTHS if experiment.benchmarking else QUICK_LENGTHS
+    case = overhead_case(family, options.preset, experiment.selection.dtypes[0], lengths, STACK)
+    subject = SUBJECTS[family](experiment.model(), experiment.device, options.seed, case)
+    rounds = experiment.pairs(BENCH_ROUNDS, QUICK_ROUNDS)
+    found = experiment.measure(lambda: measure_overhead(subject, rounds))
+    assert found["tokens"] == [1, lengths.gen_len]
+    assert found["tokens_match"]["bare"], "the bare loop chose other tokens: it does not run the harness's forwards"
+    assert found["deterministic"], "a loop is not deterministic; timing comparisons would be meaningless"
+    model = f"checkpoint {options.checkpoint_dir}" if options.checkpoint_dir else options.preset
+    label = f"{family} ({model} tt b1 {lengths.token} {'+'.join(STACK)} {case.dtype})"
+    experiment.record(found, summary_line(found, label), name="timing_overhead")

@@ -20,6 +20,8 @@ from harness.families.base import CHOICE_MARKS, timings
 from harness.measure.clock import Marks
 from harness.spec.workload import Lengths
 
+from tests.test_prefill import lm_head_shapes
+
 # Reference: the Chameleon paper (arXiv 2405.09818) names its models 7B and 34B; those rounded
 # names are the only published sizes, so the tolerance is 2% of them. Counts include the VQ
 # tokenizer (about 29M parameters).
@@ -248,6 +250,22 @@ def test_ti_generates_image_tokens_only_and_one_stream_differs(model):
     assert single_session.cache.layers[0].keys.shape[0] == 1
     assert "image_select_s" in single.stages_s and "cfg_s" not in single.stages_s
     assert not torch.equal(guided.value, single.value)  # guidance changes the choice
+
+
+@pytest.mark.parametrize("task, batch, rows", [("tt", 2, 2), ("it", 1, 1), ("ti", 1, 3)])
+def test_prefill_runs_the_lm_head_on_the_last_position_of_each_stream(model, task, batch, rows):
+    """Chameleon's prefill, like every decode step, computes logits for each row's last position only ([rows,
+    vocab]: the batch, or ti's three guidance streams per image), never over the prompt; and the teacher-forced
+    scores still cover every generated position."""
+    case = case_for(task, 6, 3, batch=batch)
+    runner = ChameleonRunner(case, model, "cpu", seed=0)
+    session = runner.session(plan_for(case.stack))
+    prepared = runner.inputs((6, 3))
+    with lm_head_shapes(model) as shapes:
+        output = runner.run(session, prepared)
+    assert shapes == [(rows, model.config.vocab_size)] * 3  # the prefill, then two decode steps
+    scores = runner.forced_scores(session, prepared, output.value)
+    assert scores.shape == (batch, 3, model.config.vocab_size)
 
 
 @pytest.mark.parametrize("stack", [("sdpa",), ("sdpa", "static")])

@@ -12,8 +12,10 @@ from harness.levers import LEVERS, LeverNotInEffect
 from harness.measure import memory
 from harness.measure.memory import make_peak
 from harness.families.models import build_model
-from harness.families.decoder import DecoderSession, decode_positions, generate
+from harness.families.decoder import DecoderSession, decode_positions, forced_scores, generate
 from harness.spec.workload import prompt_ids
+
+from tests.test_prefill import lm_head_shapes
 
 PROMPT, GEN = 16, 6
 
@@ -44,6 +46,52 @@ def test_levers_keep_greedy_tokens(model, stack):
     _, reference = run(model, ("eager",))
     _, out = run(model, stack)
     assert torch.equal(reference.tokens, out.tokens)
+
+
+@torch.no_grad()
+def full_logits_greedy(model, ids, gen_len):
+    """Greedy tokens from uncached forwards that compute logits at every position (the old prefill's
+    [batch, prompt, vocab]), choosing from the last: the answer before the LM head was cut to one row."""
+    sequence = ids
+    for _ in range(gen_len):
+        logits = model(input_ids=sequence, use_cache=False).logits
+        assert logits.shape[1] == sequence.shape[1]
+        sequence = torch.cat([sequence, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return sequence[:, ids.shape[1] :]
+
+
+@pytest.mark.parametrize("stack", [("eager",), ("sdpa",), ("sdpa", "static")])
+def test_prefill_runs_the_lm_head_on_the_last_prompt_position_only(model, stack):
+    """Llama's prefill, like every decode step, computes logits for the last position only ([batch, 1,
+    vocab], as generate() and serving engines do), never [batch, prompt, vocab]."""
+    with lm_head_shapes(model) as shapes:
+        session, out = run(model, stack)
+    assert shapes == [(2, 1, model.config.vocab_size)] * GEN  # the prefill, then GEN - 1 decode steps
+    assert out.tokens.shape == (2, GEN)
+
+
+def test_last_position_logits_keep_the_greedy_tokens_of_full_logits(model):
+    """Cutting the LM head to the last position leaves the greedy tokens of forwards that compute every
+    position's logits unchanged."""
+    _, out = run(model, ("sdpa",))
+    expected = full_logits_greedy(model, prompt_ids(2, PROMPT, model.config.vocab_size, seed=0), GEN)
+    assert torch.equal(out.tokens, expected)
+
+
+@torch.no_grad()
+def test_forced_scores_give_logits_at_every_generated_position(model):
+    """The teacher-forced path (lossy levers' output check) still scores every generated position: [batch,
+    tokens, vocab], each equal to an uncached forward's logits over the prompt and the forced tokens before it."""
+    session, out = run(model, ("sdpa",))
+    ids = prompt_ids(2, PROMPT, model.config.vocab_size, seed=0)
+    reference = out.tokens
+    with lm_head_shapes(model) as shapes:
+        scores = forced_scores(session, ids, decode_positions(2, PROMPT, GEN, "cpu"), reference)
+    assert scores.shape == (2, GEN, model.config.vocab_size)
+    assert shapes == [(2, 1, model.config.vocab_size)] * GEN
+    full = model(input_ids=torch.cat([ids, reference], dim=1), use_cache=False).logits
+    expected = full[:, PROMPT - 1 : PROMPT - 1 + GEN]  # the logits that chose each generated token
+    assert torch.allclose(scores, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_attention_evidence_sees_different_operators(model):

@@ -19,6 +19,8 @@ from harness.families.seamless.runner import TASKS, SeamlessRunner, stage_names
 from harness.measure.clock import Marks
 from harness.spec.workload import Lengths
 
+from tests.test_prefill import lm_head_shapes
+
 # FACTS.md: SeamlessM4T v2 large has "about 2.3B parameters"; that rounded figure is the only
 # published size, so the tolerance is 2% of it.
 PUBLISHED_PARAMETERS, TOLERANCE = 2.3e9, 0.02
@@ -137,6 +139,19 @@ def test_text_decoding_matches_transformers_generate(model, beams):
         ).sequences
     assert output.value.text.tolist() == expected[:, 2:].tolist()  # after decoder start and language
     assert len(set(output.value.text[0].tolist())) > 2  # diverse tokens: beams really diverge here
+
+
+@pytest.mark.parametrize("task, beams", [("tt", 1), ("tt", 4), ("ss", 4)])
+def test_prefill_runs_the_lm_head_on_the_last_position_of_each_beam(model, task, beams):
+    """SeamlessM4T's decoder prefill, like every step, computes logits for each row's last position only
+    ([batch x beams, vocab]), never over the decoder prefix; the speech-out pass adds no LM-head call."""
+    case = case_for(task, beams, gen_len=4)
+    runner = SeamlessRunner(case, model, "cpu", seed=0)
+    session = runner.session(plan_for(case.stack))
+    prepared = runner.inputs((case.lengths.prompt_len, 4))
+    with lm_head_shapes(model) as shapes:
+        runner.run(session, prepared)
+    assert shapes == [(beams, model.config.vocab_size)] * 4  # the prefill, then three steps
 
 
 def test_beam_choice_by_hand(model):

@@ -26,6 +26,8 @@ from harness.families.speculative import (
 )
 from harness.spec.workload import Lengths, prompt_ids
 
+from tests.test_prefill import lm_head_shapes
+
 LAYERS = 4  # the tiny llama preset
 
 
@@ -93,6 +95,22 @@ def test_draft_friendly_weights_are_accepted_and_random_ones_hardly(models):
         _, generation = speculate(model, ids, 48, Drafting("selfspec", 4, exit_layer=2))
         rates[weights] = generation.book.acceptance_rate
     assert rates["draft-friendly"] > 0.5 > 0.2 > rates[""]
+
+
+@pytest.mark.parametrize("drafting", [Drafting("selfspec", 4, exit_layer=2), Drafting("lookup", 4, max_ngram=2)])
+def test_speculative_forwards_compute_only_the_logits_they_use(models, drafting):
+    """The speculative loop's prefill computes the last prompt position's logits only, each early-exit draft
+    one position's, and each verify forward exactly its fed positions' (the last token and the drafts)."""
+    model = models["draft-friendly"]
+    ids = prompt_ids(2, 24, model.config.vocab_size, seed=0).repeat(1, 2)  # repeats give lookup its drafts
+    with lm_head_shapes(model) as shapes:
+        _, generation = speculate(model, ids, 16, drafting)
+    book, vocab = generation.book, model.config.vocab_size
+    assert shapes[0] == (2, 1, vocab)  # the prefill
+    assert all(rows == 2 and width <= drafting.draft_len + 1 and v == vocab for rows, width, v in shapes)
+    assert len(shapes) == 1 + book.draft_forwards + book.rounds
+    assert sum(width for _, width, _ in shapes[1:]) == book.draft_forwards + book.drafted + book.rounds
+    assert book.drafted > 0
 
 
 def test_draft_friendly_scales_only_the_later_layers():

@@ -51,10 +51,15 @@ class DecoderSession(SessionBase):
         return self.step_logits(input_ids, position_ids).argmax(-1, keepdim=True)
 
     def step_logits(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        """[rows, vocab] logits of the last position (teacher-forced output checks read these)."""
-        return self.model(input_ids=input_ids, cache=self.cache, position_ids=position_ids).logits[:, -1]
+        """[rows, vocab] logits of the last position (teacher-forced output checks read these).
+        The LM head runs on that position only (`logits_to_keep=1`, as generate() and serving
+        engines do): a prefill over the prompt never makes [rows, prompt, vocab] logits."""
+        logits = self.model(input_ids=input_ids, cache=self.cache, position_ids=position_ids, logits_to_keep=1).logits
+        return logits[:, -1]
 
     def prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The forward over the whole prompt, unwrapped (the step wrappers hold one-token steps):
+        the greedy first token, or the step's logits for a subclass that leaves the choice to `select`."""
         positions = torch.arange(input_ids.shape[1], device=self.device).expand(input_ids.shape[0], -1)
         return self.forward_step(input_ids, positions)
 
@@ -215,7 +220,7 @@ class DecoderRunner(RunnerBase):
         ids, _ = self.inputs(draw)
         row = mismatch.row
         prefix = torch.cat([ids[row : row + 1], expected[row : row + 1, : mismatch.position].to(ids.device)], dim=1)
-        logits = self.model(input_ids=prefix, use_cache=False).logits[0, -1].float()
+        logits = self.model(input_ids=prefix, use_cache=False, logits_to_keep=1).logits[0, -1].float()
         gap = abs(float(logits[mismatch.expected] - logits[mismatch.got]))
         allowed = self.tie_relative[self.case.dtype] * float(logits.abs().max())
         if gap > allowed:

@@ -141,7 +141,7 @@ def draft_early_exit(session, token: torch.Tensor, length: int, count: int, draf
     with early_exit(session.model, drafting.exit_layer):
         for index in range(count):
             positions = session.positions[:, length + index : length + index + 1]
-            logits = session.model(input_ids=token, cache=session.cache, position_ids=positions).logits
+            logits = session.model(input_ids=token, cache=session.cache, position_ids=positions, logits_to_keep=1).logits
             token = logits[:, -1].argmax(-1, keepdim=True)
             drafts.append(token)
     return (torch.cat(drafts, dim=1) if drafts else token[:, :0]), count
@@ -195,7 +195,7 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
     draft_done = getattr(clock, "draft_done", clock.mark)
     last_mark = getattr(clock, "last_mark", clock.mark)
     clock.start()
-    token = session.prefill(input_ids)
+    token = session.prefill(input_ids)  # the LM head on the last prompt position only (DecoderSession.step_logits)
     (last_mark if gen_len <= 1 else clock.mark)("prefill")
     pieces, emitted = [token], []
     history = [row + [last] for row, last in zip(input_ids.tolist(), token[:, 0].tolist())] if needs_history else None
@@ -208,6 +208,8 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
         drafted = drafts.shape[1]
         feed = torch.cat([token, drafts], dim=1)
         positions = session.positions[:, length : length + drafted + 1]
+        # every fed position's logits are needed (a choice after each draft, then the bonus):
+        # the LM head runs on exactly the drafted + 1 positions, as logits_to_keep would keep them
         logits = session.model(input_ids=feed, cache=session.cache, position_ids=positions).logits
         verified = logits.argmax(-1)  # [B, drafted + 1]
         accepted = accepted_prefix(drafts, verified[:, :drafted])

@@ -1,5 +1,5 @@
 """Interleaved A/B pairs: two named sides run in alternating order, so that machine noise hits
-both alike, and a ratio of their medians. Plus `PairedExperiment`, what a suite's paired
+both alike, and a ratio of their medians; `run_rounds` does the same for more sides. Plus `PairedExperiment`, what a suite's paired
 experiment needs from the run (no pytest state: the plugin's `harness_experiment` fixture makes it)."""
 
 from __future__ import annotations
@@ -21,10 +21,21 @@ def run_pairs(sides: Mapping[str, Callable[[], T]], pairs: int) -> dict[str, lis
     neither always runs on a warmer cache). Returns each side's outputs in call order."""
     if len(sides) != 2:
         raise ValueError(f"a pair has two sides, got {len(sides)}: {', '.join(sides)}")
-    first, second = sides
-    outputs: dict[str, list[T]] = {first: [], second: []}
-    for index in range(pairs):
-        for name in (first, second) if index % 2 == 0 else (second, first):
+    return run_rounds(sides, pairs)
+
+
+def run_rounds(sides: Mapping[str, Callable[[], T]], rounds: int) -> dict[str, list[T]]:
+    """Call two or more named zero-argument callables once per round, the order rotating by one
+    side each round (round r starts with side r mod n), so that over n rounds every side runs
+    in every position once. Two sides: run_pairs' alternation. Returns each side's outputs in
+    call order."""
+    if len(sides) < 2:
+        raise ValueError(f"a round has at least two sides, got {len(sides)}: {', '.join(sides)}")
+    names = list(sides)
+    outputs: dict[str, list[T]] = {name: [] for name in names}
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
             outputs[name].append(sides[name]())
     return outputs
 
@@ -80,9 +91,14 @@ class PairedExperiment:
         benchmark = self.benchmark
         return benchmark.pedantic(experiment, rounds=1) if benchmark is not None else experiment()
 
-    def record(self, found: dict, note: str) -> None:
-        """Under --benchmark: the result into the benchmark's extra_info and the note into the run's notes."""
+    def record(self, found: dict, note: str, name: str = "") -> None:
+        """Under --benchmark: the result into the benchmark's extra_info, the note into the run's
+        notes and (a RunSession) the result and note into its results file, under `name`."""
         benchmark = self.benchmark
         if benchmark is not None:
             benchmark.extra_info.update(found)
-            self.run.notes.append(note)
+            record = getattr(self.run, "record_experiment", None)  # stand-in runs hold only notes
+            if record is None:
+                self.run.notes.append(note)
+            else:
+                record(self.family, name, found, note)

@@ -145,9 +145,22 @@ class Dropped:
     reason: str
 
 
+# family -> version of how its cases' metrics are measured, for each family whose definition
+# changed since its first baselines: folded into the fingerprint, so that a baseline or history
+# recorded under the old definition reads no_baseline rather than a change of speed. A family
+# absent here keeps the fingerprints it always had.
+#   llama 2 (issue 20): the prefill runs the LM head on the last prompt position only, as
+#   generate() and serving engines do; TTFT (and e2e) no longer include [prompt, vocab] logits.
+MEASUREMENT_VERSIONS: Mapping[str, int] = {"llama": 2}
+
+
 def fingerprint(case: Case, model_config: Mapping) -> str:
-    """Changes whenever the case's definition or its model's shape changes."""
-    payload = json.dumps({"case": case.to_dict(), "model": dict(model_config)}, sort_keys=True, default=str)
+    """Changes whenever the case's definition, its model's shape or its family's measurement
+    definition (MEASUREMENT_VERSIONS) changes."""
+    data = {"case": case.to_dict(), "model": dict(model_config)}
+    if case.family in MEASUREMENT_VERSIONS:
+        data["measurement"] = MEASUREMENT_VERSIONS[case.family]
+    payload = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
