@@ -38,13 +38,13 @@ def test_benchmark_run_writes_json_results_and_table(suite):
     harness's fields, a results file with its environment, the results table, and the lever ladder with its
     chart."""
     result = suite.runpytest_subprocess(*FAST, "--benchmark", "--benchmark-json=out.json", "--results-dir=res")
-    result.assert_outcomes(passed=8)  # eager and sdpa on 4 workloads (one with draft-friendly weights)
+    result.assert_outcomes(passed=10)  # eager and sdpa on 5 workloads (one with draft-friendly weights, one HumanEval)
     out = result.stdout.str()
     assert "harness results" in out and "speed-up e2e" in out
     assert "llama-tt-tiny-b1-p128-g64-fp32-sdpa" in out
     assert "measuring 3 iterations" in out  # progress shows the running case
     benchmarks = json.loads((suite.path / "out.json").read_text())["benchmarks"]
-    assert len(benchmarks) == 8
+    assert len(benchmarks) == 10
     for bench in benchmarks:
         info = bench["extra_info"]
         assert REQUIRED_KEYS <= set(info)
@@ -54,7 +54,7 @@ def test_benchmark_run_writes_json_results_and_table(suite):
         assert set(info["breakdown"]) == {"prefill", "decode"} and set(info["sol_frac"]) == {"prefill", "decode"}
     (results_file,) = (suite.path / "res").glob("run-*.json")
     data = load_results(results_file)
-    assert [case["status"] for case in data["cases"]] == ["ok"] * 8
+    assert [case["status"] for case in data["cases"]] == ["ok"] * 10
     assert {"torch", "transformers", "python", "cpu_model", "git_commit"} <= set(data["environment"])
     # The ladder comes out of the run itself: eager -> +sdpa per workload, and its chart.
     assert "lever ladder" in out and "+sdpa" in out and "all families: geometric mean (1)" in out
@@ -66,8 +66,8 @@ def test_quick_mode_checks_without_measuring(suite):
     """Without --benchmark the plugin checks each case's outputs against the baseline stack and writes no
     results."""
     result = suite.runpytest_subprocess("-p", "no:cacheprovider", "--stacks", "eager,sdpa+static", "--results-dir=res")
-    result.assert_outcomes(passed=7)  # the draft-friendly workload runs eager, not sdpa+static
-    result.stdout.fnmatch_lines(["*7 case(s) checked, 7 matched the baseline outputs*"])
+    result.assert_outcomes(passed=8)  # the draft-friendly and HumanEval workloads run eager, not sdpa+static
+    result.stdout.fnmatch_lines(["*8 case(s) checked, 8 matched the baseline outputs*"])
     assert not (suite.path / "res").exists()
 
 

@@ -48,6 +48,7 @@ class CaseResult:
             "prompt_len": case.lengths.prompt_len,
             "gen_len": case.lengths.gen_len,
             "length_dist": case.lengths.dist,
+            "length_source": case.lengths.source,
             "items": case.items,
             "weights": weight_label(case.weights),
             "params": dict(case.params),
@@ -58,7 +59,7 @@ class CaseResult:
         listed = ("ttft_s", "tpot_s", "e2e_s", "warmup_e2e_s", "first_call_s", "calibration_s", "prompt_lens", "gen_lens")
         found = {key: self.samples.get(key, []) for key in listed}
         found.update({key: self.samples.get(key, {}) for key in ("stages_s", "generated_tokens")})
-        return {**found, **speculation_keys(self.samples)}
+        return {**found, "padding_frac": padding_frac(self.samples), **speculation_keys(self.samples)}
 
     def _outcome_keys(self) -> dict:
         return {
@@ -80,6 +81,17 @@ def weight_label(name: str) -> str:
     """The record's `weights`: "" for the run's own (random, or --checkpoint-dir), else the
     synthetic variant spelled out, so nobody mistakes its acceptance for a real model's."""
     return weight_variant(name).label() if name else ""
+
+
+def padding_frac(samples: dict) -> float | None:
+    """Over the timed iterations, the share of padding when each batch is padded to its longest
+    row: 1 - real / padded tokens. Runners whose rows draw their own lengths (HSTU) report both
+    per iteration; elsewhere every row of a batch has the iteration's one drawn length, so 0.0.
+    None when nothing was timed."""
+    real, padded = samples.get("real_tokens"), samples.get("padded_tokens")
+    if real and padded:
+        return 1.0 - sum(real) / sum(padded)
+    return 0.0 if samples.get("prompt_lens") else None
 
 
 # Speculative decoding (harness/families/speculative.py): per-round and per-iteration raw samples.

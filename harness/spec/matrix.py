@@ -124,6 +124,10 @@ class Case:
         data["params"] = dict(self.params)
         if self.weights:  # the variant's own numbers too: changing its scale changes the fingerprint
             data["weights_params"] = weight_variant(self.weights).params()
+        if self.lengths.scale == 1.0:
+            del data["lengths"]["scale"]  # lengths without a scale keep the dicts (and fingerprints) they had
+        if self.lengths.table is not None:  # an empirical kind: its table's content too, as for weights
+            data["lengths_table"] = self.lengths.table.digest()
         for name in ("items", "weights", "params", "beams"):
             if not data[name]:
                 del data[name]  # cases without them (beams: families without a beam axis) keep the dicts (and fingerprints) they had
@@ -133,6 +137,7 @@ class Case:
     def from_dict(cls, data: Mapping) -> Case:
         fields_ = dict(data)
         fields_.pop("weights_params", None)
+        fields_.pop("lengths_table", None)
         fields_["lengths"] = Lengths(**fields_["lengths"])
         fields_["stack"] = tuple(fields_["stack"])
         fields_["params"] = tuple(fields_.get("params", {}).items())

@@ -15,7 +15,6 @@ The L2-normalised item table (the retrieval index) is built once per session, ou
 from __future__ import annotations
 
 import math
-import random
 import zlib
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from harness.families.base import Output, RunnerBase, SessionBase, timings
 from harness.levers.plan import Plan
 from harness.measure.clock import make_clock
-from harness.spec.workload import DISTRIBUTIONS, MIN_PROMPT_LEN, Lengths, draw_length
+from harness.spec.workload import DISTRIBUTIONS, Lengths, row_prompt_lens
 
 MAX_GAP_S = 7 * 24 * 3600  # seconds between two events of one user, drawn uniformly up to this
 # Scores are cosines (both sides L2-normalised); tolerance per dtype for changed numerics.
@@ -36,11 +35,7 @@ STAGE_OF_TASK = {"rank": "score", "retrieve": "topk"}
 # -- workload --------------------------------------------------------------------------------------
 def history_lengths(lengths: Lengths, batch_size: int, draw: tuple[int, int], seed: int, max_len: int) -> list[int]:
     """Per-user history lengths of one batch; seeded by the iteration's draw, capped at max_len."""
-    if not lengths.dist:
-        return [min(lengths.prompt_len, max_len)] * batch_size
-    rng = random.Random(f"{seed}-{lengths.token}-{draw}")
-    shape = DISTRIBUTIONS[lengths.dist]
-    return [min(draw_length(rng, lengths.prompt_len, shape, MIN_PROMPT_LEN), max_len) for _ in range(batch_size)]
+    return [min(n, max_len) for n in row_prompt_lens(lengths, batch_size, draw, seed)]
 
 
 def fixed_length(lengths: Lengths, max_len: int) -> int:
@@ -247,6 +242,7 @@ class RecommenderRunner(RunnerBase):
         metrics, stages = timings(clock.marks(), stages={name: name for name in self.stages})
         lengths = histories.length_list
         session.token_counts.append(TokenCount(len(lengths), max(lengths), sum(lengths), histories.computed_tokens))
+        metrics.update(real_tokens=sum(lengths), padded_tokens=len(lengths) * max(lengths))  # the record's padding_frac
         value = Scored(scored.ids.cpu(), scored.scores.float().cpu())
         return Output(value=value, metrics=metrics, stages_s=stages)
 
