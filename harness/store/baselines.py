@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.analyse.attribution import PROFILE_FIELDS, profile_of
 from harness.store.machine import env_subset
-from harness.store.records import SCHEMA_VERSION, RecordError, read_record, write_json_atomic
+from harness.store.records import SCHEMA_VERSION, RecordError, read_record, remove_stale_temps, write_json_atomic
 
 BASELINE_KIND = "harness-baseline"
 SAMPLE_KEYS = ("ttft_s", "tpot_s", "e2e_s", "gen_lens", "calibration_s")  # lists of numbers
@@ -116,6 +116,7 @@ def update_baselines(root: Path, machine: str, records: Iterable[Mapping], envir
         path = baseline_path(root, machine, family)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(path.parent):
+            remove_stale_temps(path.parent, path.name)  # the lock keeps every other writer of it out
             data = load_baseline(path) if path.exists() else {
                 "kind": BASELINE_KIND, "machine_class": machine, "family": family, "cases": {},
             }

@@ -5,11 +5,11 @@ A reader never repairs or overwrites a file it could not read.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import secrets
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,25 +40,82 @@ def dumps(data: dict) -> str:
     return json.dumps(data, sort_keys=True, indent=1, allow_nan=False) + "\n"
 
 
+TEMP_SUFFIX = ".tmp"
+
+
+def _open_locked_temp(path: Path) -> tuple[int, Path]:
+    """A new temporary file `.<name>.<pid>.<random>.tmp` beside the target (never a name a reader
+    looks for), created with mode 0666 less the umask and locked. If a cleaner removed it before the
+    lock was taken (remove_stale_temps), try another name."""
+    for _ in range(8):
+        temp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            return handle, temp  # no locks on this file system: remove_stale_temps cannot lock it either
+        try:
+            if os.path.samestat(os.fstat(handle), os.stat(temp)):
+                return handle, temp
+        except FileNotFoundError:
+            pass
+        os.close(handle)
+    raise OSError(f"{path}: could not create a temporary file beside it")
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Readers see the old file or the new one, never a torn one (write, fsync, rename)."""
-    text = dumps(data)
+    """A record as JSON (sorted keys, no NaN), written as write_text_atomic writes."""
+    write_text_atomic(path, dumps(data))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never a torn one: write, fsync, rename, fsync the
+    folder. The file gets mode 0666 less the umask (0644 under the usual umask 022); its temporary
+    copy stays locked until renamed, so remove_stale_temps can tell it from a killed writer's."""
     path = Path(path)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temp = _open_locked_temp(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        with os.fdopen(handle, "w", encoding="utf-8", closefd=False) as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temp_name, path)
+        os.replace(temp, path)
     except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(handle)  # also releases the lock
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def remove_stale_temps(folder: Path, name: str = "") -> list[Path]:
+    """Delete the temporary files killed writers left in `folder` (of the target `name`, or of any
+    target) and return them. A writer holds its temporary file's lock until the rename, and the lock
+    dies with its process: a file whose lock can be taken is litter, never a live writer's."""
+    removed = []
+    try:
+        candidates = sorted(Path(folder).glob(f".{name or '*'}.*{TEMP_SUFFIX}"))
+    except OSError:
+        return removed
+    for temp in candidates:
+        try:
+            handle = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone already, or not ours to read
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.samestat(os.fstat(handle), os.stat(temp)):
+                temp.unlink()
+                removed.append(temp)
+        except OSError:
+            continue  # a live writer holds it (or no locks here: keep it)
+        finally:
+            os.close(handle)
+    return removed
 
 
 def read_record(path: Path, kind: str) -> dict:
@@ -98,6 +155,7 @@ class ResultsFile:
 
     def __init__(self, path: Path, environment: dict, options: dict) -> None:
         self.path = Path(path)
+        remove_stale_temps(self.path.parent, self.path.name)
         self.data = {
             "kind": RESULTS_KIND,
             "schema_version": SCHEMA_VERSION,
