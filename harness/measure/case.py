@@ -22,7 +22,7 @@ from harness.levers.plan import plan_for
 from harness.measure.record import CaseResult
 from harness.spec.matrix import Case, fingerprint
 from harness.measure.memory import make_peak
-from harness.families.models import ModelCache, family_models
+from harness.families.models import ModelCache, checkpoint_identity, family_models
 from harness.options import RunOptions
 from harness.measure.profile.capture import hta_idle_frac, profile_iteration, trace_file_name
 from harness.measure.profile.peaks import measure_peaks
@@ -77,7 +77,7 @@ class CaseRun:
         self.model = model
         self.draws = case.lengths.draws(options.iterations, options.seed)
         preset_config = family_models(case.family).presets[case.preset]
-        self.result = CaseResult(case, fingerprint(case, preset_config), ctx.device)
+        self.result = CaseResult(case, fingerprint(case, {**preset_config, **checkpoint_identity(options.checkpoint_dir)}), ctx.device)
         self.session = None
 
     def _run(self, draw: tuple[int, int]) -> Output:
