@@ -174,17 +174,25 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from harness.publish.asv import group_results, write_asv_results
-    from harness.publish.asv_run import load_config, preview, publish
+    from harness.publish.asv_run import EXIT_PUBLISHED_WITH_SKIPS, load_config, preview, publish
 
     config = load_config(args.config)
-    groups, notes = group_results(args.results, allow_dirty=args.allow_dirty)
+    groups, notes, skipped = group_results(args.results, allow_dirty=args.allow_dirty, repo=config.repo)
     for note in notes:
         print(note)
+    for item in skipped:
+        print(f"harness: warning: skipped {item.reason}", file=sys.stderr)
+    if not groups:
+        raise HarnessError(f"nothing to publish: all {len(skipped)} results file(s) were skipped (warnings above)")
     for path in write_asv_results(config, groups):
         print(f"wrote {path}")
     publish(config)
     print(f"HTML history in {config.html_dir}")
-    return preview(config, args.port) if args.preview else 0
+    if skipped:
+        print_list(f"harness: {len(skipped)} results file(s) skipped, not in the history "
+                   f"(exit {EXIT_PUBLISHED_WITH_SKIPS}):", [str(item.path) for item in skipped])
+    status = preview(config, args.port) if args.preview else 0
+    return status or (EXIT_PUBLISHED_WITH_SKIPS if skipped else 0)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -230,7 +238,11 @@ def add_gating_commands(commands) -> None:
 def add_rendering_commands(commands) -> None:
     """publish, report and ladder: the asv history, the time charts and the lever ladder."""
     history = commands.add_parser("publish", help="turn results files into asv results and build the asv HTML history")
-    history.add_argument("results", nargs="+", help="results files or folders (searched recursively for run-*.json)")
+    history.add_argument(
+        "results", nargs="+",
+        help="results files or folders (searched recursively for run-*.json); a file that cannot be published "
+        "(unreadable, dirty tree, unknown commit) is skipped with a warning, and the exit status is 13",
+    )
     history.add_argument("--config", default="asv.conf.json", help="asv config (default: %(default)s)")
     history.add_argument("--allow-dirty", action="store_true", help="also publish runs recorded from an uncommitted tree")
     history.add_argument("--preview", action="store_true", help="then serve the pages on localhost (asv preview)")
