@@ -34,6 +34,10 @@ def actionlint() -> str:
     return tool("actionlint")
 
 
+# actionlint runs shellcheck and pyflakes from PATH; those installed beside this interpreter count too.
+TOOL_PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
@@ -71,9 +75,9 @@ def test_actionlint_finds_nothing():
     """actionlint finds nothing in any workflow, given the self-hosted runner labels its config declares."""
     # -config-file: the self-hosted runner labels are declared there; unknown labels are findings.
     done = subprocess.run([actionlint(), "-config-file", ".github/actionlint.yaml", "-no-color", *map(str, WORKFLOW_FILES)],
-                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1", "PATH": TOOL_PATH})
     assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
-    missing = [name for name in ("shellcheck", "pyflakes") if not shutil.which(name)]
+    missing = [name for name in ("shellcheck", "pyflakes") if not shutil.which(name, path=TOOL_PATH)]
     if missing:  # actionlint silently skips the `run:` scripts' checks without them: say so
         warnings.warn(f"actionlint ran without {' and '.join(missing)}: `run:` scripts were not linted", stacklevel=1)
 
@@ -310,7 +314,8 @@ def test_hook_is_installed_by_the_runner_set_up_guide():
 
 def test_hook_passes_shellcheck():
     """The hook script passes shellcheck, where shellcheck is installed."""
-    if not shutil.which("shellcheck"):
+    shellcheck = shutil.which("shellcheck", path=TOOL_PATH)
+    if not shellcheck:
         pytest.skip("shellcheck is not installed")
-    done = subprocess.run(["shellcheck", str(HOOK)], capture_output=True, text=True)
+    done = subprocess.run([shellcheck, str(HOOK)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
