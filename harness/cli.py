@@ -6,8 +6,9 @@ Measuring happens under pytest (`pytest suites/ --benchmark`); this CLI never me
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION, HarnessError
@@ -51,11 +52,11 @@ def wide_console():
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.publish.profile_table import render_profile
     from harness.publish.terminal import render_tables, rows
-    from harness.store.records import load_results
+    from harness.store.records import SHOW_KEYS, load_results
 
     console = wide_console()
-    for path in args.results:
-        data = load_results(path)
+    loaded = [(path, load_results(path, SHOW_KEYS)) for path in args.results]  # every file checked first
+    for path, data in loaded:
         table_rows = rows(data["cases"])
         for table in render_tables(table_rows, title=str(path)):
             console.print(table)
@@ -69,8 +70,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.publish.charts import render_all
     from harness.store.records import load_results
 
-    for path in args.results:
-        written, skipped = render_all(load_results(path)["cases"], args.out)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise HarnessError(f"--out {str(out)!r} is a file; give a folder for the charts")
+    loaded = [(path, load_results(path, ("id",))) for path in args.results]
+    for path, data in loaded:
+        written, skipped = render_all(data["cases"], out)
         missing = [f"{case_id}: no profiled iteration recorded (quick check, or an error)" for case_id in skipped]
         print_list(f"{path}: {len(written)} file(s) written to {args.out}", missing)
     return 0
@@ -79,11 +84,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_ladder(args: argparse.Namespace) -> int:
     from harness.analyse.ladder import summarize
     from harness.publish.ladder import chart_stem, write_ladder
+    from harness.store.records import LADDER_KEYS
 
     console = wide_console()
     summaries = {}
-    for path in args.results:
-        records, _ = load_result_set(path)
+    loaded = [(path, load_result_set(path, LADDER_KEYS)[0]) for path in args.results]
+    for path, records in loaded:
         target = Path(path)
         stem = chart_stem(Path(args.out) / f"{target.stem}.json" if args.out else target)
         stem.parent.mkdir(parents=True, exist_ok=True)
@@ -115,39 +121,66 @@ def _print_across_runs(console, summaries: dict) -> None:
     console.print(render_across_runs([Path(path).stem for path in summaries], found))
 
 
-def load_result_set(path: str) -> tuple[list[dict], dict]:
-    """Cases of a results file, or of every run-*.json in a folder (later files win per case)."""
-    from harness.store.records import load_results
-
+def result_files(path: str) -> list[Path]:
+    """A results file, or every run-*.json in a folder (sorted: later files win per case)."""
     target = Path(path)
     files = sorted(target.glob("run-*.json")) if target.is_dir() else [target]
     if not files:
         raise HarnessError(f"{target}: no run-*.json results files in this folder")
+    return files
+
+
+def load_result_set(path: str, required: Iterable[str] = ()) -> tuple[list[dict], dict]:
+    """Cases of a results file, or of every run-*.json in a folder (later files win per case); each
+    file is checked whole (harness.store.records.load_results), `required` keys in every case."""
+    from harness.store.records import load_results
+
     cases: dict[str, dict] = {}
     environment: dict = {}
-    for file in files:
-        data = load_results(file)
+    for file in result_files(path):
+        data = load_results(file, ("id", *required))
         environment = data.get("environment", {})
         cases.update((case["id"], case) for case in data["cases"])
     return list(cases.values()), environment
 
 
+def check_output(path: Path, inputs: Iterable[Path], force: bool, flag: str) -> None:
+    """An output file is never one of the inputs (not even with --force, nor through a link), and
+    an existing one is replaced only with --force."""
+    path = Path(path)
+    if path.exists():
+        if path.is_dir():
+            raise HarnessError(f"{flag} {str(path)!r} is a folder; give a file name")
+        for source in inputs:
+            if source.exists() and os.path.samefile(path, source):
+                raise HarnessError(f"{flag} {str(path)!r} is an input of this command ({source}); it is never overwritten")
+        if not force:
+            raise HarnessError(f"{flag} {str(path)!r} exists; pass --force to replace it")
+    if not path.parent.is_dir():
+        raise HarnessError(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist")
+
+
 def gate_policy(args: argparse.Namespace, new_environment: dict):
-    """The same gate as a pytest run on the machine that recorded NEW (thresholds per device)."""
+    """The same gate as a pytest run on the machine that recorded NEW (thresholds per device); the
+    numbers are checked as the plugin checks them (alpha in (0, 1), thresholds finite and positive)."""
     from harness.spec.selection import allowed_env_fields, device_policy
 
     allowed = allowed_env_fields(args.allow_env_diff)
     device = "cuda" if new_environment.get("gpu_count") else "cpu"
-    return device_policy(device, float(args.alpha), args.normalize, args.thresholds), allowed
+    return device_policy(device, args.alpha, args.normalize, args.thresholds), allowed
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.analyse.gate import compare_records, regressions
     from harness.store.baselines import case_entry
+    from harness.store.records import COMPARE_KEYS
     from harness.publish.verdicts import markdown, render_verdicts, write_step_summary
 
-    old_records, old_env = load_result_set(args.old)
-    new_records, new_env = load_result_set(args.new)
+    if args.markdown:
+        inputs = [*result_files(args.old), *result_files(args.new)]
+        check_output(Path(args.markdown), inputs, args.force, "--markdown")
+    old_records, old_env = load_result_set(args.old, COMPARE_KEYS)
+    new_records, new_env = load_result_set(args.new, COMPARE_KEYS)
     policy, allowed = gate_policy(args, new_env)
     baselines = {r["id"]: case_entry(r, old_env) for r in old_records if r.get("status") == "ok"}
     results = compare_records(new_records, baselines, new_env, policy, allowed)
@@ -155,17 +188,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     wide_console().print(render_verdicts(results, title))
     text = markdown(results, title)
     if args.markdown:
-            Path(args.markdown).write_text(text, encoding="utf-8")
+        from harness.store.records import write_text_atomic
+
+        write_text_atomic(Path(args.markdown), text)
     write_step_summary(text)
     return EXIT_REGRESSION if regressions(results) else 0
 
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:
-    from harness.store.baselines import update_baselines
+    from harness.store.baselines import baseline_path, load_baseline, update_baselines
     from harness.store.machine import machine_class
+    from harness.store.records import BASELINE_KEYS
 
-    for path in args.results:
-        records, environment = load_result_set(path)
+    # Every results file, and every baseline file they would merge into, is read and checked before
+    # any baseline is written.
+    loaded = [load_result_set(path, BASELINE_KEYS) for path in args.results]
+    for records, environment in loaded:
+        for family in sorted({record["family"] for record in records if record["status"] == "ok"}):
+            target = baseline_path(Path(args.baseline_dir), machine_class(environment), family)
+            if target.exists():
+                load_baseline(target)
+    for records, environment in loaded:
         machine = machine_class(environment)
         for target, added, replaced in update_baselines(Path(args.baseline_dir), machine, records, environment):
             print(f"{target}: {added} case(s) added, {replaced} replaced (machine class {machine})")
@@ -174,17 +217,25 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from harness.publish.asv import group_results, write_asv_results
-    from harness.publish.asv_run import load_config, preview, publish
+    from harness.publish.asv_run import EXIT_PUBLISHED_WITH_SKIPS, load_config, preview, publish
 
     config = load_config(args.config)
-    groups, notes = group_results(args.results, allow_dirty=args.allow_dirty)
+    groups, notes, skipped = group_results(args.results, allow_dirty=args.allow_dirty, repo=config.repo)
     for note in notes:
         print(note)
+    for item in skipped:
+        print(f"harness: warning: skipped {item.reason}", file=sys.stderr)
+    if not groups:
+        raise HarnessError(f"nothing to publish: all {len(skipped)} results file(s) were skipped (warnings above)")
     for path in write_asv_results(config, groups):
         print(f"wrote {path}")
     publish(config)
     print(f"HTML history in {config.html_dir}")
-    return preview(config, args.port) if args.preview else 0
+    if skipped:
+        print_list(f"harness: {len(skipped)} results file(s) skipped, not in the history "
+                   f"(exit {EXIT_PUBLISHED_WITH_SKIPS}):", [str(item.path) for item in skipped])
+    status = preview(config, args.port) if args.preview else 0
+    return status or (EXIT_PUBLISHED_WITH_SKIPS if skipped else 0)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -217,7 +268,8 @@ def add_gating_commands(commands) -> None:
     compare = commands.add_parser("compare", help="verdict per case and metric of NEW against OLD (files or folders)")
     compare.add_argument("old", help="results file or folder: the reference")
     compare.add_argument("new", help="results file or folder: the candidate")
-    compare.add_argument("--markdown", help="also write the Markdown table to this file")
+    compare.add_argument("--markdown", help="also write the Markdown table to this file (never one of the inputs)")
+    compare.add_argument("--force", action="store_true", help="replace an existing --markdown file")
     add_run_options(compare, GATE_OPTIONS)
     compare.set_defaults(run=cmd_compare)
     baseline = commands.add_parser("baseline", help="manage stored baselines").add_subparsers(dest="action", required=True)
@@ -230,7 +282,11 @@ def add_gating_commands(commands) -> None:
 def add_rendering_commands(commands) -> None:
     """publish, report and ladder: the asv history, the time charts and the lever ladder."""
     history = commands.add_parser("publish", help="turn results files into asv results and build the asv HTML history")
-    history.add_argument("results", nargs="+", help="results files or folders (searched recursively for run-*.json)")
+    history.add_argument(
+        "results", nargs="+",
+        help="results files or folders (searched recursively for run-*.json); a file that cannot be published "
+        "(unreadable, dirty tree, unknown commit) is skipped with a warning, and the exit status is 13",
+    )
     history.add_argument("--config", default="asv.conf.json", help="asv config (default: %(default)s)")
     history.add_argument("--allow-dirty", action="store_true", help="also publish runs recorded from an uncommitted tree")
     history.add_argument("--preview", action="store_true", help="then serve the pages on localhost (asv preview)")
@@ -257,6 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
+    except OSError as exc:  # a folder or file the command was told to write cannot be written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"harness: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_HARNESS_ERROR
 
 

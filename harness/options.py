@@ -91,11 +91,23 @@ def resolve_dtypes(text: str, device: str) -> tuple[str, ...]:
 
 
 def check_counts(options: RunOptions) -> None:
+    """The counts, and the checkpoint folder: checked at start-up, before any model is built."""
     for name in ("warmup", "iterations", "quick_tokens", "draft_len", "exit_layer", "max_ngram"):
         value = getattr(options, name)
         minimum = 0 if name in ("warmup", "exit_layer") else 1
         if value < minimum:
             raise HarnessError(f"{option_flag(name)} must be at least {minimum}, got {value}")
+    if options.checkpoint_dir:
+        check_checkpoint_dir(Path(options.checkpoint_dir))
+
+
+def check_checkpoint_dir(folder: Path) -> None:
+    """--checkpoint-dir must be a folder holding a config.json (its architecture is checked when a
+    family loads it: harness/families/models.py)."""
+    if not folder.is_dir():
+        raise HarnessError(f"--checkpoint-dir {str(folder)!r} is not a folder")
+    if not (folder / "config.json").is_file():
+        raise HarnessError(f"--checkpoint-dir {str(folder)!r} has no config.json")
 
 
 BATCH_SWEEP = "sweep"
@@ -113,12 +125,12 @@ def parse_batch_sizes(text: str, sweep: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(sizes))
 
 
-def check_writable_dir(path: Path) -> None:
-    """Fail before any model is built when results could not be saved."""
+def check_writable_dir(path: Path, what: str = "results directory") -> None:
+    """Fail before any model is built when results (or `what`) could not be saved."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-probe-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise HarnessError(f"results directory {str(path)!r} is not writable: {exc.strerror or exc}") from None
+        raise HarnessError(f"{what} {str(path)!r} is not writable: {exc.strerror or exc}") from None

@@ -139,7 +139,10 @@ BAD = {
     "hand-edited-samples": (baseline_text(case_samples={"ttft_s": ["fast"]}), "case 'c': samples.ttft_s must be a list"),
     "hand-edited-fingerprint": (baseline_text(case_fingerprint=None), "case 'c': fingerprint missing"),
     "negative-sample": (
-        baseline_text(case_samples={"ttft_s": [-1], "tpot_s": [], "e2e_s": [], "gen_lens": [], "calibration_s": []}), "non-negative"
+        baseline_text(case_samples={"ttft_s": [-1], "tpot_s": [], "e2e_s": [], "gen_lens": [], "calibration_s": []}), "positive finite"
+    ),
+    "zero-sample": (
+        baseline_text(case_samples={"ttft_s": [0.0], "tpot_s": [], "e2e_s": [], "gen_lens": [], "calibration_s": []}), "positive finite"
     ),
     "nan": (baseline_text().replace("[1.0]", "[NaN]", 1), "NaN is not allowed"),
     "cases-list": (baseline_text(cases=[]), "'cases' missing or not an object"),

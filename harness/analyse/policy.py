@@ -9,6 +9,7 @@ that noise; see tests/test_verdict.py).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -71,9 +72,9 @@ DEVICE_THRESHOLDS = {
 }
 
 
-def device_policy(device: str, alpha: float, normalize: str, thresholds: str) -> Policy:
+def device_policy(device: str, alpha: float | str, normalize: str, thresholds: str) -> Policy:
     """The gate for this device type; explicit --thresholds override the device's defaults."""
-    policy = Policy(alpha=alpha, normalize=resolve_normalize(normalize, device))
+    policy = Policy(alpha=parse_alpha(alpha), normalize=resolve_normalize(normalize, device))
     policy = policy.with_thresholds(DEVICE_THRESHOLDS[device.split(":")[0]])
     return policy.with_thresholds(parse_thresholds(thresholds))
 
@@ -87,18 +88,32 @@ def resolve_normalize(choice: str, device: str) -> bool:
     return NORMALIZE_CHOICES[choice]
 
 
+def parse_alpha(value: float | str) -> float:
+    """--alpha as a number strictly between 0 and 1 (NaN would make every test false: a blind gate)."""
+    try:
+        alpha = float(value)
+    except (TypeError, ValueError):
+        raise HarnessError(f"--alpha must be a number between 0 and 1, got {value!r}") from None
+    if not (math.isfinite(alpha) and 0 < alpha < 1):
+        raise HarnessError(f"--alpha must be between 0 and 1, got {value}")
+    return alpha
+
+
 def parse_thresholds(text: str) -> dict[str, float]:
-    """'e2e_s=0.05,ttft_s=0.1' -> {metric: fraction}; unknown metrics and bad numbers fail loudly."""
-    thresholds = {}
+    """'e2e_s=0.05,ttft_s=0.1' -> {metric: fraction}; unknown metrics, bad numbers and a metric
+    named twice fail loudly."""
+    thresholds: dict[str, float] = {}
     for item in split_list(text):
         metric, _, value = item.partition("=")
         if metric not in GATED_METRICS:
             raise unknown_choice("gated metric", metric, GATED_METRICS)
+        if metric in thresholds:
+            raise HarnessError(f"--thresholds names {metric} twice ({thresholds[metric]} and {value}); give it once")
         try:
             fraction = float(value)
         except ValueError:
             raise HarnessError(f"threshold for {metric} must be a fraction like 0.05, got {value!r}") from None
-        if not 0 < fraction < 10:
+        if not (math.isfinite(fraction) and 0 < fraction < 10):
             raise HarnessError(f"threshold for {metric} must be a positive fraction, got {fraction}")
         thresholds[metric] = fraction
     return thresholds

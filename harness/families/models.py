@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +49,7 @@ def build_model(family: str, preset: str, dtype: str, device: str, seed: int, ch
         raise HarnessError(f"{weights} weights are synthetic: not applied to the checkpoint in {checkpoint_dir!r}")
     if checkpoint_dir:
         folder = Path(checkpoint_dir)
-        if not (folder / "config.json").is_file():
-            raise HarnessError(f"checkpoint folder {str(folder)!r} has no config.json")
+        check_architecture(family, preset, folder)
         return models.load(folder, torch_dtype).to(device).eval()
     config = model_config(family, preset)
     torch.manual_seed(seed)
@@ -59,6 +60,55 @@ def build_model(family: str, preset: str, dtype: str, device: str, seed: int, ch
 
         weight_variant(weights).apply(model)
     return model.to(torch_dtype).eval()
+
+
+CONFIG_FILE = "config.json"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf")
+
+
+def checkpoint_config(folder: Path) -> dict:
+    """The checkpoint's config.json as a dict; HarnessError names the folder and what is wrong."""
+    if not folder.is_dir():
+        raise HarnessError(f"checkpoint folder {str(folder)!r} does not exist or is not a folder")
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise HarnessError(f"checkpoint folder {str(folder)!r} has no config.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HarnessError(f"{path}: not a readable JSON config ({exc})") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: not a config object (found {type(data).__name__})")
+    return data
+
+
+def check_architecture(family: str, preset: str, folder: Path) -> None:
+    """A checkpoint of another architecture is refused before loading, naming both model types."""
+    expected = getattr(model_config(family, preset), "model_type", None) or family
+    found = checkpoint_config(folder).get("model_type")
+    if found != expected:
+        raise HarnessError(
+            f"checkpoint folder {str(folder)!r} holds the wrong architecture for {family}: "
+            f"config.json model_type {found!r}, expected {expected!r}"
+        )
+
+
+def checkpoint_identity(checkpoint_dir: str) -> dict:
+    """What a case's fingerprint adds for --checkpoint-dir: a hash of config.json and of the weight
+    files' names and sizes ({} without a checkpoint, so random-weight fingerprints stay as they were).
+    Another checkpoint (a wider model, retrained weights of another size) gets another fingerprint."""
+    if not checkpoint_dir:
+        return {}
+    folder = Path(checkpoint_dir)
+    checkpoint_config(folder)  # the folder and its config.json are there and readable
+    weights = sorted(
+        (str(path.relative_to(folder)), path.stat().st_size)
+        for path in folder.rglob("*")
+        if path.is_file() and path.name.endswith(WEIGHT_SUFFIXES)
+    )
+    digest = hashlib.sha256((folder / CONFIG_FILE).read_bytes())
+    digest.update(json.dumps(weights).encode())
+    return {"checkpoint": digest.hexdigest()[:16]}
 
 
 def count_parameters_on_meta(family: str, preset: str) -> int:

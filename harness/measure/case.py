@@ -17,7 +17,7 @@ from harness.analyse.stats import median
 from harness.errors import HarnessError
 from harness.families import family_spec
 from harness.families.base import Output
-from harness.families.models import ModelCache, family_models
+from harness.families.models import ModelCache, checkpoint_identity, family_models
 from harness.lazy import resolve
 from harness.levers import LEVERS, Tolerance, stack_tolerance
 from harness.levers.plan import plan_for
@@ -79,7 +79,7 @@ class CaseRun:
         self.model = model
         self.draws = case.lengths.draws(options.iterations, options.seed)
         preset_config = family_models(case.family).presets[case.preset]
-        self.result = CaseResult(case, fingerprint(case, preset_config), ctx.device)
+        self.result = CaseResult(case, fingerprint(case, {**preset_config, **checkpoint_identity(options.checkpoint_dir)}), ctx.device)
         self.session: Any = None  # the runner's session for the stack being run (each family has its own class)
 
     def _run(self, draw: tuple[int, int]) -> Output:

@@ -29,6 +29,9 @@ from harness.publish.asv_run import AsvConfig
 from harness.store.machine import machine_class
 from harness.store.records import load_results, write_json_atomic
 
+PUBLISH_KEYS = ("id", "family", "status", "fingerprint")  # what a published case must hold
+COMMIT_HASH = re.compile(r"[0-9a-f]{7,64}")
+
 RESULTS_API_VERSION = 2  # asv.results.Results.api_version
 MACHINE_API_VERSION = 1  # asv.machine.Machine.api_version
 BENCHMARKS_API_VERSION = 2  # asv.benchmarks.Benchmarks.api_version
@@ -72,6 +75,15 @@ class CommitResults:
     environment: dict
     cases: dict = field(default_factory=dict)  # case id -> record; a later file wins
     started_ms: int = 0
+    date_ms: int | None = None  # the commit's author date (commit_date_ms), when already looked up
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A results file left out of the history, and why (one line naming the file)."""
+
+    path: Path
+    reason: str
 
 
 def benchmark_name(record: Mapping, metric: str) -> str:
@@ -182,29 +194,50 @@ def results_document(group: CommitResults, commit_date_ms: int) -> tuple[dict, d
     return document, benchmarks
 
 
-def group_results(paths: Iterable[Path], allow_dirty: bool = False) -> tuple[list[CommitResults], list[str]]:
-    """Group recorded cases by (machine class, commit, environment); notes list what was left out."""
+def group_results(
+    paths: Iterable[Path], allow_dirty: bool = False, repo: Path | None = None
+) -> tuple[list[CommitResults], list[str], list[Skipped]]:
+    """Group recorded cases by (machine class, commit, environment); notes list the cases left out.
+
+    A file that cannot be published is skipped, never the whole history: one that does not load
+    (unreadable, corrupt, a bad case), has no usable git_commit, was recorded from a dirty tree
+    (unless allow_dirty), or, given `repo`, measured a commit that is not in it."""
     groups: dict[tuple, CommitResults] = {}
     notes: list[str] = []
+    skipped: list[Skipped] = []
+    dates: dict[str, int] = {}
     for path in results_files(paths):
-        data = load_results(path)
-        environment = data.get("environment") or {}
-        commit = environment.get("git_commit")
-        if not commit:
-            raise HarnessError(f"{path}: no git_commit in its environment: asv needs the commit it measured")
-        if environment.get("git_dirty") and not allow_dirty:
-            raise HarnessError(f"{path}: recorded from a tree with uncommitted changes to {commit[:12]} "
-                               "(its numbers are not that commit's); pass --allow-dirty to publish it anyway")
+        try:
+            data = load_results(path, PUBLISH_KEYS)
+            environment = data.get("environment") or {}
+            commit = _publishable_commit(path, environment, allow_dirty)
+            if repo is not None and commit not in dates:
+                dates[commit] = commit_date_ms(repo, commit)
+        except HarnessError as exc:
+            skipped.append(Skipped(path, str(exc) if str(path) in str(exc) else f"{path}: {exc}"))
+            continue
         machine = machine_class(environment)
         key = (machine, commit, env_name(environment))
-        group = groups.setdefault(key, CommitResults(machine, commit, environment))
+        group = groups.setdefault(key, CommitResults(machine, commit, environment, date_ms=dates.get(commit)))
         group.started_ms = max(group.started_ms, _created_ms(data))
         for record in data["cases"]:
             if record.get("status") == "ok":
                 group.cases[record["id"]] = record
             else:
                 notes.append(f"{path.name}: {record['id']} not published (status {record.get('status')})")
-    return list(groups.values()), notes
+    return list(groups.values()), notes, skipped
+
+
+def _publishable_commit(path: Path, environment: Mapping, allow_dirty: bool) -> str:
+    commit = environment.get("git_commit")
+    if not commit:
+        raise HarnessError(f"{path}: no git_commit in its environment: asv needs the commit it measured")
+    if not isinstance(commit, str) or not COMMIT_HASH.fullmatch(commit):
+        raise HarnessError(f"{path}: environment.git_commit {commit!r} is not a commit hash")
+    if environment.get("git_dirty") and not allow_dirty:
+        raise HarnessError(f"{path}: recorded from a tree with uncommitted changes to {commit[:12]} "
+                           "(its numbers are not that commit's); pass --allow-dirty to publish it anyway")
+    return commit
 
 
 def results_files(paths: Iterable[Path]) -> list[Path]:
@@ -254,7 +287,8 @@ def write_asv_results(config: AsvConfig, groups: list[CommitResults]) -> list[Pa
         folder = config.results_dir / group.machine
         folder.mkdir(exist_ok=True)
         write_json_atomic(folder / "machine.json", machine_info(group.machine, group.environment))
-        document, entries = results_document(group, commit_date_ms(config.repo, group.commit))
+        date_ms = group.date_ms if group.date_ms is not None else commit_date_ms(config.repo, group.commit)
+        document, entries = results_document(group, date_ms)
         benchmarks.update(entries)
         target = folder / f"{group.commit[:8]}-{document['env_name']}.json"  # asv.results.get_filename
         write_json_atomic(target, document)

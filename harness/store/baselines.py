@@ -8,7 +8,6 @@ never lose each other's cases; a file that cannot be read is never overwritten.
 from __future__ import annotations
 
 import fcntl
-import math
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -18,7 +17,18 @@ from typing import Any
 
 from harness.analyse.attribution import PROFILE_FIELDS, profile_of
 from harness.store.machine import env_subset
-from harness.store.records import SCHEMA_VERSION, RecordError, read_record, write_json_atomic
+from harness.store.records import (
+    BASELINE_KEYS,
+    SCHEMA_VERSION,
+    RecordError,
+    case_problem,
+    check_name,
+    is_number,
+    positive_samples,
+    read_record,
+    remove_stale_temps,
+    write_json_atomic,
+)
 
 BASELINE_KIND = "harness-baseline"
 SAMPLE_KEYS = ("ttft_s", "tpot_s", "e2e_s", "gen_lens", "calibration_s")  # lists of numbers
@@ -26,6 +36,13 @@ VALUE_KEYS = ("peak_mem_bytes",)  # one number (or null) per run
 
 
 def baseline_path(root: Path, machine: str, family: str) -> Path:
+    """baselines/<machine>/<family>.json; both names are checked, so the path stays under `root`."""
+    from harness.families import FAMILIES
+
+    if not check_name(machine):
+        raise RecordError(f"machine class {machine!r} is not a folder name (letters, digits and . _ + = -)")
+    if family not in FAMILIES:
+        raise RecordError(f"unknown family {family!r}; allowed: {', '.join(FAMILIES)}")
     return Path(root) / machine / f"{family}.json"
 
 
@@ -45,10 +62,6 @@ def case_entry(record: Mapping, environment: Mapping) -> dict:
     return entry
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _check_entry(path: Path, case_id: str, entry: object) -> None:
     def bad(problem: str) -> RecordError:
         return RecordError(f"{path}: case {case_id!r}: {problem}")
@@ -64,11 +77,11 @@ def _check_entry(path: Path, case_id: str, entry: object) -> None:
         raise bad("samples missing")
     for key in SAMPLE_KEYS:
         values = samples.get(key)
-        if not isinstance(values, list) or not all(_is_number(v) and v >= 0 for v in values):
-            raise bad(f"samples.{key} must be a list of non-negative finite numbers")
+        if not positive_samples(values):
+            raise bad(f"samples.{key} must be a list of positive finite numbers")
     for key in VALUE_KEYS:
-        if samples.get(key) is not None and not _is_number(samples[key]):
-            raise bad(f"samples.{key} must be a number or null")
+        if samples.get(key) is not None and not (is_number(samples[key]) and samples[key] >= 0):
+            raise bad(f"samples.{key} must be a non-negative number or null")
     profile = entry.get("profile", {})
     if not isinstance(profile, dict) or not all(isinstance(profile.get(k, {}), dict) for k in PROFILE_FIELDS):
         raise bad(f"profile must be an object of {', '.join(PROFILE_FIELDS)} objects")
@@ -107,23 +120,42 @@ def _locked(directory: Path):
 
 
 def update_baselines(root: Path, machine: str, records: Iterable[Mapping], environment: Mapping) -> list[tuple[Path, int, int]]:
-    """Merge measured cases (status ok only) into their family files: (path, added, replaced)."""
-    by_family: dict[str, list[Mapping]] = {}
+    """Merge measured cases (status ok only) into their family files: (path, added, replaced).
+
+    Every case is checked as load_baseline will check it, before any file is written: a case the
+    loader would refuse (a missing key, a sample that is not a positive finite number, a family
+    outside the family table) fails the whole update with RecordError, and nothing is written."""
+    by_family: dict[str, dict[str, dict]] = {}
     for record in records:
-        if record.get("status") == "ok" and record.get("e2e_s"):
-            by_family.setdefault(record["family"], []).append(record)
+        if record.get("status") != "ok" or not record.get("e2e_s"):
+            continue
+        found = case_problem(record, BASELINE_KEYS)
+        if found is not None:
+            key, problem = found
+            raise RecordError(f"case {record.get('id')!r}: {key} {problem}; no baseline written")
+        path = baseline_path(root, machine, record["family"])
+        entry = case_entry(record, environment)
+        try:
+            _check_entry(path, record["id"], entry)
+        except RecordError as exc:
+            raise RecordError(f"{exc}; no baseline written") from None
+        by_family.setdefault(record["family"], {})[record["id"]] = entry
+    for family in by_family:  # an existing file that cannot be read stops the update before any write
+        path = baseline_path(root, machine, family)
+        if path.exists():
+            load_baseline(path)
     changes = []
-    for family, family_records in sorted(by_family.items()):
+    for family, entries in sorted(by_family.items()):
         path = baseline_path(root, machine, family)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(path.parent):
+            remove_stale_temps(path.parent, path.name)  # the lock keeps every other writer of it out
             data: dict[str, Any] = load_baseline(path) if path.exists() else {
                 "kind": BASELINE_KIND, "machine_class": machine, "family": family, "cases": {},
             }
             data["schema_version"] = SCHEMA_VERSION
-            replaced = sum(1 for record in family_records if record["id"] in data["cases"])
-            for record in family_records:
-                data["cases"][record["id"]] = case_entry(record, environment)
+            replaced = sum(1 for case_id in entries if case_id in data["cases"])
+            data["cases"].update(entries)
             write_json_atomic(path, data)
-        changes.append((path, len(family_records) - replaced, replaced))
+        changes.append((path, len(entries) - replaced, replaced))
     return changes
