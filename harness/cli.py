@@ -6,13 +6,13 @@ Measuring happens under pytest (`pytest suites/ --benchmark`); this CLI never me
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION, HarnessError
 from harness.options import RunOptions, option_specs
+from harness.store.result_sets import check_output, load_result_set, result_files
 
 # Each subcommand imports what it needs inside its own function. Only `matrix` imports torch (it
 # asks whether CUDA is there, then expands the matrix); the others read results files and import
@@ -121,45 +121,6 @@ def _print_across_runs(console, summaries: dict) -> None:
     console.print(render_across_runs([Path(path).stem for path in summaries], found))
 
 
-def result_files(path: str) -> list[Path]:
-    """A results file, or every run-*.json in a folder (sorted: later files win per case)."""
-    target = Path(path)
-    files = sorted(target.glob("run-*.json")) if target.is_dir() else [target]
-    if not files:
-        raise HarnessError(f"{target}: no run-*.json results files in this folder")
-    return files
-
-
-def load_result_set(path: str, required: Iterable[str] = ()) -> tuple[list[dict], dict]:
-    """Cases of a results file, or of every run-*.json in a folder (later files win per case); each
-    file is checked whole (harness.store.records.load_results), `required` keys in every case."""
-    from harness.store.records import load_results
-
-    cases: dict[str, dict] = {}
-    environment: dict = {}
-    for file in result_files(path):
-        data = load_results(file, ("id", *required))
-        environment = data.get("environment", {})
-        cases.update((case["id"], case) for case in data["cases"])
-    return list(cases.values()), environment
-
-
-def check_output(path: Path, inputs: Iterable[Path], force: bool, flag: str) -> None:
-    """An output file is never one of the inputs (not even with --force, nor through a link), and
-    an existing one is replaced only with --force."""
-    path = Path(path)
-    if path.exists():
-        if path.is_dir():
-            raise HarnessError(f"{flag} {str(path)!r} is a folder; give a file name")
-        for source in inputs:
-            if source.exists() and os.path.samefile(path, source):
-                raise HarnessError(f"{flag} {str(path)!r} is an input of this command ({source}); it is never overwritten")
-        if not force:
-            raise HarnessError(f"{flag} {str(path)!r} exists; pass --force to replace it")
-    if not path.parent.is_dir():
-        raise HarnessError(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist")
-
-
 def gate_policy(args: argparse.Namespace, new_environment: dict):
     """The same gate as a pytest run on the machine that recorded NEW (thresholds per device); the
     numbers are checked as the plugin checks them (alpha in (0, 1), thresholds finite and positive)."""
@@ -172,9 +133,9 @@ def gate_policy(args: argparse.Namespace, new_environment: dict):
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.analyse.gate import compare_records, regressions
+    from harness.publish.verdicts import markdown, render_verdicts, write_step_summary
     from harness.store.baselines import case_entry
     from harness.store.records import COMPARE_KEYS
-    from harness.publish.verdicts import markdown, render_verdicts, write_step_summary
 
     if args.markdown:
         inputs = [*result_files(args.old), *result_files(args.new)]

@@ -5,21 +5,25 @@ import math
 import pytest
 import torch
 
-from harness.measure.case import RunContext, execute
-from harness.levers.plan import plan_for
 from harness.families import FAMILIES
-from harness.levers import LEVERS
-from harness.spec.matrix import OPT_IN_REASON, Case, expand
-from harness.families.models import build_model, count_parameters_on_meta, model_config
-from harness.families.chameleon.model import PRESETS, image_token_name, preset_image_tokens, random, vocab_layout
-from harness.options import RunOptions
-from harness.families.chameleon.runner import (
-    ChameleonRunner, Guidance, REFERENCE_GUIDANCE, allow_only, cfg_combine, stage_names,
-)
 from harness.families.base import CHOICE_MARKS, timings
+from harness.families.chameleon.model import PRESETS, image_token_name, preset_image_tokens, random, vocab_layout
+from harness.families.chameleon.runner import (
+    REFERENCE_GUIDANCE,
+    ChameleonRunner,
+    Guidance,
+    allow_only,
+    cfg_combine,
+    stage_names,
+)
+from harness.families.models import build_model, count_parameters_on_meta, model_config
+from harness.levers import LEVERS
+from harness.levers.plan import plan_for
+from harness.measure.case import RunContext, execute
 from harness.measure.clock import Marks
+from harness.options import RunOptions
+from harness.spec.matrix import OPT_IN_REASON, Case, expand
 from harness.spec.workload import Lengths
-
 from tests.test_prefill import lm_head_shapes
 
 # Reference: the Chameleon paper (arXiv 2405.09818) names its models 7B and 34B; those rounded

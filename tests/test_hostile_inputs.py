@@ -13,7 +13,6 @@ from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION, HarnessError
 from harness.store.baselines import load_baseline, update_baselines
 from harness.store.machine import machine_class
 from harness.store.records import RESULTS_KIND, SCHEMA_VERSION, RecordError, ResultsFile, load_results
-
 from tests.test_baselines import ENV, record
 
 MACHINE = "cpu-amd-epyc-2c"

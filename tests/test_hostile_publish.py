@@ -7,7 +7,6 @@ from harness.cli import main
 from harness.errors import EXIT_HARNESS_ERROR
 from harness.publish.asv_run import EXIT_PUBLISHED_WITH_SKIPS
 from harness.store.records import ResultsFile
-
 from tests.test_baselines import record
 from tests.test_publish import GPU_ENV, MACHINE, make_project, recorded
 

@@ -13,9 +13,10 @@ from contextlib import contextmanager
 import pytest
 import torch
 
+from harness.families import FAMILIES
 from harness.measure.overhead import Subject, Timed, measure_overhead, summary_line
 from harness.measure.pairs import run_rounds
-from harness.spec.matrix import MEASUREMENT_VERSIONS, Case, fingerprint
+from harness.spec.matrix import Case, fingerprint
 from harness.spec.workload import Lengths
 
 
@@ -36,22 +37,23 @@ SEAMLESS = Case("seamless", "tt", "tiny", "float32", 1, Lengths(16, 16), ("sdpa"
 MODEL = {"hidden_size": 128}
 
 
+def fingerprint_now(case: Case) -> str:
+    """The fingerprint a run records: with its family's measurement version."""
+    return fingerprint(case, MODEL, FAMILIES[case.family].measurement_version)
+
+
 def fingerprint_before_issue_20(case: Case, monkeypatch) -> str:
     """The fingerprint as it was computed before any family's measurement was redefined."""
-    import harness.spec.matrix as matrix
-
-    with monkeypatch.context() as patch:
-        patch.setattr(matrix, "MEASUREMENT_VERSIONS", {})
-        return fingerprint(case, MODEL)
+    return fingerprint(case, MODEL)
 
 
 def test_a_redefined_familys_fingerprint_moves_and_the_others_stay(monkeypatch):
-    """A family listed in MEASUREMENT_VERSIONS (Llama, whose TTFT now excludes full-prompt logits) gets a
-    fingerprint its old baselines cannot match, while an unlisted family's fingerprint is unchanged."""
-    assert MEASUREMENT_VERSIONS["llama"] >= 2 and "seamless" not in MEASUREMENT_VERSIONS
-    assert fingerprint(LLAMA, MODEL) != fingerprint_before_issue_20(LLAMA, monkeypatch)
-    assert fingerprint(SEAMLESS, MODEL) == fingerprint_before_issue_20(SEAMLESS, monkeypatch)
-    assert fingerprint(LLAMA, MODEL) == fingerprint(Case.from_dict(LLAMA.to_dict()), dict(MODEL))  # still stable
+    """A family with a measurement version (Llama, whose TTFT now excludes full-prompt logits) gets a
+    fingerprint its old baselines cannot match, while a family without one keeps its fingerprint."""
+    assert FAMILIES["llama"].measurement_version >= 2 and not FAMILIES["seamless"].measurement_version
+    assert fingerprint_now(LLAMA) != fingerprint_before_issue_20(LLAMA, monkeypatch)
+    assert fingerprint_now(SEAMLESS) == fingerprint_before_issue_20(SEAMLESS, monkeypatch)
+    assert fingerprint_now(LLAMA) == fingerprint_now(Case.from_dict(LLAMA.to_dict()))  # still stable
 
 
 def test_an_old_llama_baseline_reads_no_baseline_not_an_improvement(monkeypatch):
@@ -61,7 +63,7 @@ def test_an_old_llama_baseline_reads_no_baseline_not_an_improvement(monkeypatch)
     from harness.analyse.policy import Policy
     from harness.analyse.verdict import NO_BASELINE
 
-    record = {"id": LLAMA.id, "status": "ok", "fingerprint": fingerprint(LLAMA, MODEL), "ttft_s": [0.01] * 20}
+    record = {"id": LLAMA.id, "status": "ok", "fingerprint": fingerprint_now(LLAMA), "ttft_s": [0.01] * 20}
     old = {"fingerprint": fingerprint_before_issue_20(LLAMA, monkeypatch), "environment": {}, "samples": {"ttft_s": [0.02] * 20}}
     verdicts = compare_case(record, old, {}, Policy())
     assert verdicts and {result.verdict.status for result in verdicts} == {NO_BASELINE}

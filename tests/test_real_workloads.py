@@ -15,10 +15,17 @@ from harness.families import FAMILIES
 from harness.families.hstu.model import PRESETS as HSTU_PRESETS
 from harness.families.hstu.runner import RecommenderRunner, history_lengths
 from harness.levers.plan import plan_for
-from harness.measure.record import CaseResult, padding_frac as record_padding_frac
+from harness.measure.record import CaseResult
+from harness.measure.record import padding_frac as record_padding_frac
 from harness.spec.matrix import Case, fingerprint
 from harness.spec.workload import (
-    FRAMES_PER_SECOND, MIN_PROMPT_LEN, TABLES, Lengths, empirical, padding_frac, row_prompt_lens,
+    FRAMES_PER_SECOND,
+    MIN_PROMPT_LEN,
+    TABLES,
+    Lengths,
+    empirical,
+    padding_frac,
+    row_prompt_lens,
 )
 
 DRAWS = 16_400  # 100 expected draws per HumanEval task

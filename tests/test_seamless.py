@@ -6,19 +6,18 @@ import pytest
 import torch
 from transformers import DynamicCache, EncoderDecoderCache, StaticCache
 
-from harness.levers.plan import plan_for
 from harness.families import FAMILIES
-from harness.levers import LEVERS, LeverNotInEffect
-from harness.spec.matrix import Case, expand, fingerprint
-from harness.families.models import build_model, count_parameters_on_meta
-from harness.families.seamless.model import PRESETS, codes, config, generation_config, synthetic_subword
-from harness.levers.reorder import probe_reorder
 from harness.families.base import CHOICE_MARKS, timings
+from harness.families.models import build_model, count_parameters_on_meta
 from harness.families.seamless.beam import extend, reorder_index_select, reorder_inplace
+from harness.families.seamless.model import PRESETS, codes, config, generation_config, synthetic_subword
 from harness.families.seamless.runner import TASKS, SeamlessRunner, stage_names
+from harness.levers import LEVERS, LeverNotInEffect
+from harness.levers.plan import plan_for
+from harness.levers.reorder import probe_reorder
 from harness.measure.clock import Marks
+from harness.spec.matrix import Case, expand, fingerprint
 from harness.spec.workload import Lengths
-
 from tests.test_prefill import lm_head_shapes
 
 # FACTS.md: SeamlessM4T v2 large has "about 2.3B parameters"; that rounded figure is the only
@@ -88,7 +87,7 @@ def test_inplace_reorder_equals_index_select_on_random_caches_and_beams(seed, st
         beam_idx = random_beam_idx(batch, beams, generator)
         reorder_index_select(reference, beam_idx, filled)
         reorder_inplace(inplace, beam_idx, filled)
-    for (want_k, want_v), (got_k, got_v) in zip(filled_states(reference, filled), filled_states(inplace, filled)):
+    for (want_k, want_v), (got_k, got_v) in zip(filled_states(reference, filled), filled_states(inplace, filled), strict=False):
         assert torch.equal(want_k, got_k) and torch.equal(want_v, got_v)
     assert self_buffers == [t.data_ptr() for layer in inplace.self_attention_cache.layers for t in (layer.keys, layer.values)]
 
@@ -278,6 +277,7 @@ def test_paper_preset_uses_the_generation_configs_beam_count():
 
 def test_static_cache_holds_prefix_and_longest_generation(model):
     """The static cache holds the decoder prefix and the longest generation the length distribution allows."""
-    _, session, _ = run_once(model, Case("seamless", "ss", "tiny", "float32", 1, Lengths(40, 6, dist="lognormal"), ("sdpa", "static"), beams=2))
+    case = Case("seamless", "ss", "tiny", "float32", 1, Lengths(40, 6, dist="lognormal"), ("sdpa", "static"), beams=2)
+    _, session, _ = run_once(model, case)
     assert session.max_cache_len == 2 + 6 * 4  # prefix + gen_len x the distribution's max factor
     assert session.cache.layers[0].keys.shape[2] == session.max_cache_len

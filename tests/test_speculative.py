@@ -7,25 +7,29 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.measure.case import execute, quick_tokens
-from harness.levers.plan import plan_for
-from harness.measure.clock import CpuClock
 from harness.errors import HarnessError
 from harness.families import FAMILIES
-from harness.levers import LEVERS, LeverNotInEffect
-from harness.spec.matrix import Case, fingerprint
-from harness.families.models import build_model
-from harness.spec.weights import WEIGHT_VARIANTS
-from harness.options import RunOptions
-from harness.levers.plan import Plan
 from harness.families.decoder import DecoderRunner, DecoderSession, decode_positions, generate
-from harness.spec.selection import select
+from harness.families.models import build_model
 from harness.families.speculative import (
-    Bookkeeping, Drafting, accepted_prefix, crop_to, lookup_continuation, round_metrics, spec_marks,
+    Bookkeeping,
+    Drafting,
+    accepted_prefix,
+    crop_to,
+    lookup_continuation,
+    round_metrics,
+    spec_marks,
     speculative_generate,
 )
+from harness.levers import LEVERS, LeverNotInEffect
+from harness.levers.plan import Plan, plan_for
+from harness.measure.case import execute, quick_tokens
+from harness.measure.clock import CpuClock
+from harness.options import RunOptions
+from harness.spec.matrix import Case, fingerprint
+from harness.spec.selection import select
+from harness.spec.weights import WEIGHT_VARIANTS
 from harness.spec.workload import Lengths, prompt_ids
-
 from tests.test_prefill import lm_head_shapes
 
 LAYERS = 4  # the tiny llama preset
@@ -118,7 +122,7 @@ def test_draft_friendly_scales_only_the_later_layers():
     weights as drawn."""
     random, friendly = (build_model("llama", "tiny", "float32", "cpu", 0, weights=w) for w in ("", "draft-friendly"))
     scale = WEIGHT_VARIANTS["draft-friendly"].scale
-    for index, (a, b) in enumerate(zip(random.model.layers, friendly.model.layers)):
+    for index, (a, b) in enumerate(zip(random.model.layers, friendly.model.layers, strict=False)):
         factor = 1.0 if index < LAYERS // 2 else scale
         assert torch.allclose(b.self_attn.o_proj.weight, a.self_attn.o_proj.weight * factor)
         assert torch.allclose(b.mlp.down_proj.weight, a.mlp.down_proj.weight * factor)

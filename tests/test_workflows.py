@@ -48,8 +48,7 @@ def triggers(workflow: dict) -> dict:
 
 
 def jobs(path: Path):
-    for name, job in load(path)["jobs"].items():
-        yield name, job
+    yield from load(path)["jobs"].items()
 
 
 def steps(path: Path):

@@ -16,7 +16,8 @@ from harness.levers.plan import Plan
 from harness.levers.quantize_model import quantized_copy
 from harness.measure.clock import Marks, make_clock
 from harness.measure.equivalence import first_mismatch
-from harness.measure.profile.annotate import PhaseClock, annotations
+from harness.measure.profile.annotate import PhaseClock
+from harness.measure.profile.annotate import annotations as category_ranges
 from harness.spec.workload import prompt_ids
 
 
@@ -169,7 +170,7 @@ class DecoderRunner(RunnerBase):
             return self._run_speculative(session, ids, len(positions) + 1, annotate)
         clock = make_clock(self.device, len(positions) + 1)
         if annotate:
-            with annotations(session) as ranges:
+            with category_ranges(session) as ranges:
                 generation = generate(session, ids, positions, PhaseClock(clock, len(positions) + 1, ranges.prefill_done))
         else:
             generation = generate(session, ids, positions, clock)
@@ -183,7 +184,7 @@ class DecoderRunner(RunnerBase):
         marks = spec_marks(gen_len)
         clock = make_clock(self.device, marks)
         if annotate:
-            with annotations(session) as ranges:
+            with category_ranges(session) as ranges:
                 phases = PhaseClock(clock, marks, ranges.prefill_done)
                 generation = speculative_generate(session, ids, gen_len, RoundPhaseClock(clock, phases))
         else:
@@ -225,4 +226,7 @@ class DecoderRunner(RunnerBase):
         allowed = self.tie_relative[self.case.dtype] * float(logits.abs().max())
         if gap > allowed:
             return None
-        return f"row {row} diverges at token {mismatch.position} ({mismatch.expected} vs {mismatch.got}), a near-tie: logit gap {gap:.3g} <= {allowed:.3g}"
+        return (
+            f"row {row} diverges at token {mismatch.position} ({mismatch.expected} vs {mismatch.got}), "
+            f"a near-tie: logit gap {gap:.3g} <= {allowed:.3g}"
+        )

@@ -68,7 +68,7 @@ class Bookkeeping:
         self.draft_forwards += draft_forwards
         self.output_tokens += accepted + 1  # the accepted drafts and the full model's own token
 
-    def merge(self, other: "Bookkeeping") -> None:
+    def merge(self, other: Bookkeeping) -> None:
         for name in vars(self):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -82,7 +82,8 @@ class Bookkeeping:
         return self.accepted / self.rounds if self.rounds else None
 
     def summary(self) -> dict:
-        per_token = lambda count: count / self.output_tokens if self.output_tokens else None
+        def per_token(count):
+            return count / self.output_tokens if self.output_tokens else None
         return {
             "acceptance_rate": self.acceptance_rate,
             "mean_accepted_len": self.mean_accepted_len,
@@ -198,7 +199,7 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
     token = session.prefill(input_ids)  # the LM head on the last prompt position only (DecoderSession.step_logits)
     (last_mark if gen_len <= 1 else clock.mark)("prefill")
     pieces, emitted = [token], []
-    history = [row + [last] for row, last in zip(input_ids.tolist(), token[:, 0].tolist())] if needs_history else None
+    history = [row + [last] for row, last in zip(input_ids.tolist(), token[:, 0].tolist(), strict=False)] if needs_history else None
     length, done = input_ids.shape[1], 1
     while done < gen_len:
         # never draft past the end: the round's last token is always the full model's own
@@ -206,14 +207,7 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
         crop_to(session.cache, length)
         draft_done("draft")
         drafted = drafts.shape[1]
-        feed = torch.cat([token, drafts], dim=1)
-        positions = session.positions[:, length : length + drafted + 1]
-        # every fed position's logits are needed (a choice after each draft, then the bonus):
-        # the LM head runs on exactly the drafted + 1 positions, as logits_to_keep would keep them
-        logits = session.model(input_ids=feed, cache=session.cache, position_ids=positions).logits
-        verified = logits.argmax(-1)  # [B, drafted + 1]
-        accepted = accepted_prefix(drafts, verified[:, :drafted])
-        new = verified[:, : accepted + 1]  # == the accepted drafts, then the full model's next token
+        new, accepted = verify(session, token, drafts, length)
         length += accepted + 1
         crop_to(session.cache, length)
         (last_mark if done + accepted + 1 >= gen_len else clock.mark)("verify")
@@ -222,10 +216,24 @@ def speculative_generate(session, input_ids: torch.Tensor, gen_len: int, clock) 
         emitted.append(accepted + 1)
         done += accepted + 1
         token = new[:, -1:]
-        if needs_history:
-            for row, more in zip(history, new.tolist()):
+        if history is not None:
+            for row, more in zip(history, new.tolist(), strict=False):
                 row.extend(more)
     return SpecGeneration(torch.cat(pieces, dim=1).cpu(), clock.elapsed_s(), emitted, book)
+
+
+def verify(session, token: torch.Tensor, drafts: torch.Tensor, length: int) -> tuple[torch.Tensor, int]:
+    """One full-model forward over the last token and the drafts: the accepted drafts followed by
+    the full model's own next token, and how many drafts were accepted."""
+    drafted = drafts.shape[1]
+    feed = torch.cat([token, drafts], dim=1)
+    positions = session.positions[:, length : length + drafted + 1]
+    # every fed position's logits are needed (a choice after each draft, then the bonus):
+    # the LM head runs on exactly the drafted + 1 positions, as logits_to_keep would keep them
+    logits = session.model(input_ids=feed, cache=session.cache, position_ids=positions).logits
+    verified = logits.argmax(-1)  # [B, drafted + 1]
+    accepted = accepted_prefix(drafts, verified[:, :drafted])
+    return verified[:, : accepted + 1], accepted  # == the accepted drafts, then the full model's next token
 
 
 class RoundPhaseClock:
@@ -262,8 +270,8 @@ def round_metrics(marks_s: list[float], emitted: list[int]) -> dict[str, list[fl
     one per verify forward (the round: its drafting and its verify); draft_s, verify_s: the two
     parts of each round."""
     starts, drafts_end, verifies_end = marks_s[0:-1:2], marks_s[1::2], marks_s[2::2]
-    draft_s = [end - start for start, end in zip(starts, drafts_end)]
-    verify_s = [end - start for start, end in zip(drafts_end, verifies_end)]
-    rounds_s = [d + v for d, v in zip(draft_s, verify_s)]
-    tpot_s = [seconds / count for seconds, count in zip(rounds_s, emitted) for _ in range(count)]
+    draft_s = [end - start for start, end in zip(starts, drafts_end, strict=False)]
+    verify_s = [end - start for start, end in zip(drafts_end, verifies_end, strict=False)]
+    rounds_s = [d + v for d, v in zip(draft_s, verify_s, strict=False)]
+    tpot_s = [seconds / count for seconds, count in zip(rounds_s, emitted, strict=False) for _ in range(count)]
     return {"tpot_s": tpot_s, "time_per_forward_s": rounds_s, "draft_s": draft_s, "verify_s": verify_s}

@@ -79,7 +79,9 @@ class CaseRun:
         self.model = model
         self.draws = case.lengths.draws(options.iterations, options.seed)
         preset_config = family_models(case.family).presets[case.preset]
-        self.result = CaseResult(case, fingerprint(case, {**preset_config, **checkpoint_identity(options.checkpoint_dir)}), ctx.device)
+        self.result = CaseResult(case, fingerprint(
+            case, {**preset_config, **checkpoint_identity(options.checkpoint_dir)}, self.spec.measurement_version
+        ), ctx.device)
         self.session: Any = None  # the runner's session for the stack being run (each family has its own class)
 
     def _run(self, draw: tuple[int, int]) -> Output:

@@ -19,7 +19,7 @@ docs/overhead.md).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
@@ -54,7 +54,7 @@ class Subject:
 
 
 @torch.no_grad()
-def bare_loop(device: torch.device, first: Callable[[], torch.Tensor], step: Callable, steps: list) -> Timed:
+def bare_loop(device: torch.device, first: Callable[[], torch.Tensor], step: Callable, steps: Sequence) -> Timed:
     """`first()` (the prefill and its greedy token), then `step(token, item)` for each of `steps`;
     a clock mark after the first token and one after the last, nothing in between."""
     clock = make_clock(str(device), 2)
@@ -241,8 +241,10 @@ def ratio_text(found: dict, metric: str, other: str) -> str:
 
 def summary_line(found: dict, label: str) -> str:
     """The run summary's note: per side the p50s, then the ratios with their intervals."""
-    ms = lambda seconds: f"{1e3 * seconds:.3f}" if seconds is not None else "n/a"
-    others = [key.removeprefix("ttft_ratio_vs_") for key in found if key.startswith("ttft_ratio_vs_") and not key.endswith(("_low", "_high"))]
+    def ms(seconds):
+        return f"{1e3 * seconds:.3f}" if seconds is not None else "n/a"
+    ratio_keys = [key for key in found if key.startswith("ttft_ratio_vs_") and not key.endswith(("_low", "_high"))]
+    others = [key.removeprefix("ttft_ratio_vs_") for key in ratio_keys]
     sides = ["harness", *others]
     p50s = "; ".join(f"{side} TTFT {ms(found[f'{side}_ttft_s_p50'])} ms, TPOT {ms(found[f'{side}_tpot_s_p50'])} ms" for side in sides)
     ratios = "; ".join(

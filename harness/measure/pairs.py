@@ -49,7 +49,7 @@ class PairedExperiment:
     """One family's paired experiment in a suite: its model, its pair count, the benchmark route
     and its note. `benchmark` gives pytest-benchmark's fixture, asked for only on first use."""
 
-    def __init__(self, run: "RunSession", family: str, benchmark: Callable[[], Any]) -> None:
+    def __init__(self, run: RunSession, family: str, benchmark: Callable[[], Any]) -> None:
         self.run = run
         self.family = family
         self.selection = run.selection

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.analyse.gate import GATED_METRICS, metric_samples
 from harness.errors import HarnessError
-from harness.publish.asv_run import AsvConfig
+from harness.publish.asv_run import AsvConfig, commit_date_ms
 from harness.store.machine import machine_class
 from harness.store.records import load_results, write_json_atomic
 
@@ -258,23 +257,6 @@ def _created_ms(data: Mapping) -> int:
     if not created:
         return 0
     return calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")) * 1000
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise HarnessError(f"git {' '.join(args)} in {repo}: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def commit_date_ms(repo: Path, commit: str) -> int:
-    """The author date asv's git plugin uses (rev-list --format=%at, in ms); unknown commits fail."""
-    try:
-        full = git(repo, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
-    except HarnessError:
-        raise HarnessError(f"commit {commit[:12]} is not in the repository {repo} (fetch its history, "
-                           "e.g. actions/checkout with fetch-depth: 0)") from None
-    return int(git(repo, "log", "-1", "--format=%at", full)) * 1000
 
 
 def write_asv_results(config: AsvConfig, groups: list[CommitResults]) -> list[Path]:

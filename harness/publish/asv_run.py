@@ -58,3 +58,20 @@ def publish(config: AsvConfig) -> None:
 
 def preview(config: AsvConfig, port: int) -> int:
     return asv(config, "preview", "--port", str(port))
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise HarnessError(f"git {' '.join(args)} in {repo}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def commit_date_ms(repo: Path, commit: str) -> int:
+    """The author date asv's git plugin uses (rev-list --format=%at, in ms); unknown commits fail."""
+    try:
+        full = git(repo, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
+    except HarnessError:
+        raise HarnessError(f"commit {commit[:12]} is not in the repository {repo} (fetch its history, "
+                           "e.g. actions/checkout with fetch-depth: 0)") from None
+    return int(git(repo, "log", "-1", "--format=%at", full)) * 1000

@@ -74,6 +74,10 @@ class FamilySpec:
     runner: str = ""  # entry point of its Runner class (harness.families.base.Runner)
     fit: str = ""  # its memory estimator in harness.spec.fit.ESTIMATORS ("": none, so nothing is dropped on a guess)
     fit_rows: str = ""  # decoders: entry point of (Case) -> (rows, extra prompt tokens); "": (batch size, 0)
+    # How this family's cases' metrics are measured, for a family whose definition changed since its
+    # first baselines: folded into the fingerprint, so that a baseline or history recorded under the
+    # old definition reads no_baseline rather than a change of speed (0: never redefined).
+    measurement_version: int = 0
     sol: str = ""  # entry point of (model config) -> harness.measure.profile.sol.DecoderShape ("": no sol_frac)
 
     @property
@@ -150,21 +154,12 @@ class Dropped:
     reason: str
 
 
-# family -> version of how its cases' metrics are measured, for each family whose definition
-# changed since its first baselines: folded into the fingerprint, so that a baseline or history
-# recorded under the old definition reads no_baseline rather than a change of speed. A family
-# absent here keeps the fingerprints it always had.
-#   llama 2 (issue 20): the prefill runs the LM head on the last prompt position only, as
-#   generate() and serving engines do; TTFT (and e2e) no longer include [prompt, vocab] logits.
-MEASUREMENT_VERSIONS: Mapping[str, int] = {"llama": 2}
-
-
-def fingerprint(case: Case, model_config: Mapping) -> str:
+def fingerprint(case: Case, model_config: Mapping, measurement_version: int = 0) -> str:
     """Changes whenever the case's definition, its model's shape or its family's measurement
-    definition (MEASUREMENT_VERSIONS) changes."""
-    data = {"case": case.to_dict(), "model": dict(model_config)}
-    if case.family in MEASUREMENT_VERSIONS:
-        data["measurement"] = MEASUREMENT_VERSIONS[case.family]
+    definition (FamilySpec.measurement_version; 0 keeps the fingerprints a family always had)."""
+    data: dict[str, object] = {"case": case.to_dict(), "model": dict(model_config)}
+    if measurement_version:
+        data["measurement"] = measurement_version
     payload = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

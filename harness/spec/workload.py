@@ -17,7 +17,7 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,7 +64,7 @@ class Table:
         return hashlib.sha256(json.dumps(self.rows()).encode()).hexdigest()[:16]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table_rows(table: Table) -> tuple[tuple[float, float], ...]:
     with table.path.open(newline="") as handle:
         reader = csv.DictReader(handle, delimiter="\t")
@@ -175,6 +175,7 @@ class Lengths:
         """(prompt_len, gen_len) of one table row: scaled, rounded, then held between the minimum
         and the cap; the workload's gen_len where the table has no output lengths."""
         prompt = min(max(round(row[0] * self.scale), MIN_PROMPT_LEN), self.prompt_len)
+        assert self.table is not None, "from_row needs the workload's table"
         if not self.table.gen_column:
             return prompt, self.gen_len
         return prompt, min(max(round(row[1] * self.scale), 1), self.gen_len)

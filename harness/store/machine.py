@@ -17,7 +17,7 @@ def slug(text: str) -> str:
 def machine_class(environment: Mapping) -> str:
     """A folder name (every part slugged, so a results file's environment cannot lead it elsewhere)."""
     if environment.get("gpu_count"):
-        return f"gpu-{slug(environment['gpu_count'])}x-{slug(environment.get('device_name'))}"
+        return f"gpu-{slug(environment['gpu_count'])}x-{slug(str(environment.get('device_name')))}"
     return f"cpu-{slug(environment.get('cpu_model', 'unknown'))}-{slug(environment.get('cpu_cores', 0))}c"
 
 

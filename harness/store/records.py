@@ -99,7 +99,7 @@ def remove_stale_temps(folder: Path, name: str = "") -> list[Path]:
     """Delete the temporary files killed writers left in `folder` (of the target `name`, or of any
     target) and return them. A writer holds its temporary file's lock until the rename, and the lock
     dies with its process: a file whose lock can be taken is litter, never a live writer's."""
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = sorted(Path(folder).glob(f".{name or '*'}.*{TEMP_SUFFIX}"))
     except OSError:

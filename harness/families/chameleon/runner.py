@@ -144,6 +144,7 @@ class ChameleonRunner(RunnerBase):
     # -- the pieces generate() calls, inside the timed region ------------------------------
     def encode(self, prepared: Prepared) -> torch.Tensor:
         """VQ-tokenize the images and splice their token ids between the prompt's pieces."""
+        assert prepared.pixels is not None, "encode needs the task's images"
         codes = self.model.model.vqmodel.encode(prepared.pixels).image_tokens
         image = self.vocab.image_ids[codes].view(prepared.pixels.shape[0], -1)
         return torch.cat([prepared.head, image, prepared.tail], dim=1)
@@ -170,7 +171,8 @@ class ChameleonRunner(RunnerBase):
         score = self.image_scores if self.task.image_out else self.text_scores
         encode = self.encode if self.task.image_in else None
         first = prepared if encode else prepared.head
-        feed = lambda tokens: tokens.repeat(self.streams, 1)
+        def feed(tokens):
+            return tokens.repeat(self.streams, 1)
         return forced_scores(session, first, prepared.positions, reference, encode, score, feed)
 
     def run(self, session: ChameleonSession, prepared: Prepared) -> Output:

@@ -58,9 +58,11 @@ class Histories:
     def computed_tokens(self) -> int:
         return self.item_ids.numel()
 
-    def to(self, device: str) -> "Histories":
-        moved = (t.to(device) for t in (self.item_ids, self.positions, self.timestamps, self.lengths))
-        return Histories(*moved, self.length_list)
+    def to(self, device: str) -> Histories:
+        return Histories(
+            self.item_ids.to(device), self.positions.to(device), self.timestamps.to(device), self.lengths.to(device),
+            self.length_list,
+        )
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def pad_histories(ids: list[torch.Tensor], stamps: list[torch.Tensor], width: in
     lengths = [len(t) for t in ids]
     padded_ids = torch.zeros(len(ids), width, dtype=torch.long)
     padded_stamps = torch.zeros(len(ids), width, dtype=torch.long)
-    for row, (item, stamp) in enumerate(zip(ids, stamps)):
+    for row, (item, stamp) in enumerate(zip(ids, stamps, strict=False)):
         padded_ids[row, : len(item)] = item
         padded_stamps[row, : len(stamp)] = stamp
     positions = torch.arange(width).expand(len(ids), width).contiguous()

@@ -36,6 +36,9 @@ SPEC = FamilySpec(
             Workload(1, Lengths(1024, 256)), Workload(1, Lengths(512, 256, dist="lognormal")), Workload(1, HUMANEVAL),
         ),
     },
+    # 2 (issue 20): the prefill runs the LM head on the last prompt position only, as generate() and
+    # serving engines do; TTFT (and e2e) no longer include [prompt, vocab] logits.
+    measurement_version=2,
     capabilities=frozenset({"hf_attention", "kv_cache", "step_wrappers", "quantized_copy", "speculative_loop"}),
     models="harness.families.llama.model:MODELS",
     runner="harness.families.decoder:DecoderRunner",

@@ -9,6 +9,8 @@ log-probability. Clock marks, by name: "prefill", "prefill_choice", then per ste
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from transformers import EncoderDecoderCache
 
@@ -19,7 +21,7 @@ def reorder_index_select(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled
     by an index_select copy (4 x layers new tensors per step; the blog's 96 for 24 layers)."""
     for cache in (kv.self_attention_cache, kv.cross_attention_cache):
         for layer in cache.layers:
-            layer.reorder_cache(beam_idx)
+            layer.reorder_cache(cast("torch.LongTensor", beam_idx))
 
 
 def reorder_inplace(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int) -> None:
@@ -27,7 +29,9 @@ def reorder_inplace(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int
     filled prefix only), so captured graphs keep pointing at them. The cross-attention cache is
     left alone: beams of one input share one encoder output, so its rows are identical within
     each input's beams and a reorder (which only moves rows within an input) changes nothing."""
-    for layer in kv.self_attention_cache.layers:
+    # transformers types a cache's layers as a union that includes layers without keys and values;
+    # an encoder-decoder self-attention cache holds only key/value layers
+    for layer in cast("list[Any]", kv.self_attention_cache.layers):
         for buffer in (layer.keys, layer.values):
             filled_part = buffer[:, :, :filled]
             filled_part.copy_(filled_part.index_select(0, beam_idx))

@@ -35,7 +35,7 @@ from harness.families.seamless.beam import REORDERS, choose, decode_text
 from harness.families.seamless.model import codes
 from harness.levers.plan import Plan
 from harness.measure.clock import make_clock
-from harness.measure.equivalence import first_mismatch
+from harness.measure.equivalence import Mismatch, first_mismatch
 from harness.spec.matrix import TaskShape
 from harness.spec.workload import DISTRIBUTIONS, Lengths
 
@@ -78,6 +78,7 @@ class SeamlessSession(SessionBase):
         return self.model.lm_head(hidden[:, -1])
 
     def reorder(self, beam_idx: torch.Tensor, filled: int) -> None:
+        assert self.kv is not None, "reorder before any decoding step"
         self.reorder_fn(self.kv, beam_idx, filled)
         self.reorders += 1
 
@@ -109,7 +110,7 @@ class Translation:
 
 @dataclass(frozen=True)
 class UnitMismatch:
-    inner: object
+    inner: Mismatch
 
     def describe(self) -> str:
         return "unit sequences: " + self.inner.describe().replace("token", "unit")
@@ -119,6 +120,7 @@ def compare(expected: Translation, got: Translation):
     mismatch = first_mismatch(expected.text, got.text)
     if mismatch is not None or expected.units is None:
         return mismatch
+    assert got.units is not None, "a speech-out translation without units"
     unit_mismatch = first_mismatch(expected.units, got.units)
     return UnitMismatch(unit_mismatch) if unit_mismatch else None
 
@@ -182,7 +184,8 @@ class SeamlessRunner(RunnerBase):
         """[batch, length]: source language, seeded ordinary ids, end of sequence (NLLB's source form)."""
         batch = self.case.batch_size
         first_ordinary, languages = 4, 2  # after the specials; the language codes close the vocabulary
-        ids = torch.randint(first_ordinary, self.model.config.vocab_size - languages, (batch, length - 2), generator=self._generator(length))
+        last = self.model.config.vocab_size - languages
+        ids = torch.randint(first_ordinary, last, (batch, length - 2), generator=self._generator(length))
         src = torch.full((batch, 1), self.codes.src_lang_id)
         eos = torch.full((batch, 1), self.codes.eos_id)
         return torch.cat([src, ids, eos], dim=1)

@@ -21,6 +21,23 @@ def annotated_categories(trace: Trace, phase: PhaseRange) -> frozenset[str]:
     )
 
 
+def category_totals(stats: dict) -> tuple[dict[str, dict[str, float]], dict[str, list[list]]]:
+    """Per phase, seconds per category (largest first); per category, its TOP_OPS operators."""
+    breakdown: dict[str, dict[str, float]] = {}
+    by_op: defaultdict[tuple[str, str], float] = defaultdict(float)
+    for phase_name, found in stats.items():
+        per_category: defaultdict[str, float] = defaultdict(float)
+        for (category, name), seconds in found.by_category_s.items():
+            per_category[category] += seconds
+            by_op[(category, name)] += seconds
+        breakdown[phase_name] = dict(sorted(per_category.items(), key=lambda kv: -kv[1]))
+    top_ops: defaultdict[str, list[list]] = defaultdict(list)  # category -> [[operator, seconds], ...]
+    for (category, name), seconds in sorted(by_op.items(), key=lambda kv: -kv[1]):
+        if len(top_ops[category]) < TOP_OPS:
+            top_ops[category].append([name, seconds])
+    return breakdown, dict(top_ops)
+
+
 def summarize(trace: Trace) -> dict:
     ranges = phase_ranges(trace.host)
     if not ranges:
@@ -38,18 +55,7 @@ def summarize(trace: Trace) -> dict:
         calls = top_level_ops(trace.host)
         for phase in ranges:
             stats[phase.phase].kernels = sum(1 for e in calls if phase.start_s <= e.start_s < phase.end_s)
-    breakdown: dict[str, dict[str, float]] = {}
-    by_op: defaultdict[tuple[str, str], float] = defaultdict(float)
-    for phase_name, found in stats.items():
-        per_category: defaultdict[str, float] = defaultdict(float)
-        for (category, name), seconds in found.by_category_s.items():
-            per_category[category] += seconds
-            by_op[(category, name)] += seconds
-        breakdown[phase_name] = dict(sorted(per_category.items(), key=lambda kv: -kv[1]))
-    top_ops: defaultdict[str, list[list]] = defaultdict(list)  # category -> [[operator, seconds], ...]
-    for (category, name), seconds in sorted(by_op.items(), key=lambda kv: -kv[1]):
-        if len(top_ops[category]) < TOP_OPS:
-            top_ops[category].append([name, seconds])
+    breakdown, top_ops = category_totals(stats)
     decode = stats.get("decode")
     return {
         "breakdown": breakdown,
@@ -57,7 +63,7 @@ def summarize(trace: Trace) -> dict:
         "profile_wall_s": {phase: found.wall_s for phase, found in stats.items()},
         "ops_per_token": decode.kernels / decode.tokens if decode and decode.tokens else None,
         "ops_unit": unit,
-        "top_ops": dict(top_ops),
+        "top_ops": top_ops,
         "profile_reliable": {phase: found.reliable for phase, found in stats.items()},
         "profile_notes": [f"{phase}: {note}" for phase, found in stats.items() for note in found.notes],
         "annotated": {phase: sorted(names) for phase, names in annotated.items()},
