@@ -11,7 +11,7 @@ side is transformers' `generate()` on the same model (greedy, `min_new_tokens` e
 The sides run interleaved in one run (harness.measure.pairs.run_rounds), each once untimed
 first; the figures are ratios harness / other (> 1: the harness is slower) of TTFT and of TPOT,
 each the Hodges-Lehmann estimate over the per-round log ratios with the interval that inverts
-the Wilcoxon signed-rank test (harness.analyse.ladder.paired_speedup_interval). Nothing here
+the Wilcoxon signed-rank test (harness.analyse.intervals.paired_speedup_interval). Nothing here
 asserts a wall-clock limit: the suite reports the ratios (suites/test_overhead.py,
 docs/overhead.md).
 """
