@@ -20,7 +20,7 @@ from harness.spec.matrix import Case, expand, fingerprint
 from harness.spec.workload import Lengths
 from tests.test_prefill import lm_head_shapes
 
-# FACTS.md: SeamlessM4T v2 large has "about 2.3B parameters"; that rounded figure is the only
+# docs/facts.md: SeamlessM4T v2 large has "about 2.3B parameters"; that rounded figure is the only
 # published size, so the tolerance is 2% of it.
 PUBLISHED_PARAMETERS, TOLERANCE = 2.3e9, 0.02
 

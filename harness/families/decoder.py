@@ -1,7 +1,7 @@
 """Decoder runner: our own prefill + per-token greedy decode loop over transformers' caches.
 
 A hand-written loop gives prefill and per-token times directly and costs less than
-`generate()` per token (FACTS.md).
+`generate()` per token (docs/facts.md).
 """
 
 from __future__ import annotations
