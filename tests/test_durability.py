@@ -56,6 +56,7 @@ class Acknowledgements:
     """The writer's stdout, read as it comes (a thread), so the kill can wait for "ready"."""
 
     def __init__(self, writer: subprocess.Popen) -> None:
+        self.writer = writer
         self.lines: list[str] = []
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._read, args=(writer,), daemon=True)
@@ -70,6 +71,7 @@ class Acknowledgements:
 
     def done(self) -> tuple[list[int], list[int]]:
         self.thread.join(timeout=30)
+        self.writer.stdout.close()  # the pipe's reader is done with it
         results = [int(line[2:]) for line in self.lines if line.startswith("R ")]
         baselines = [int(line[2:]) for line in self.lines if line.startswith("B ")]
         return results, baselines
@@ -141,6 +143,7 @@ def test_killed_writers_temporary_files_are_removed_on_open(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
     record = {"id": "x", "family": "llama", "fingerprint": "f", "status": "ok", "e2e_s": [0.1], "ttft_s": [0.01],
               "tpot_s": [], "gen_lens": [1], "calibration_s": []}
     update_baselines(tmp_path / "baselines", "m", [record], {})
@@ -204,6 +207,7 @@ def test_eight_concurrent_writers_lose_nothing(tmp_path):
     writers = [start_writer(tmp_path, f"w{n}", 15) for n in range(WRITERS)]
     for writer in writers:
         writer.stdout.read()
+        writer.stdout.close()
         assert writer.wait(timeout=120) == 0
     for n in range(WRITERS):
         assert check_consistent(tmp_path, f"w{n}") == 15
