@@ -235,7 +235,7 @@ def test_an_exit_layer_beyond_the_model_fails_with_one_line():
         select(RunOptions(families="llama", exit_layer=4), cuda_available=False)
 
 
-def test_draft_friendly_is_labelled_and_dropped_for_checkpoints():
+def test_draft_friendly_is_labelled_and_dropped_for_checkpoints(tmp_path):
     """Draft-friendly cases are labelled in their id and fingerprint, and dropped as synthetic when the
     weights come from a checkpoint."""
     selection = select(RunOptions(families="llama", stacks="eager"), cuda_available=False)
@@ -243,7 +243,10 @@ def test_draft_friendly_is_labelled_and_dropped_for_checkpoints():
     assert friendly and all("draftfriendly" in case.id for case in friendly)
     plain = dataclasses.replace(friendly[0], weights="")
     assert fingerprint(plain, {}) != fingerprint(friendly[0], {})
-    from_checkpoint = select(RunOptions(families="llama", stacks="eager", checkpoint_dir="/nowhere"), False)
+    from harness.families.models import model_config
+
+    model_config("llama", "tiny").save_pretrained(tmp_path)  # a checkpoint folder the selection accepts
+    from_checkpoint = select(RunOptions(families="llama", stacks="eager", checkpoint_dir=str(tmp_path)), False)
     cases, dropped = from_checkpoint.expand("llama")
     assert not any(case.weights for case in cases)
     assert any("synthetic" in cell.reason and "draftfriendly" in cell.case_id for cell in dropped)
