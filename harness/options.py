@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.analyse.policy import DEFAULT_ALPHA, split_list
 from harness.errors import HarnessError, unknown_choice
+from harness.measure.rounds import CONTENTION_RATIO
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 DEVICE_AUTO = "auto"
@@ -28,6 +29,12 @@ class RunOptions:
     results_dir: str = field(default="results", metadata={"help": "folder for the per-run results JSON"})
     warmup: int = field(default=2, metadata={"help": "untimed warm-up generations per case (after the output check)"})
     iterations: int = field(default=12, metadata={"help": "timed generations per case (12: see harness/analyse/verdict.py)"})
+    rounds: int = field(default=0, metadata={"help": (
+        "interleaved rounds per workload: each round runs every stack's next iterations/rounds iterations "
+        "(0: one round per iteration, the finest interleaving; docs/rounds.md)")})
+    contention_ratio: float = field(default=CONTENTION_RATIO, metadata={"help": (
+        "a round whose machine-speed probe reads this many times the quiet reference is contended and re-run "
+        "(0: no contention guard; docs/rounds.md)")})
     quick_tokens: int = field(default=8, metadata={"help": "tokens generated per case without --benchmark"})
     seed: int = field(default=0, metadata={"help": "seed for weights, inputs and length draws"})
     checkpoint_dir: str = field(default="", metadata={"help": "load weights from this local folder instead of random ones"})
@@ -97,6 +104,12 @@ def check_counts(options: RunOptions) -> None:
         minimum = 0 if name in ("warmup", "exit_layer") else 1
         if value < minimum:
             raise HarnessError(f"{option_flag(name)} must be at least {minimum}, got {value}")
+    if options.rounds < 0 or (options.rounds and options.iterations % options.rounds):
+        raise HarnessError(
+            f"--rounds {options.rounds} must be 0 (one per iteration) or divide --iterations {options.iterations} "
+            "into equal rounds")
+    if not (options.contention_ratio == 0 or options.contention_ratio > 1):
+        raise HarnessError(f"--contention-ratio must be 0 (off) or above 1, got {options.contention_ratio}")
     if options.checkpoint_dir:
         check_checkpoint_dir(Path(options.checkpoint_dir))
 

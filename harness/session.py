@@ -12,9 +12,12 @@ from harness.analyse.ladder import summarize
 from harness.errors import EXIT_REGRESSION
 from harness.measure.case import RunContext
 from harness.measure.env import environment
+from harness.measure.record import CaseResult
+from harness.measure.workload import WorkloadRun, execute
 from harness.publish.ladder import chart_stem, write_ladder
 from harness.publish.terminal import render_text, render_text_table, rows
 from harness.publish.verdicts import markdown, render_verdicts, write_step_summary
+from harness.spec.matrix import Case
 from harness.spec.selection import Selection
 from harness.store.baselines import load_baselines, update_baselines
 from harness.store.machine import machine_class
@@ -40,6 +43,26 @@ class RunSession:
         self.baselines: dict[str, dict] = {}
         self.verdicts: list = []
         self.error = ""
+        self.planned: dict[str, list[Case]] = {}  # workload id -> its selected cases, in run order
+        self.measured: dict[str, CaseResult] = {}  # results of a workload's cases not yet handed out
+
+    def plan(self, cases: list[Case]) -> None:
+        """The cases this run will ask for (after -k and --stacks): measure_case measures each
+        workload's together, in interleaved rounds."""
+        self.planned = {}
+        for case in cases:
+            self.planned.setdefault(case.workload_id, []).append(case)
+        self.total = len(cases)
+
+    def measure_case(self, case: Case) -> CaseResult:
+        """The case's result: a quick check, or (with --benchmark) its share of its workload's
+        interleaved rounds, measured when the workload's first case is asked for."""
+        if not self.selection.options.benchmark:
+            return execute(case, self.ctx, measure=False)
+        if case.id not in self.measured:
+            group = self.planned.get(case.workload_id, [])
+            self.measured.update(WorkloadRun(group if case in group else [case], self.ctx).run())
+        return self.measured.pop(case.id)
 
     def progress(self, message: str) -> None:
         if self.selection.options.benchmark:
@@ -85,6 +108,25 @@ class RunSession:
         self.results.data["experiments"] = self.experiments
         write_json_atomic(self.results.path, self.results.data)
 
+    def rounds_line(self) -> str:
+        """How the run's workloads were measured: rounds, contended and re-run ones, contended
+        cases (left out of ladders and verdicts) and workloads measured one stack at a time."""
+        workloads = {r["workload_id"]: r["rounds"] for r in self.records if r.get("rounds")}
+        if not workloads:
+            return ""
+        executed = sum(len(found["executed"]) for found in workloads.values())
+        contended = sum(found["contended_rounds"] for found in workloads.values())
+        reruns = sum(found["reruns"] for found in workloads.values())
+        sequential = sum(1 for found in workloads.values() if found["mode"] == "sequential")
+        cases = [r["id"] for r in self.records if r["status"] == "contended"]
+        line = (f"harness: {len(workloads)} workload(s) in interleaved rounds: {executed} rounds run, "
+                f"{contended} found contended, {reruns} re-run")
+        if sequential:
+            line += f"; {sequential} measured one stack after another (too large to keep warm together)"
+        if cases:
+            line += f"; {len(cases)} case(s) contended, left out of ladders and verdicts: {', '.join(cases)}"
+        return line
+
     def quick_check_line(self) -> str:
         matched = sum(1 for record in self.records if record["outputs_match"])
         lossy = sum(1 for record in self.records if record["outputs_match"] and record.get("tolerance"))
@@ -104,7 +146,7 @@ class RunSession:
             return "", []
         table, paths = written
         text = render_text_table(table, width=width, color=color)
-        return text, [f"harness: ladder chart written to {', '.join(str(p) for p in paths)}"]
+        return text, [f"harness: ladder chart written to {', '.join(str(p) for p in paths)}"] if paths else []
 
     def verdicts_text(self, width: int, color: bool) -> tuple[str, list[str]]:
         """The verdict table, and a line saying where its Markdown went (the CI step summary)."""

@@ -17,6 +17,8 @@ def test_llama(case, harness):
     record = harness(case).to_record()
     if not record["breakdown"]:
         return  # quick check without --trace-dir: no profiled iteration
+    if record["profile_contended"]:
+        return  # the machine disturbed every take of the profile (its notes say so): nothing to account for
     for phase, frac in accounted_fracs(record).items():
         allowed = max(ACCOUNTED_TOLERANCE, ACCOUNTED_SLACK_S / record["profile_wall_s"][phase])
         assert abs(frac - 1) <= allowed, f"{phase}: categories + idle account for {frac:.1%} of the iteration"

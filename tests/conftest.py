@@ -10,7 +10,8 @@ from harness.options import RunOptions
 @pytest.fixture
 def ctx_factory():
     def make(**changes) -> RunContext:
-        options = RunOptions(**{"warmup": 1, "iterations": 3, "quick_tokens": 6, **changes})
+        # contention_ratio 0: tests assert outcomes, and a busy test machine must not turn them into `contended`
+        options = RunOptions(**{"warmup": 1, "iterations": 3, "quick_tokens": 6, "contention_ratio": 0, **changes})
         return RunContext(options, "cpu")
 
     return make

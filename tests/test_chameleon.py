@@ -19,8 +19,9 @@ from harness.families.chameleon.runner import (
 from harness.families.models import build_model, count_parameters_on_meta, model_config
 from harness.levers import LEVERS
 from harness.levers.plan import plan_for
-from harness.measure.case import RunContext, execute
+from harness.measure.case import RunContext
 from harness.measure.clock import Marks
+from harness.measure.workload import execute
 from harness.options import RunOptions
 from harness.spec.matrix import OPT_IN_REASON, Case, expand
 from harness.spec.workload import Lengths

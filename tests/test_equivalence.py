@@ -5,8 +5,8 @@ import dataclasses
 import torch
 
 from harness.levers import LEVERS, Lever
-from harness.measure.case import execute
 from harness.measure.equivalence import first_mismatch
+from harness.measure.workload import execute
 from harness.spec.matrix import Case
 from harness.spec.workload import Lengths
 

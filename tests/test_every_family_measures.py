@@ -4,7 +4,7 @@ family's runner: what `pytest suites/ --benchmark` runs, on one tiny baseline ca
 import pytest
 
 from harness.families import FAMILIES
-from harness.measure.case import execute
+from harness.measure.workload import execute
 from harness.spec.matrix import expand
 
 
@@ -26,7 +26,7 @@ def test_a_sampled_peak_is_measured_outside_the_timed_iterations(monkeypatch, tm
     # thread must not run during timed iterations, yet the case still reports a peak.
     from harness.measure import memory
 
-    monkeypatch.setattr(memory, "CLEAR_REFS", tmp_path / "missing")
+    monkeypatch.setattr(memory, "CLEAR_REFS", tmp_path / "missing" / "clear_refs")  # a folder that is not there: the write fails
     cases, _ = expand(FAMILIES["llama"], "tiny", ("float32",), "cpu", only_stacks=("eager",))
     progress: list[str] = []
     ctx = ctx_factory(iterations=2, warmup=0)
@@ -34,7 +34,7 @@ def test_a_sampled_peak_is_measured_outside_the_timed_iterations(monkeypatch, tm
     record = execute(cases[0], ctx, measure=True).to_record()
     assert record["peak_mem_method"].startswith("rss_sampled")
     assert isinstance(record["peak_mem_bytes"], int)  # a lower bound: a short spike can fall between samples
-    assert progress.index(f"{cases[0].id}: peak-memory iteration") > progress.index(f"{cases[0].id}: measuring 2 iterations")
+    assert progress.index(f"{cases[0].id}: peak-memory iteration") > progress.index(f"{cases[0].workload_id}: round 2 (schedule 2/2)")
 
 
 def test_a_high_water_mark_peak_is_measured_outside_the_timed_iterations(monkeypatch, ctx_factory):
@@ -52,4 +52,4 @@ def test_a_high_water_mark_peak_is_measured_outside_the_timed_iterations(monkeyp
     record = execute(cases[0], ctx, measure=True).to_record()
     assert record["peak_mem_method"] == "rss_hwm_delta"
     assert record["peak_mem_bytes"] > 0  # the freed heap was handed back: the iteration's own memory counts
-    assert progress.index(f"{cases[0].id}: peak-memory iteration") > progress.index(f"{cases[0].id}: measuring 2 iterations")
+    assert progress.index(f"{cases[0].id}: peak-memory iteration") > progress.index(f"{cases[0].workload_id}: round 2 (schedule 2/2)")

@@ -23,7 +23,10 @@ if DELAY_S:
 
     modeling_llama.LlamaRMSNorm.forward = slow_forward
 '''
-RUN = ["-p", "no:cacheprovider", "--benchmark", "--stacks", "eager,sdpa", "--baseline-dir", "bl", "--results-dir", "res"]
+RUN = [
+    "-p", "no:cacheprovider", "--benchmark", "--contention-ratio", "0", "--stacks", "eager,sdpa",
+    "--baseline-dir", "bl", "--results-dir", "res",
+]
 
 
 @pytest.fixture
@@ -91,7 +94,10 @@ def test_a_failing_case_is_recorded_and_the_others_still_compared(pytester):
     compared."""
     pytester.makeconftest(ERROR_CONFTEST)
     pytester.makepyfile(test_llama=SUITE)
-    args = ["-p", "no:cacheprovider", "--benchmark", "--baseline-dir", "bl", "--results-dir", "res", "--iterations", "3"]
+    args = [
+        "-p", "no:cacheprovider", "--benchmark", "--contention-ratio", "0", "--baseline-dir", "bl",
+        "--results-dir", "res", "--iterations", "3",
+    ]
     result = pytester.runpytest_subprocess(*args)
     result.assert_outcomes(passed=10, failed=3)  # +2: eager and sdpa of the tiny HumanEval workload
     result.stdout.fnmatch_lines(["*sdpa+oom: error: RuntimeError: CUDA out of memory*"])

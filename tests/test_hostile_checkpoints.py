@@ -10,7 +10,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from harness.errors import EXIT_HARNESS_ERROR, HarnessError
 from harness.families.llama.model import PRESETS
 from harness.families.models import build_model
-from harness.measure.case import RunContext, execute
+from harness.measure.case import RunContext
+from harness.measure.workload import execute
 from harness.options import RunOptions
 from harness.spec.matrix import Case
 from harness.spec.selection import select

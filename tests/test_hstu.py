@@ -28,7 +28,8 @@ from harness.families.hstu.runner import (
 from harness.families.models import build_model, count_parameters_on_meta
 from harness.levers import LEVERS, LeverNotInEffect, unavailable_reason
 from harness.levers.plan import plan_for
-from harness.measure.case import RunContext, execute
+from harness.measure.case import RunContext
+from harness.measure.workload import execute
 from harness.options import RunOptions
 from harness.spec.matrix import Case, expand
 from harness.spec.workload import Lengths

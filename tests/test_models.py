@@ -3,7 +3,8 @@ import torch
 
 from harness.errors import HarnessError
 from harness.families.models import ModelCache, build_model, count_parameters_on_meta
-from harness.measure.case import RunContext, execute
+from harness.measure.case import RunContext
+from harness.measure.workload import execute
 from harness.options import RunOptions
 from harness.spec.matrix import Case
 from harness.spec.workload import Lengths

@@ -19,7 +19,7 @@ def test_llama(case, harness):
     harness(case)
 '''
 CONFTEST = 'pytest_plugins = ("harness.pytest_plugin",)\n'
-FAST = ["-p", "no:cacheprovider", "--stacks", "eager,sdpa", "--iterations", "3", "--warmup", "1"]
+FAST = ["-p", "no:cacheprovider", "--stacks", "eager,sdpa", "--iterations", "3", "--warmup", "1", "--contention-ratio", "0"]
 REQUIRED_KEYS = {
     "family", "task", "preset", "stack", "batch_size", "prompt_len", "gen_len", "ttft_s", "tpot_s",
     "e2e_s", "peak_mem_bytes", "evidence", "outputs_match",
@@ -42,7 +42,7 @@ def test_benchmark_run_writes_json_results_and_table(suite):
     out = result.stdout.str()
     assert "harness results" in out and "speed-up e2e" in out
     assert "llama-tt-tiny-b1-p128-g64-fp32-sdpa" in out
-    assert "measuring 3 iterations" in out  # progress shows the running case
+    assert "llama-tt-tiny-b1-p128-g64-fp32: round 3 (schedule 3/3)" in out  # progress shows the running workload
     benchmarks = json.loads((suite.path / "out.json").read_text())["benchmarks"]
     assert len(benchmarks) == 10
     for bench in benchmarks:
@@ -50,7 +50,8 @@ def test_benchmark_run_writes_json_results_and_table(suite):
         assert REQUIRED_KEYS <= set(info)
         assert info["outputs_match"] is True
         assert len(info["ttft_s"]) == len(info["e2e_s"]) == 3 and info["tpot_s"]
-        assert bench["stats"]["rounds"] == 3
+        assert bench["stats"]["rounds"] == 3 and bench["stats"]["min"] == pytest.approx(min(info["e2e_s"]))
+        assert info["rounds"]["mode"] == "interleaved" and info["rounds"]["clean_rounds"] == 3
         assert set(info["breakdown"]) == {"prefill", "decode"} and set(info["sol_frac"]) == {"prefill", "decode"}
     (results_file,) = (suite.path / "res").glob("run-*.json")
     data = load_results(results_file)
@@ -133,7 +134,7 @@ def test_planted_mismatch_fails_the_case_through_the_plugin(pytester):
     pytester.makeconftest(PLANTED_CONFTEST)
     pytester.makepyfile(test_llama=SUITE)
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--benchmark", "--iterations", "2", "--warmup", "0", "--results-dir=res"
+        "-p", "no:cacheprovider", "--benchmark", "--iterations", "2", "--warmup", "0", "--results-dir=res", "--contention-ratio", "0"
     )
     # the draft-friendly and the tiny HumanEval workloads run only eager of these
     result.assert_outcomes(passed=5, failed=3)

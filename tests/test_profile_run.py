@@ -6,8 +6,9 @@ import struct
 import pytest
 
 from harness.cli import main
-from harness.measure.case import RunContext, execute
+from harness.measure.case import RunContext
 from harness.measure.profile.analysis import accounted_fracs
+from harness.measure.workload import execute
 from harness.options import RunOptions
 from harness.publish.charts import render_all
 from harness.spec.selection import select

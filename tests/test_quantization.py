@@ -11,8 +11,9 @@ from harness.families.models import build_model
 from harness.levers import LEVERS, stack_tolerance, unavailable_reason
 from harness.levers.quantization import QUANT_TOLERANCE, quant_lever
 from harness.levers.quantize_model import SCHEMES, Scheme, linear_census, quantized_copy
-from harness.measure.case import RunContext, execute
+from harness.measure.case import RunContext
 from harness.measure.equivalence import agreement
+from harness.measure.workload import execute
 from harness.options import RunOptions
 from harness.publish.terminal import render_text, rows
 from harness.spec.matrix import OPT_IN_REASON, Case, expand

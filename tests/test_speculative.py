@@ -23,8 +23,8 @@ from harness.families.speculative import (
 )
 from harness.levers import LEVERS, LeverNotInEffect
 from harness.levers.plan import Plan, plan_for
-from harness.measure.case import execute, quick_tokens
 from harness.measure.clock import CpuClock
+from harness.measure.workload import execute, quick_tokens
 from harness.options import RunOptions
 from harness.spec.matrix import Case, fingerprint
 from harness.spec.selection import select

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from harness.analyse.attribution import attribute, profile_of
 from harness.analyse.policy import GATED_METRICS
 from harness.analyse.stats import median
-from harness.analyse.verdict import ENV_MISMATCH, ERROR, IMPROVED, NO_BASELINE, REGRESSED, Policy, Verdict, judge
+from harness.analyse.verdict import CONTENDED, ENV_MISMATCH, ERROR, IMPROVED, NO_BASELINE, REGRESSED, Policy, Verdict, judge
 from harness.store.machine import env_differences, env_subset
 
 UNRECORDED = "no baseline for this case"  # nothing was ever recorded for it (reports collapse these)
@@ -65,6 +65,8 @@ def compare_case(
     def every_metric(verdict: Verdict, diff: tuple[str, ...] = ()) -> list[MetricResult]:
         return [MetricResult(case_id, metric, verdict, diff) for metric in GATED_METRICS]
 
+    if record.get("status") == CONTENDED:  # not judged, and said so: never a pass
+        return every_metric(Verdict(CONTENDED, reason=f"not judged: {record.get('message', '')}"))
     if record.get("status") != "ok":
         return every_metric(Verdict(ERROR, reason=f"{record.get('status')}: {record.get('message', '')}"))
     if entry is None:

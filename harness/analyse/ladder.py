@@ -7,6 +7,10 @@ in one run, never across runs. Their intervals therefore cover one run's noise o
 between-run spread (three quiet CPU runs of the same matrix gave 1.74x, 1.51x and 1.77x) is
 what `across_runs` measures, from the combined speed-ups of repeated runs.
 
+Where a workload's stacks were measured in interleaved rounds (harness.measure.workload), a
+step's speed-up comes from per-round paired ratios: each round's total time of one stack over
+the other's, the same draws seconds apart, so the machine's drift and bursts of load cancel.
+
 Why Hodges-Lehmann: the speed-up is exp(median of all pairwise log(baseline_i / candidate_j)),
 and its interval comes from the same pairwise differences (the distribution-free interval that
 inverts the Mann-Whitney test), so the estimate and its interval always agree; a ratio of two
@@ -41,8 +45,37 @@ def _draws(record: Mapping) -> tuple[list[int], list[int]]:
     return list(record.get("prompt_lens") or []), list(record.get("gen_lens") or [])
 
 
+def round_totals(record: Mapping) -> dict[int, float]:
+    """Per round of an interleaved measurement, the sum of the round's LADDER_METRIC samples;
+    empty where the record was not measured in interleaved rounds."""
+    rounds = record.get("rounds") or {}
+    indices, samples = record.get("round_index") or [], record.get(LADDER_METRIC) or []
+    if rounds.get("mode") != "interleaved" or len(indices) != len(samples):
+        return {}
+    totals: dict[int, float] = {}
+    for index, seconds in zip(indices, samples, strict=True):
+        totals[index] = totals.get(index, 0.0) + seconds
+    return totals
+
+
+def round_pairs(baseline: Mapping, candidate: Mapping) -> tuple[list[float], list[float]] | None:
+    """The two stacks' per-round totals over the rounds both measured (the same draws, minutes
+    apart at most), or None where they were not measured in the same interleaved rounds."""
+    base, cand = round_totals(baseline), round_totals(candidate)
+    if baseline.get("rounds", {}).get("executed") != candidate.get("rounds", {}).get("executed"):
+        return None  # not the same rounds (another workload run, another process)
+    common = sorted(set(base) & set(cand))
+    if len(common) < 2:
+        return None
+    return [base[i] for i in common], [cand[i] for i in common]
+
+
 def step_interval(baseline: Mapping, candidate: Mapping) -> Interval:
-    """Paired when both ran the same varying draws of lengths (a length distribution), else not."""
+    """From per-round paired ratios where both stacks ran in the same interleaved rounds; else
+    paired by iteration when both ran the same varying draws of lengths; else unpaired."""
+    paired = round_pairs(baseline, candidate)
+    if paired is not None:
+        return paired_speedup_interval(*paired)
     draws = _draws(baseline)
     lengths_vary = len(set(zip(*draws, strict=True))) > 1
     if lengths_vary and draws == _draws(candidate) and len(baseline[LADDER_METRIC]) == len(draws[0]):
@@ -67,6 +100,7 @@ class Ladder:
     task: str
     steps: tuple[Step, ...]
     left_out: tuple[tuple[str, str], ...]  # (stack, why it is not a step)
+    mode: str = ""  # how the workload was measured: "interleaved", "sequential" (rounds.mode), "" unknown
 
     @property
     def combined(self) -> Interval | None:
@@ -75,6 +109,8 @@ class Ladder:
 
 def _usable(record: Mapping) -> str:
     """Why a record cannot be a step; "" when it can."""
+    if record.get("status") == "contended":
+        return str(record.get("message") or "contended")
     if record.get("status") != "ok":
         return f"status {record.get('status')}"
     if not record.get("outputs_match"):
@@ -138,7 +174,8 @@ def ladder(records: Sequence[Mapping], baseline: str, slot_of: Callable[[str], s
             step_interval(base, record),
         ))
     first = records[0]
-    return Ladder(first["workload_id"], first["family"], first["task"], tuple(steps), tuple(left_out))
+    mode = (base.get("rounds") or {}).get("mode", "")
+    return Ladder(first["workload_id"], first["family"], first["task"], tuple(steps), tuple(left_out), mode)
 
 
 def baseline_of(family: str) -> str | None:
@@ -164,6 +201,16 @@ def ladders(records: Iterable[Mapping], slot_of: Callable[[str], str] = lever_sl
     return found
 
 
+def without_ladder(records: Iterable[Mapping]) -> list[tuple[str, str]]:
+    """(workload, why) for each workload whose baseline stack ran but cannot be a step (contended,
+    failed): said in the ladder table, never a silent gap."""
+    found = []
+    for record in records:
+        if record["stack"] == baseline_of(record["family"]) and (why := _usable(record)):
+            found.append((record["workload_id"], f"baseline {record['stack']}: {why}"))
+    return found
+
+
 def family_speedups(found: Sequence[Ladder]) -> dict[str, Interval]:
     """Per family, the geometric mean of its workloads' combined speed-ups."""
     per_family: dict[str, list[Interval]] = {}
@@ -183,12 +230,14 @@ class LadderSummary:
     ladders: tuple[Ladder, ...]
     per_family: Mapping[str, Interval]
     overall: Interval | None
+    missing: tuple[tuple[str, str], ...] = ()  # without_ladder: workloads whose baseline cannot be a step
 
 
 def summarize(records: Iterable[Mapping]) -> LadderSummary:
+    records = list(records)
     found = ladders(records)
     per_family = family_speedups(found)
-    return LadderSummary(tuple(found), per_family, overall_speedup(per_family))
+    return LadderSummary(tuple(found), per_family, overall_speedup(per_family), tuple(without_ladder(records)))
 
 
 ALL_FAMILIES = "all families"

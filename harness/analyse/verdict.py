@@ -24,7 +24,8 @@ __all__ = ["METRIC_POLICIES", "MetricPolicy", "Policy", "Verdict", "judge"]
 
 REGRESSED, IMPROVED, UNCHANGED, NOISY = "regressed", "improved", "unchanged", "noisy"
 NO_BASELINE, ENV_MISMATCH, ERROR = "no_baseline", "env_mismatch", "error"
-VERDICTS = (REGRESSED, IMPROVED, UNCHANGED, NOISY, NO_BASELINE, ENV_MISMATCH, ERROR)
+CONTENDED = "contended"  # not judged: the machine was busy through the case's rounds (harness.measure.rounds)
+VERDICTS = (REGRESSED, IMPROVED, UNCHANGED, NOISY, NO_BASELINE, ENV_MISMATCH, CONTENDED, ERROR)
 
 MAX_SPREAD_FRAC = 0.25  # relative IQR above which an unchanged verdict cannot be vouched for
 NOISY_MDE_FACTOR = 2.0  # noisy when even twice the threshold would likely go unseen

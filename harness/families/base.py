@@ -128,6 +128,10 @@ class SessionBase:
     def reset(self) -> None:
         """Before each run: fresh per-run state (caches); nothing by default."""
 
+    def activate(self) -> None:
+        """Before this session's runs when sessions of one model take turns (interleaved rounds):
+        put back whatever of the plan lives on the shared model; nothing by default."""
+
     def timed(self):
         return wrappers_timed(self.wrappers)
 

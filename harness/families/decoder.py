@@ -29,8 +29,8 @@ class Generation:
 
 
 class DecoderSession(SessionBase):
-    """One model under one plan. Only one session per model may be in use at a time,
-    because the attention implementation is a property of the model."""
+    """One model under one plan. The attention implementation is a property of the model, so
+    sessions of one model take turns: `activate` sets it back before each of this session's runs."""
 
     def __init__(self, model, plan: Plan, batch_size: int, max_cache_len: int) -> None:
         self.quantized = quantized_copy(model, plan.quantization) if plan.quantization else None
@@ -42,6 +42,10 @@ class DecoderSession(SessionBase):
         self.positions = torch.arange(max_cache_len, device=self.device).expand(batch_size, -1)
         self.speculation = Bookkeeping()  # every speculative generation of this session (lever evidence)
         self.decode_step = self.ready(self.forward_step)
+
+    def activate(self) -> None:
+        if self.model.config._attn_implementation != self.plan.attn_implementation:
+            self.model.set_attn_implementation(self.plan.attn_implementation)
 
     def reset(self) -> None:
         self.cache = fresh_cache(self.cache, self.plan.cache, self.model.config, self.max_cache_len)

@@ -12,7 +12,7 @@ functions that need them, so analysis and publishing can read lever slots withou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -54,6 +54,7 @@ class Lever:
     params: Mapping[str, str] = field(default_factory=dict)  # RunOptions field it reads -> its token in case ids
     quick_tokens: int = 0  # at least this many tokens in a quick check (a lever that acts on the text so far)
     case_reason: Callable = lambda case: ""  # why this lever cannot apply to a case's workload ("" if it can)
+    reset: Callable[[], None] | None = None  # clears process-wide state (compile caches) before a workload's sessions
 
 
 class Registry:
@@ -72,6 +73,14 @@ class Registry:
     def param_tokens(self) -> dict[str, str]:
         """Every lever parameter (a RunOptions field) and its short form in case ids."""
         return {name: token for lever in self._levers.values() for name, token in lever.params.items()}
+
+    def reset_state(self, stacks: Iterable[tuple[str, ...]]) -> None:
+        """Run the `reset` of every lever these stacks use, once each (before a workload's sessions)."""
+        names = dict.fromkeys(name for stack in stacks for name in stack)
+        for name in names:
+            reset = self.get(name).reset
+            if reset is not None:
+                reset()
 
     @contextmanager
     def temporarily(self, lever: Lever) -> Iterator[Lever]:

@@ -23,29 +23,51 @@ def _compile_counts() -> tuple[int, int]:
     return graphs, breaks
 
 
+def reset_compiled() -> None:
+    """Before a workload's sessions are built (Lever.reset): graphs cached for an earlier workload
+    would hide this one's compiles and guards. Not per session: the sessions of one workload stay
+    compiled side by side while their rounds interleave."""
+    import torch
+
+    torch._dynamo.reset()
+
+
 class CompiledStep:
+    """The compiled step. Its evidence counts the graphs and breaks compiled during its own
+    untimed calls (other sessions compile the same code object in between)."""
+
     def __init__(self, step, session) -> None:
         import torch
 
-        # Why reset: graphs cached for an earlier case would hide this case's compile and guards.
-        torch._dynamo.reset()
-        self._start = _compile_counts()
         self._fn = torch.compile(step)
+        self._graphs = self._breaks = 0
+        self._timing = False
         self.recompiles_during_timing: int | None = None
 
     def __call__(self, *args):
-        return self._fn(*args)
+        if self._timing:  # the timed guard below checks the counts around the whole region
+            return self._fn(*args)
+        before = _compile_counts()
+        try:
+            return self._fn(*args)
+        finally:
+            graphs, breaks = (now - then for now, then in zip(_compile_counts(), before, strict=True))
+            self._graphs += graphs
+            self._breaks += breaks
 
     @contextmanager
     def timed(self):
         import torch
 
         before = _compile_counts()
+        self._timing = True
         try:
             with torch._dynamo.config.patch(error_on_recompile=True):
                 yield
         except torch._dynamo.exc.RecompileError as exc:
             raise CompiledDuringTiming(f"compile: recompiled inside timed iterations: {exc}") from None
+        finally:
+            self._timing = False
         graphs, breaks = (now - then for now, then in zip(_compile_counts(), before, strict=True))
         self.recompiles_during_timing = graphs
         if graphs or breaks:
@@ -54,8 +76,7 @@ class CompiledStep:
             )
 
     def stats(self) -> dict:
-        graphs, breaks = (now - then for now, then in zip(_compile_counts(), self._start, strict=True))
-        return {"graphs": graphs, "graph_breaks": breaks, "recompiles_during_timing": self.recompiles_during_timing}
+        return {"graphs": self._graphs, "graph_breaks": self._breaks, "recompiles_during_timing": self.recompiles_during_timing}
 
 
 def configure(plan):
@@ -77,4 +98,5 @@ LEVER = Lever(
     brief=lambda found: f"graphs={found['graphs']} breaks={found['graph_breaks']} recompiles={found['recompiles_during_timing']}",
     evidence=evidence,
     needs=frozenset({"step_wrappers"}),
+    reset=reset_compiled,
 )

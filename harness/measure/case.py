@@ -1,13 +1,11 @@
-"""Running one case: build, apply levers, check outputs, warm up, measure. Raw samples out.
-
-The timed loop is handed to a `loop_runner` so that the pytest plugin can route it through
-pytest-benchmark; the library itself knows nothing of pytest.
+"""One case's pieces of work: build, apply levers, check outputs, warm up, run timed chunks,
+profile, peak memory. Raw samples out. The order and interleaving of the chunks of a workload's
+cases is harness.measure.workload's; the library knows nothing of pytest.
 """
 
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,18 +27,12 @@ from harness.measure.profile.peaks import measure_peaks
 from harness.measure.profile.sol import BYTES_PER_DTYPE, sol_fracs
 from harness.measure.profile.trace import trace_file_name
 from harness.measure.record import CaseResult
+from harness.measure.rounds import Guard
 from harness.options import RunOptions
 from harness.spec.matrix import Case, fingerprint
 from harness.store.records import check_finite
 
-LoopRunner = Callable[[Callable[[], None], int, Callable[[], None]], None]  # (iteration, rounds, setup)
-
-
-def plain_loop(iteration: Callable[[], None], rounds: int, setup: Callable[[], None]) -> None:
-    for _ in range(rounds):
-        setup()
-        iteration()
-
+PROFILE_TAKES = 3  # a profile disturbed by the machine is taken again, up to this many takes in all
 
 @dataclass
 class RunContext:
@@ -52,6 +44,7 @@ class RunContext:
     references: dict = field(default_factory=dict)
     peaks: dict = field(default_factory=dict)  # dtype -> this device's measured peaks, once per run
     progress: Callable[[str], None] = lambda message: None
+    quiet_probe_s: float | None = None  # the quietest machine-speed reference of the run so far (harness.measure.workload)
 
 
 def merge_samples(samples: dict, output: Output) -> None:
@@ -85,6 +78,7 @@ class CaseRun:
         self.session: Any = None  # the runner's session for the stack being run (each family has its own class)
 
     def _run(self, draw: tuple[int, int]) -> Output:
+        self.session.activate()  # sessions of one model take turns (the attention implementation is the model's)
         return self.runner.run(self.session, self.runner.inputs(draw))
 
     def _reference(self, draw: tuple[int, int]):
@@ -147,60 +141,77 @@ class CaseRun:
         # Alternate the longest and the shortest draw, so compile sees the extreme shapes before timing.
         longest, shortest = max(self.draws, key=sum), min(self.draws, key=sum)
         picks = [(longest, shortest)[index % 2] for index in range(self.ctx.options.warmup)]
-        times = []
+        times, probes = [], []
         for index, draw in enumerate(picks, 1):
             self.ctx.progress(f"{self.case.id}: warm-up {index}/{len(picks)}")
+            probes += probe_s(1)
             times.append(self._run(draw).metrics["e2e_s"])
         self.result.samples["warmup_e2e_s"] = times
+        self.result.samples["warmup_probe_s"] = probes
 
-    def measure(self, loop_runner: LoopRunner = plain_loop) -> None:
-        samples: dict = {"prompt_lens": [], "gen_lens": [], "calibration_s": []}
-        draws = iter(self.draws)
-        prepared = []
+    def warmup_probe(self) -> list[float]:
+        """The machine-speed probe readings taken before each warm-up run (the guard's reference)."""
+        return self.result.samples.get("warmup_probe_s", [])
 
-        def prepare_next() -> None:
-            # Outside the timed call (pytest-benchmark's `setup`): the inputs, and one run of the
-            # machine-speed probe, so each iteration carries the machine's speed at that moment.
-            draw = next(draws)
-            samples["calibration_s"] += probe_s(1)
-            prepared.append((draw, self.runner.inputs(draw)))
-
-        def iteration() -> None:
-            draw, inputs = prepared.pop()
-            merge_samples(samples, self.runner.run(self.session, inputs))
-            samples["prompt_lens"].append(draw[0])
-            samples["gen_lens"].append(draw[1])
-
-        self.ctx.progress(f"{self.case.id}: measuring {len(self.draws)} iterations")
-        peak = make_peak(self.ctx.device)
-        if peak.in_timed_window:
-            peak.start()
+    def timed_chunk(self, indices: range) -> list[tuple[tuple[int, int], Output]]:
+        """Run the iterations `indices` of the case's draws in the session's timed guard (compile:
+        no recompile), inputs made before it; the raw outputs, not yet merged into the samples."""
+        prepared = [(self.draws[index], self.runner.inputs(self.draws[index])) for index in indices]
+        self.session.activate()
         with self.session.timed():
-            loop_runner(iteration, len(self.draws), prepare_next)
-        if not peak.in_timed_window:
-            # This peak's set-up or probe would perturb the timed loop (a CPU peak releases the
-            # free heap first; a sampled one runs a thread): one extra, untimed iteration of the
-            # longest draw instead (its memory is what the timed iterations reached).
-            self.ctx.progress(f"{self.case.id}: peak-memory iteration")
-            peak.start()
-            self._run(max(self.draws, key=sum))
+            return [(draw, self.runner.run(self.session, inputs)) for draw, inputs in prepared]
+
+    def absorb(self, round_index: int, probe_s: float, outputs: list[tuple[tuple[int, int], Output]]) -> None:
+        """Merge one round's outputs into the samples, in round order, with the probe that preceded them."""
+        samples = self.result.samples
+        for draw, output in outputs:
+            merge_samples(samples, output)
+            # calibration_s: one per iteration, the probe run right before its chunk (the gate's per-iteration normalization)
+            for key, value in (("prompt_lens", draw[0]), ("gen_lens", draw[1]), ("round_index", round_index),
+                               ("calibration_s", probe_s)):
+                samples.setdefault(key, []).append(value)
+
+    def measure_peak(self) -> None:
+        """Peak memory over one extra, untimed iteration of the longest draw: no peak window ever
+        overlaps the timed iterations (a CPU peak releases the free heap first, a sampled one runs
+        a thread; docs/rounds.md)."""
+        peak = make_peak(self.ctx.device)
+        self.ctx.progress(f"{self.case.id}: peak-memory iteration")
+        peak.start()
+        self._run(max(self.draws, key=sum))
         self.result.peak_mem_bytes = peak.peak_bytes()
         self.result.peak_mem_method = peak.method
-        self.result.samples.update(samples)
 
-    def profile(self, draw: tuple[int, int]) -> None:
+    def profile(self, draw: tuple[int, int], guard: Guard | None = None) -> None:
         """One profiled iteration, apart from the timed samples (their loop never sees the profiler).
 
         Inside the session's timed guard: if profiling made compile recompile, the profile would
-        describe other code than was timed, and the case fails."""
+        describe other code than was timed, and the case fails. With a contention `guard`, a
+        profile whose bracketing probes read a busy machine is taken again (PROFILE_TAKES in all);
+        one that stays disturbed is kept and marked (`profile_contended`), never failing the case."""
         if not getattr(self.runner, "profiles", False):
             # Only runners that mark their phases (run(..., annotate=True)) can be split by phase.
             self.result.profile["profile_notes"] = [f"{type(self.runner).__name__} has no profiled iteration yet"]
             return
+        reason = ""
+        for take in range(1, PROFILE_TAKES + 1):
+            self.ctx.progress(f"{self.case.id}: profiled iteration" + (f" (take {take}: {reason})" if reason else ""))
+            probes = probe_s(1)
+            summary = self._profile_once(draw)
+            reason = guard.reason(probes + probe_s(1)) if guard else ""
+            if not reason:
+                break
+        if reason:
+            summary["profile_notes"] = [*summary.get("profile_notes", []),
+                                        f"profile disturbed by the machine in all {PROFILE_TAKES} takes: {reason}"]
+        summary["profile_contended"] = reason
+        self.result.profile.update(summary)
+
+    def _profile_once(self, draw: tuple[int, int]) -> dict:
         trace_dir = self.ctx.options.trace_dir
         trace_path = Path(trace_dir) / trace_file_name(self.case.id) if trace_dir else None
         inputs = self.runner.inputs(draw)
-        self.ctx.progress(f"{self.case.id}: profiled iteration")
+        self.session.activate()
         with self.session.timed():
             summary, output = profile_iteration(
                 lambda: self.runner.run(self.session, inputs, annotate=True), self.ctx.device, trace_path
@@ -211,7 +222,7 @@ class CaseRun:
             summary["trace_file"] = str(trace_path)
             if summary["ops_unit"] == "kernels":
                 summary["hta"] = hta_idle_frac(trace_path)
-        self.result.profile.update(summary)
+        return summary
 
     def speed_of_light(self) -> None:
         """sol_frac per phase from the timed samples (median over iterations) and this run's peaks."""
@@ -242,33 +253,3 @@ class CaseRun:
 
     def collect_evidence(self) -> None:
         self.result.evidence = {name: LEVERS.get(name).evidence(self.session) for name in self.case.stack}
-
-
-def quick_tokens(case: Case, options: RunOptions) -> int:
-    """Tokens of a quick check: --quick-tokens, or more where a lever of the stack needs them."""
-    return max([options.quick_tokens] + [LEVERS.get(name).quick_tokens for name in case.stack])
-
-
-def execute(case: Case, ctx: RunContext, measure: bool, loop_runner: LoopRunner = plain_loop) -> CaseResult:
-    """Run one case to a result. Failures become a recorded status, never a lost case."""
-    run = None
-    try:
-        run = CaseRun(case, ctx)
-        prompt_len, gen_len = run.draws[0]
-        first = (prompt_len, gen_len if measure else min(gen_len, quick_tokens(case, ctx.options)))
-        if run.check(first) and measure:
-            run.warmup()
-            run.profile(first)
-            run.measure(loop_runner)
-            run.speed_of_light()
-        elif run.result.status == "ok" and ctx.options.trace_dir:
-            run.profile(first)
-        if run.result.status == "ok":
-            run.collect_evidence()
-        return run.result
-    except Exception as exc:  # recorded with its message; the run goes on with other cases
-        result = run.result if run else CaseResult(case, "", ctx.device)
-        result.status = "error"
-        result.message = f"{type(exc).__name__}: {exc}"
-        result.traceback = traceback.format_exc(limit=8)
-        return result

@@ -9,8 +9,8 @@ RSS growth also depends on the heap's history: memory that earlier work freed st
 malloc's free lists, and reusing it raises no RSS at all (a 64 MiB tensor measured 0 bytes after
 a fragmenting run). So a CPU window starts by handing free heap pages back to the kernel
 (glibc's `malloc_trim`), and the window's RSS growth is what it really touched. That costs page
-faults in the code that follows, so no CPU peak is taken over timed iterations
-(`in_timed_window` is False): the bench measures it around an extra, untimed iteration.
+faults in the code that follows, so no peak is taken over timed iterations: every device's
+peak comes from an extra, untimed iteration (harness.measure.case.CaseRun.measure_peak).
 """
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ def reset_hwm() -> bool:
 
 class CudaPeak:
     method = "cuda_max_memory_allocated"
-    in_timed_window = True  # the allocator keeps the peak itself: free to read
 
     def __init__(self, device: str) -> None:
         self.device = device
@@ -88,7 +87,6 @@ class HwmPeak:
     """Peak RSS during the window minus RSS at its start (weights loaded earlier not counted)."""
 
     method = "rss_hwm_delta"
-    in_timed_window = False  # the heap release at start costs the next code page faults
 
     def start(self) -> None:
         release_free_heap()
@@ -106,7 +104,6 @@ class SampledPeak:
     A lower bound: a spike shorter than the interval can be missed."""
 
     method = f"rss_sampled_{SAMPLE_INTERVAL_S * 1e3:g}ms"
-    in_timed_window = False  # the sampling thread would perturb timed code
 
     def start(self) -> None:
         release_free_heap()
@@ -131,6 +128,11 @@ def cpu_peak(device: str) -> HwmPeak | SampledPeak:
 
 
 PEAKS = {"cpu": cpu_peak, "cuda": CudaPeak}
+
+
+def allocated_bytes(device: str) -> int:
+    """Bytes the device's allocator holds now (CUDA); 0 on the CPU, whose peaks are growth only."""
+    return int(torch.cuda.memory_allocated(device)) if device.startswith("cuda") else 0
 
 
 def make_peak(device: str):

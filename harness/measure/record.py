@@ -15,7 +15,7 @@ class CaseResult:
     case: Case
     fingerprint: str
     device: str
-    status: str = "ok"  # ok | mismatch | error
+    status: str = "ok"  # ok | mismatch | error | contended
     message: str = ""
     samples: dict = field(default_factory=dict)  # metric -> raw samples
     evidence: dict = field(default_factory=dict)
@@ -27,6 +27,7 @@ class CaseResult:
     profile: dict = field(default_factory=dict)  # PROFILE_KEYS from the profiled iteration
     agreement: dict = field(default_factory=dict)  # lossy stacks: harness.measure.equivalence.agreement
     tolerance: dict = field(default_factory=dict)  # lossy stacks: the stated Tolerance that gated it
+    rounds: dict = field(default_factory=dict)  # how it was measured: harness.measure.rounds.summary
 
     def to_record(self) -> dict:
         """The documented per-case keys (docs/records.md); also pytest-benchmark's extra_info."""
@@ -56,7 +57,8 @@ class CaseResult:
         }
 
     def _sample_keys(self) -> dict:
-        listed = ("ttft_s", "tpot_s", "e2e_s", "warmup_e2e_s", "first_call_s", "calibration_s", "prompt_lens", "gen_lens")
+        listed = ("ttft_s", "tpot_s", "e2e_s", "warmup_e2e_s", "first_call_s", "calibration_s", "prompt_lens", "gen_lens",
+                  "round_index", "warmup_probe_s")
         found = {key: self.samples.get(key, []) for key in listed}
         found.update({key: self.samples.get(key, {}) for key in ("stages_s", "generated_tokens")})
         return {**found, "padding_frac": padding_frac(self.samples), **speculation_keys(self.samples)}
@@ -70,6 +72,7 @@ class CaseResult:
             "equivalence_note": self.equivalence_note,
             "agreement": self.agreement,
             "tolerance": self.tolerance,
+            "rounds": self.rounds,
             "status": self.status,
             "message": self.message,
             "traceback": self.traceback,
@@ -110,5 +113,5 @@ def speculation_keys(samples: dict) -> dict:
 PROFILE_KEYS: dict[str, object] = {
     "breakdown": {}, "idle_frac": {}, "profile_wall_s": {}, "profile_clock_s": {}, "ops_per_token": None,
     "ops_unit": "", "top_ops": {}, "profile_reliable": {}, "profile_notes": [], "annotated": {},
-    "sol_frac": {}, "device_peaks": {}, "trace_file": "", "hta": {},
+    "sol_frac": {}, "device_peaks": {}, "trace_file": "", "hta": {}, "profile_contended": "",
 }

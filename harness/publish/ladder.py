@@ -22,7 +22,13 @@ def interval_text(interval: Interval | None) -> str:
     return f"{interval.estimate:.2f}x [{interval.low:.2f}, {interval.high:.2f}]"
 
 
-def render_ladders(found: Sequence[Ladder], per_family: Mapping[str, Interval], overall: Interval | None) -> Table:
+# Left-out stacks shown under their workload: those the machine or a fault kept out (a stack
+# merely off the longest chain is not news).
+OFF_CHAIN = "not on the longest cumulative chain"
+
+
+def render_ladders(found: Sequence[Ladder], per_family: Mapping[str, Interval], overall: Interval | None,
+                   missing: Sequence[tuple[str, str]] = ()) -> Table:
     level = f"{100 * CONFIDENCE:.0f}% CI"
     table = Table(title=f"lever ladder: e2e speed-up per step and over the baseline (Hodges-Lehmann, {level})")
     columns: tuple[tuple[str, JustifyMethod], ...] = (
@@ -34,8 +40,16 @@ def render_ladders(found: Sequence[Ladder], per_family: Mapping[str, Interval], 
     for item in found:
         for index, step in enumerate(item.steps):
             label = step.stack if not step.added else f"+{step.added}  ({step.stack})"
-            table.add_row(item.workload_id if index == 0 else "", label, fmt(step.e2e_p50_s, MS_PER_S, 2),
+            workload = item.workload_id + (" (stacks measured one after another)" if item.mode == "sequential" else "")
+            table.add_row(workload if index == 0 else "", label, fmt(step.e2e_p50_s, MS_PER_S, 2),
                           fmt(step.tpot_p50_s, MS_PER_S, 3), interval_text(step.step), interval_text(step.cumulative))
+        for stack, why in item.left_out:
+            if why != OFF_CHAIN:
+                table.add_row("", f"{stack}: left out", "", "", why, "")
+        table.add_section()
+    for workload, why in missing:
+        table.add_row(workload, "no ladder", "", "", why, "")
+    if missing:
         table.add_section()
     for family, interval in per_family.items():
         table.add_row(f"{family}: combined (geomean of its workloads)", "", "", "", "", interval_text(interval))
@@ -111,8 +125,11 @@ def chart_stem(results_path: Path) -> Path:
 
 
 def write_ladder(summary: LadderSummary, stem: Path) -> tuple[Table, list[Path]] | None:
-    """The table and the chart files of a run's ladders; None when no workload had a second step."""
-    if not summary.ladders:
+    """The table and the chart files of a run's ladders; None when no workload had a second step
+    and none lost its ladder (a contended or failed baseline: then the table says so, no chart)."""
+    if not summary.ladders and not summary.missing:
         return None
-    table = render_ladders(summary.ladders, summary.per_family, summary.overall)
+    table = render_ladders(summary.ladders, summary.per_family, summary.overall, summary.missing)
+    if not summary.ladders:
+        return table, []
     return table, render_chart(summary.ladders, summary.per_family, summary.overall, stem)

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from rich.console import Console, RenderableType
 from rich.table import Table
 
+from harness.analyse.intervals import paired_speedup_interval
+from harness.analyse.ladder import round_pairs
 from harness.analyse.stats import median, reported_quantile, speedup
 from harness.errors import HarnessError
 from harness.families import FAMILIES
@@ -78,12 +80,22 @@ def _stages_text(stages: tuple[tuple[str, float], ...]) -> str:
     ) or EMPTY
 
 
+def _speedup(baseline: Mapping | None, record: Mapping) -> float | None:
+    """Over the workload's baseline stack: from per-round paired ratios where both ran in the same
+    rounds (harness.analyse.ladder.round_pairs), else median over median; None for a contended
+    case (never a finding)."""
+    if baseline is None or record["status"] != "ok":
+        return None
+    paired = round_pairs(baseline, record)
+    return paired_speedup_interval(*paired).estimate if paired else speedup(baseline["e2e_s"], record["e2e_s"])
+
+
 def rows(records: Iterable[Mapping]) -> list[Row]:
     records = list(records)
     baselines = {
-        r["workload_id"]: r["e2e_s"]
+        r["workload_id"]: r
         for r in records
-        if r["stack"] == baseline_stack(r["family"]) and r["status"] == "ok"
+        if r["stack"] == baseline_stack(r["family"]) and r["status"] == "ok" and r["e2e_s"]
     }
     table = []
     for r in records:
@@ -97,9 +109,9 @@ def rows(records: Iterable[Mapping]) -> list[Row]:
                 tpot_p90_s=reported_quantile(r["tpot_s"], 0.9) if r["tpot_s"] else None,
                 tokens_per_s=output_tokens_per_s(r) if measured else None,
                 peak_mem_bytes=r["peak_mem_bytes"],
-                speedup=speedup(baselines.get(r["workload_id"], []), r["e2e_s"]) if measured else None,
+                speedup=_speedup(baselines.get(r["workload_id"]), r) if measured else None,
                 outputs_match=r["outputs_match"],
-                evidence=evidence_summary(r["evidence"]) or r["message"],
+                evidence=r["message"] if r["status"] == "contended" else evidence_summary(r["evidence"]) or r["message"],
                 e2e_p50_s=_median_or_none(r["e2e_s"]),
                 stages_p50_s=stage_medians(r),
                 top={phase: top_categories(r, phase) for phase in r.get("breakdown", {})},
@@ -141,7 +153,8 @@ def _column_used(header: str, rows_: list[Row], texts: list[str]) -> bool:
 
 def _case_text(row: Row, prefix: str = "") -> str:
     case = row.case_id.removeprefix(prefix)
-    return case if row.status == "ok" else f"{case} [red]({row.status})[/]"
+    color = "yellow" if row.status == "contended" else "red"  # the machine's doing, not the code's
+    return case if row.status == "ok" else f"{case} [{color}]({row.status})[/]"
 
 
 def _cells(row: Row, prefix: str = "") -> list[tuple[str, str, str]]:

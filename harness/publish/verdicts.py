@@ -17,9 +17,11 @@ from harness.publish.units import EMPTY
 
 SEVERITY = {
     status: rank
-    for rank, status in enumerate(("regressed", "error", "env_mismatch", "noisy", "no_baseline", "improved", "unchanged"))
+    for rank, status in enumerate(
+        ("regressed", "error", "contended", "env_mismatch", "noisy", "no_baseline", "improved", "unchanged"))
 }
-STYLE = {"regressed": "bold red", "error": "red", "env_mismatch": "yellow", "noisy": "yellow", "improved": "green"}
+STYLE = {"regressed": "bold red", "error": "red", "contended": "yellow", "env_mismatch": "yellow", "noisy": "yellow",
+         "improved": "green"}
 COLUMNS = ("case", "metric", "verdict", "baseline", "current", "change", "p", "MDE", "note")
 # In the terminal, ids of up to 85 characters (SeamlessM4T's) fold in the case column instead of
 # squeezing the note into a 6-character sliver (Markdown tables wrap by themselves).

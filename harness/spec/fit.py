@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -130,3 +130,30 @@ def does_not_fit(case: Case, capacity: int) -> str:
     if found is None or found.total_bytes <= allowed:
         return ""
     return f"batch {case.batch_size} does not fit: estimated {found.describe()} > {FIT_FRACTION:.0%} of {capacity / GIB:.1f} GiB"
+
+
+def together_bytes(cases: Sequence[Case]) -> int | None:
+    """Estimated bytes of all these cases' sessions kept warm at once: the shared float weights
+    once, then each case's own parts (its KV cache, activations, a quantized copy). None when a
+    family has no estimator."""
+    found = [estimate(case) for case in cases]
+    if not cases or any(item is None for item in found):
+        return None
+    shared = max(_parameters(case.family, case.preset) * BYTES_PER_DTYPE[case.dtype] for case in cases)
+    own = sum(item.total_bytes for item in found if item is not None) - shared * len(cases)
+    return shared + own
+
+
+def fit_together(cases: Sequence[Case], device: str) -> tuple[bool, str]:
+    """Whether a workload's stacks can all stay warm on the device for interleaved rounds, and
+    the reason recorded with the choice."""
+    if len(cases) < 2:
+        return True, "one stack"
+    found = together_bytes(cases)
+    if found is None:
+        return True, "no fit estimate for this family: all stacks kept warm"
+    capacity = capacity_bytes(device)
+    if found <= FIT_FRACTION * capacity:
+        return True, ""
+    return False, (f"the {len(cases)} stacks kept warm together need an estimated {found / GIB:.2f} GiB "
+                   f"> {FIT_FRACTION:.0%} of {capacity / GIB:.1f} GiB: measured one after another")

@@ -59,6 +59,10 @@ class SeamlessSession(SessionBase):
         self.steps = 0  # decoder steps after prefill over the session's runs
         self.decode_step = self.ready(self.forward_step)
 
+    def activate(self) -> None:
+        if self.model.config._attn_implementation != self.plan.attn_implementation:
+            self.model.set_attn_implementation(self.plan.attn_implementation)
+
     @property
     def cache(self):
         """The self-attention cache (what the static-cache lever's evidence inspects)."""

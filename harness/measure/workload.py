@@ -1,0 +1,209 @@
+"""Measuring a workload: its cases' stacks in interleaved rounds, guarded against contention.
+
+Every case is built, checked against the baseline stack's output and warmed up (compile and
+graph capture happen here, never in the rounds), and its session stays warm. Then each round
+runs every stack's next iterations, in a rotating seeded order (harness.measure.rounds), with a
+machine-speed probe before each stack's share and after the last, so that a ratio between two
+stacks compares the code, not two moments of the machine. Contended rounds are re-run within a
+budget; a workload whose rounds stay contended marks its cases `contended`. Where the stacks
+cannot all stay warm on the device (the fit estimate), each case is measured on its own, one
+after another, and its record says so. docs/rounds.md has the why of each choice.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+
+from harness.levers import LEVERS
+from harness.measure.calibration import probe_s
+from harness.measure.case import CaseRun, RunContext
+from harness.measure.device_state import state_reader
+from harness.measure.memory import allocated_bytes
+from harness.measure.record import CaseResult
+from harness.measure.rounds import Guard, RoundLog, chunks, quiet_reference_s, rerun_budget, round_orders, summary, verdict
+from harness.options import RunOptions
+from harness.spec.fit import fit_together
+from harness.spec.matrix import Case
+
+REFERENCE_BURST = 5  # probe readings taken right before the rounds, beside the warm-up's
+
+
+def quick_tokens(case: Case, options: RunOptions) -> int:
+    """Tokens of a quick check: --quick-tokens, or more where a lever of the stack needs them."""
+    return max([options.quick_tokens] + [LEVERS.get(name).quick_tokens for name in case.stack])
+
+
+def failed(result: CaseResult, exc: Exception) -> CaseResult:
+    """The case's result as an error, with its message and traceback (the run goes on)."""
+    result.status = "error"
+    result.message = f"{type(exc).__name__}: {exc}"
+    result.traceback = traceback.format_exc(limit=8)
+    return result
+
+
+def round_count(options: RunOptions) -> int:
+    """--rounds, or one round per iteration (0, the default: the finest interleaving)."""
+    return options.rounds or options.iterations
+
+
+class WorkloadRun:
+    """One workload's cases (same workload_id, different stacks) measured together."""
+
+    def __init__(self, cases: Sequence[Case], ctx: RunContext) -> None:
+        if len({case.workload_id for case in cases}) > 1:
+            raise ValueError("a WorkloadRun measures the cases of one workload")
+        self.cases = list(cases)
+        self.ctx = ctx
+        self.results: dict[str, CaseResult] = {}
+        self.read_device = state_reader(ctx.device)
+        self.rounds = round_count(ctx.options)
+        self.chunks = chunks(ctx.options.iterations, self.rounds)
+
+    def run(self) -> dict[str, CaseResult]:
+        """Every case's result, by case id. Failures are recorded statuses, never lost cases."""
+        LEVERS.reset_state(case.stack for case in self.cases)
+        fits, why = fit_together(self.cases, self.ctx.device)
+        if fits:
+            self._measure(self.cases, "interleaved", why)
+        else:
+            for case in self.cases:  # one at a time: each case's sessions are freed before the next
+                self._measure([case], "sequential", why)
+        return self.results
+
+    def _measure(self, cases: Sequence[Case], mode: str, why: str) -> None:
+        resident: dict[str, int] = {}
+        ready = [run for case in cases if (run := self._prepare(case, resident)) is not None]
+        if not ready:
+            return
+        guard = self._guard(ready)
+        logs = self._rounds(ready, guard)
+        found = summary(logs, self.rounds, len(self.chunks[0]), self.ctx.options.seed, guard, mode, why)
+        contended = verdict(logs, self.rounds)
+        for run in ready:
+            try:
+                self._finish(run, found, contended, guard, resident)
+            except Exception as exc:
+                failed(run.result, exc)
+
+    def _prepare(self, case: Case, resident: dict[str, int]) -> CaseRun | None:
+        """Build, check and warm up one case; None (its result recorded) if it cannot be measured."""
+        run = None
+        before = allocated_bytes(self.ctx.device)
+        try:
+            run = CaseRun(case, self.ctx)
+            self.results[case.id] = run.result
+            if not run.check(run.draws[0]):
+                return None
+            run.warmup()
+        except Exception as exc:
+            self.results[case.id] = failed(run.result if run else CaseResult(case, "", self.ctx.device), exc)
+            return None
+        resident[case.id] = allocated_bytes(self.ctx.device) - before  # what this warm session keeps on the device
+        return run
+
+    def _guard(self, ready: Sequence[CaseRun]) -> Guard:
+        """The quiet reference: the lower quartile of the warm-up probes and of a burst right
+        before the rounds; but the quietest reference of the run so far where this one is
+        already contended against it (a workload warmed up wholly under load)."""
+        own = quiet_reference_s([p for run in ready for p in run.warmup_probe()] + probe_s(REFERENCE_BURST))
+        earlier = self.ctx.quiet_probe_s
+        self.ctx.quiet_probe_s = own if earlier is None else min(own, earlier)
+        ratio = self.ctx.options.contention_ratio
+        if earlier is not None and Guard(earlier, ratio).reason([own]):
+            return Guard(earlier, ratio)
+        return Guard(own, ratio)
+
+    def _rounds(self, ready: Sequence[CaseRun], guard: Guard) -> list[RoundLog]:
+        by_stack = {run.case.stack_name: run for run in ready}
+        orders = round_orders(list(by_stack), self.rounds + rerun_budget(self.rounds), self.ctx.options.seed)
+        kept: dict[int, dict[str, tuple[float, list]]] = {}
+        latest: dict[int, dict[str, tuple[float, list]]] = {}
+        logs: list[RoundLog] = []
+        schedule = list(range(self.rounds))
+        budget = rerun_budget(self.rounds)
+        while schedule:
+            index = schedule.pop(0)
+            log = RoundLog(index, orders[len(logs)], rerun=len(logs) >= self.rounds)
+            outputs = self._one_round(by_stack, log, guard)
+            latest[index] = outputs
+            if not log.contended:
+                kept[index] = outputs
+            elif budget:
+                budget -= 1
+                schedule.append(index)
+            logs.append(log)
+            self._say_round(log, logs)
+        for run in ready:
+            self._absorb(run, kept if verdict(logs, self.rounds) == "" else latest)
+        return logs
+
+    def _one_round(self, by_stack: dict[str, CaseRun], log: RoundLog, guard: Guard) -> dict[str, tuple[float, list]]:
+        """Each stack's share of one round, a probe (and the device's state) before each and after
+        the last; the log gets the readings and the guard's verdict."""
+        outputs: dict[str, tuple[float, list]] = {}
+        notes: list[str] = []
+        for stack in log.order:
+            run = by_stack[stack]
+            if run.result.status != "ok":
+                continue  # failed in an earlier round: the others go on
+            probe = probe_s(1)[0]
+            log.probes_s.append(probe)
+            notes += self.read_device().disturbances()
+            try:
+                outputs[stack] = (probe, run.timed_chunk(self.chunks[log.index]))
+            except Exception as exc:
+                failed(run.result, exc)
+        log.probes_s.append(probe_s(1)[0])
+        notes += self.read_device().disturbances()
+        log.contended = guard.reason(log.probes_s, sorted(set(notes)))
+        return outputs
+
+    def _absorb(self, run: CaseRun, rounds: dict[int, dict[str, tuple[float, list]]]) -> None:
+        for index in sorted(rounds):
+            if run.case.stack_name in rounds[index]:
+                probe, outputs = rounds[index][run.case.stack_name]
+                run.absorb(index, probe, outputs)
+
+    def _say_round(self, log: RoundLog, logs: Sequence[RoundLog]) -> None:
+        contended = sum(1 for item in logs if item.contended)
+        state = f", {contended} contended" if contended else ""
+        again = " (re-run)" if log.rerun else ""
+        self.ctx.progress(f"{self.cases[0].workload_id}: round {len(logs)} (schedule {log.index + 1}/{self.rounds}){again}"
+                          f"{state}{': ' + log.contended if log.contended else ''}")
+
+    def _finish(self, run: CaseRun, found: dict, contended: str, guard: Guard, resident: dict[str, int]) -> None:
+        """After the rounds: the rounds' record, the contended status, then the untimed extras
+        (peak memory, the guarded profile, speed of light, the levers' evidence)."""
+        result = run.result
+        result.rounds = found
+        if result.status != "ok":
+            return
+        if contended:
+            result.status, result.message = "contended", contended
+        run.measure_peak()
+        others = sum(bytes_ for case_id, bytes_ in resident.items() if case_id != run.case.id)
+        if result.peak_mem_bytes is not None and self.ctx.device.startswith("cuda"):
+            result.peak_mem_bytes = max(0, result.peak_mem_bytes - others)  # the other warm sessions' memory is not this case's
+        run.profile(run.draws[0], guard)
+        run.speed_of_light()
+        run.collect_evidence()
+
+
+def execute(case: Case, ctx: RunContext, measure: bool) -> CaseResult:
+    """Run one case to a result: measured (a workload of one case), or checked only."""
+    if measure:
+        return WorkloadRun([case], ctx).run()[case.id]
+    run = None
+    try:
+        LEVERS.reset_state([case.stack])
+        run = CaseRun(case, ctx)
+        prompt_len, gen_len = run.draws[0]
+        first = (prompt_len, min(gen_len, quick_tokens(case, ctx.options)))
+        if run.check(first) and ctx.options.trace_dir:
+            run.profile(first)
+        if run.result.status == "ok":
+            run.collect_evidence()
+        return run.result
+    except Exception as exc:  # recorded with its message; the run goes on with other cases
+        return failed(run.result if run else CaseResult(case, "", ctx.device), exc)
