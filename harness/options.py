@@ -35,6 +35,9 @@ class RunOptions:
     contention_ratio: float = field(default=CONTENTION_RATIO, metadata={"help": (
         "a round whose machine-speed probe reads this many times the quiet reference is contended and re-run "
         "(0: no contention guard; docs/rounds.md)")})
+    threads: int = field(default=0, metadata={"help": (
+        "torch intra-op threads for the run, set at start-up and recorded (0: torch's default, one per core; "
+        "docs/drift.md)")})
     quick_tokens: int = field(default=8, metadata={"help": "tokens generated per case without --benchmark"})
     seed: int = field(default=0, metadata={"help": "seed for weights, inputs and length draws"})
     checkpoint_dir: str = field(default="", metadata={"help": "load weights from this local folder instead of random ones"})
@@ -43,7 +46,7 @@ class RunOptions:
     alpha: float = field(default=DEFAULT_ALPHA, metadata={"help": "significance level of the rank test per metric"})
     thresholds: str = field(default="", metadata={"help": (
         "per-metric change thresholds, e.g. e2e_s=0.05,ttft_s=0.1 "
-        "(default: 5%% each on cuda; on cpu ttft_s 75%%, tpot_s and e2e_s 50%%, peak_mem_bytes 40%%)")})
+        "(default: 5%% each on cuda; on cpu ttft_s 75%%, tpot_s 30%%, e2e_s 20%%, peak_mem_bytes 40%%; docs/drift.md)")})
     normalize: str = field(default="auto", metadata={
         "help": "divide times by the machine-speed probe's ratio before gating: on, off, auto (on for cpu)"})
     allow_env_diff: str = field(default="", metadata={
@@ -99,9 +102,9 @@ def resolve_dtypes(text: str, device: str) -> tuple[str, ...]:
 
 def check_counts(options: RunOptions) -> None:
     """The counts, and the checkpoint folder: checked at start-up, before any model is built."""
-    for name in ("warmup", "iterations", "quick_tokens", "draft_len", "exit_layer", "max_ngram"):
+    for name in ("warmup", "iterations", "quick_tokens", "draft_len", "exit_layer", "max_ngram", "threads"):
         value = getattr(options, name)
-        minimum = 0 if name in ("warmup", "exit_layer") else 1
+        minimum = 0 if name in ("warmup", "exit_layer", "threads") else 1
         if value < minimum:
             raise HarnessError(f"{option_flag(name)} must be at least {minimum}, got {value}")
     if options.rounds < 0 or (options.rounds and options.iterations % options.rounds):

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from harness.errors import EXIT_HARNESS_ERROR, HarnessError
+from harness.measure.env import apply_threads
 from harness.measure.pairs import PairedExperiment
 from harness.options import RunOptions, check_writable_dir, option_specs
 from harness.session import RunSession
@@ -52,6 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     values = {dest: config.getoption(DEST_PREFIX + dest) for dest, *_ in option_specs()}
     try:
         selection = select(RunOptions(**values), torch.cuda.is_available())
+        apply_threads(selection.options.threads)  # before any model runs, and before the environment records it
         run = RunSession(selection, Path(config.rootpath), partial(_write_progress, config))
         if selection.options.benchmark:
             check_writable_dir(Path(selection.options.results_dir))

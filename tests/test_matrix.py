@@ -129,6 +129,10 @@ def test_fingerprint_changes_with_lengths():
         ({"stacks": "sdpa+turbo"}, "unknown lever 'turbo'"),
         ({"stacks": "static+sdpa"}, "unknown stack 'static\\+sdpa'"),
         ({"iterations": 0}, "--iterations must be at least 1"),
+        ({"iterations": 12, "rounds": 5}, "--rounds 5 must be 0 \\(one per iteration\\) or divide --iterations 12"),
+        ({"rounds": -1}, "--rounds -1 must be 0"),
+        ({"contention_ratio": 0.9}, "--contention-ratio must be 0 \\(off\\) or above 1, got 0.9"),
+        ({"contention_ratio": float("nan")}, "--contention-ratio must be 0 \\(off\\) or above 1, got nan"),
     ],
 )
 def test_bad_options_give_one_clear_line(changes, message):

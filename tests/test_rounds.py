@@ -47,14 +47,16 @@ def test_iterations_split_into_equal_rounds_or_fail():
 
 
 def test_guard_marks_a_planted_probe_outlier():
-    """A probe reading over the ratio times the quiet reference marks the round contended, naming the reading;
-    one just under it and an off guard do not."""
+    """Two probe readings over the ratio times the quiet reference mark the round contended, naming the
+    slowest; a lone spike, readings just under the ratio and an off guard do not."""
     reference = quiet_reference_s([0.0010, 0.0011, 0.0030, 0.0010, 0.0012])  # one busy warm-up reading
     assert reference == pytest.approx(0.0010)
     guard = Guard(reference, ratio=1.5)
-    assert guard.reason([0.0010, 0.00149]) == ""
-    reason = guard.reason([0.0010, 0.0040, 0.0011])
-    assert "4.00 ms = 4.00x the quiet 1.00 ms" in reason
+    assert guard.reason([0.0010, 0.00149, 0.00149]) == ""
+    assert guard.reason([0.0010, 0.0040, 0.0011]) == ""  # a lone spike (the VM's steal time)
+    reason = guard.reason([0.0010, 0.0040, 0.0031])
+    assert "2 probe(s) up to 4.00 ms = 4.00x the quiet 1.00 ms" in reason
+    assert guard.reason([0.0040]) != ""  # a single reading (waiting for quiet) is judged alone
     assert guard.reason([0.0010], ["GPU throttled (hw_slowdown)"]) == "GPU throttled (hw_slowdown)"
     assert Guard(reference, ratio=0).reason([1.0], ["GPU throttled"]) == ""
 
@@ -117,12 +119,13 @@ def two_stacks():
     return [case for case in cases if case.workload_id == first]
 
 
-def measure_with(monkeypatch, ctx_factory, cases, busy_rounds, **options):
-    planted = PlantedProbe(busy_rounds)
+def measure_with(monkeypatch, ctx_factory, cases, busy_rounds, planted=None, wait_s=0.0, **options):
+    """Measure the cases with planted probe readings (no waiting for quiet unless `wait_s`)."""
+    planted = planted or PlantedProbe(busy_rounds)
     monkeypatch.setattr(case_module, "probe_s", lambda repeats=1: [QUIET_S] * repeats)
     monkeypatch.setattr(workload_module, "probe_s", planted.workload_probe)
     ctx = ctx_factory(**{"iterations": 4, "warmup": 1, "contention_ratio": 1.5, **options})
-    return WorkloadRun(cases, ctx).run()
+    return WorkloadRun(cases, ctx, quiet_wait_budget_s=wait_s).run()
 
 
 def test_a_contended_round_is_rerun_and_left_out(monkeypatch, ctx_factory, two_stacks):
@@ -197,3 +200,29 @@ def test_a_disturbed_profile_is_taken_again_then_marked_never_failed(monkeypatch
     record = result.to_record()
     assert "5.00x the quiet" in record["profile_contended"]
     assert any("disturbed by the machine in all 3 takes" in note for note in record["profile_notes"])
+
+
+class BusyCalls(PlantedProbe):
+    """Busy for the listed probe calls (counting every single reading: rounds and waits alike)."""
+
+    def __init__(self, busy_calls):
+        super().__init__(())
+        self.busy_calls = set(busy_calls)
+
+    def workload_probe(self, repeats=1):
+        if repeats > 1:
+            return [QUIET_S] * repeats
+        self.calls += 1
+        return [BUSY_S if self.calls - 1 in self.busy_calls else QUIET_S]
+
+
+def test_after_a_contended_round_the_next_waits_for_a_quiet_machine(monkeypatch, ctx_factory, two_stacks):
+    """Round 1 busy, then two busy readings while waiting: the next round starts after the third (quiet)
+    reading, records its wait, and only the contended round is re-run."""
+    monkeypatch.setattr(workload_module, "QUIET_POLL_S", 0.0)
+    planted = BusyCalls(busy_calls={0, 1, 2, 3, 4})  # round 1's three readings, then two while waiting
+    results = measure_with(monkeypatch, ctx_factory, two_stacks, (), planted=planted, wait_s=5.0)
+    rounds = next(iter(results.values())).rounds
+    assert [bool(log["contended"]) for log in rounds["executed"]] == [True, False, False, False, False]
+    assert rounds["executed"][1]["waited_s"] > 0 and rounds["executed"][2]["waited_s"] == 0
+    assert planted.calls == 3 + 3 + 3 * 4  # the round, the wait's three readings, four more rounds

@@ -50,6 +50,25 @@ def cuda_block(device: str) -> dict:
     }
 
 
+# Settings that decide how many threads an operator uses and where they run (docs/drift.md).
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY", "KMP_AFFINITY")
+
+
+def apply_threads(threads: int) -> None:
+    """Set torch's intra-op thread count for the run (--threads; 0 leaves torch's own choice).
+    Set once at start-up, before any model runs, and recorded in the environment."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def thread_settings() -> dict:
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "thread_env": {name: os.environ[name] for name in THREAD_ENV if name in os.environ},
+    }
+
+
 def environment(device: str, cwd: Path | None = None) -> dict:
     return {
         "python": platform.python_version(),
@@ -60,7 +79,7 @@ def environment(device: str, cwd: Path | None = None) -> dict:
         "device": device,
         "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        **thread_settings(),
         **cuda_block(device),
         **git_state(cwd or Path.cwd()),
     }

@@ -12,6 +12,7 @@ after another, and its record says so. docs/rounds.md has the why of each choice
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Sequence
 
@@ -21,12 +22,26 @@ from harness.measure.case import CaseRun, RunContext
 from harness.measure.device_state import state_reader
 from harness.measure.memory import allocated_bytes
 from harness.measure.record import CaseResult
-from harness.measure.rounds import Guard, RoundLog, chunks, quiet_reference_s, rerun_budget, round_orders, summary, verdict
+from harness.measure.rounds import (
+    QUIET_POLL_S,
+    QUIET_WAIT_BUDGET_S,
+    QUIET_WAIT_S,
+    Guard,
+    RoundLog,
+    chunks,
+    quiet_reference_s,
+    rerun_budget,
+    round_orders,
+    summary,
+    verdict,
+)
 from harness.options import RunOptions
 from harness.spec.fit import fit_together
 from harness.spec.matrix import Case
 
-REFERENCE_BURST = 5  # probe readings taken right before the rounds, beside the warm-up's
+# Readings the quiet reference needs before the rounds; a workload with fewer warm-up probes
+# (--warmup 0, one stack) takes the rest right before its rounds.
+REFERENCE_READINGS = 4
 
 
 def quick_tokens(case: Case, options: RunOptions) -> int:
@@ -50,7 +65,7 @@ def round_count(options: RunOptions) -> int:
 class WorkloadRun:
     """One workload's cases (same workload_id, different stacks) measured together."""
 
-    def __init__(self, cases: Sequence[Case], ctx: RunContext) -> None:
+    def __init__(self, cases: Sequence[Case], ctx: RunContext, quiet_wait_budget_s: float = QUIET_WAIT_BUDGET_S) -> None:
         if len({case.workload_id for case in cases}) > 1:
             raise ValueError("a WorkloadRun measures the cases of one workload")
         self.cases = list(cases)
@@ -59,6 +74,8 @@ class WorkloadRun:
         self.read_device = state_reader(ctx.device)
         self.rounds = round_count(ctx.options)
         self.chunks = chunks(ctx.options.iterations, self.rounds)
+        self.wait_left_s = quiet_wait_budget_s  # for waits for a quiet machine after contended rounds
+        self.readings: list[float] = []  # the workload's probe readings so far (the quiet reference's)
 
     def run(self) -> dict[str, CaseResult]:
         """Every case's result, by case id. Failures are recorded statuses, never lost cases."""
@@ -76,8 +93,11 @@ class WorkloadRun:
         ready = [run for case in cases if (run := self._prepare(case, resident)) is not None]
         if not ready:
             return
-        guard = self._guard(ready)
-        logs = self._rounds(ready, guard)
+        self.readings = [p for run in ready for p in run.warmup_probe()]
+        self.readings += probe_s(max(0, REFERENCE_READINGS - len(self.readings)))
+        logs, guard = self._rounds(ready)
+        own = quiet_reference_s(self.readings)
+        self.ctx.quiet_probe_s = own if self.ctx.quiet_probe_s is None else min(own, self.ctx.quiet_probe_s)
         found = summary(logs, self.rounds, len(self.chunks[0]), self.ctx.options.seed, guard, mode, why)
         contended = verdict(logs, self.rounds)
         for run in ready:
@@ -102,19 +122,20 @@ class WorkloadRun:
         resident[case.id] = allocated_bytes(self.ctx.device) - before  # what this warm session keeps on the device
         return run
 
-    def _guard(self, ready: Sequence[CaseRun]) -> Guard:
-        """The quiet reference: the lower quartile of the warm-up probes and of a burst right
-        before the rounds; but the quietest reference of the run so far where this one is
-        already contended against it (a workload warmed up wholly under load)."""
-        own = quiet_reference_s([p for run in ready for p in run.warmup_probe()] + probe_s(REFERENCE_BURST))
+    def _guard(self) -> Guard:
+        """The guard for the next round: the lower quartile of the workload's readings so far (the
+        warm-up's and the clean rounds'), but
+        the quietest reference of the run so far where this one is already contended against it
+        (a workload measured wholly under load)."""
+        own = quiet_reference_s(self.readings)
         earlier = self.ctx.quiet_probe_s
-        self.ctx.quiet_probe_s = own if earlier is None else min(own, earlier)
         ratio = self.ctx.options.contention_ratio
         if earlier is not None and Guard(earlier, ratio).reason([own]):
             return Guard(earlier, ratio)
         return Guard(own, ratio)
 
-    def _rounds(self, ready: Sequence[CaseRun], guard: Guard) -> list[RoundLog]:
+    def _rounds(self, ready: Sequence[CaseRun]) -> tuple[list[RoundLog], Guard]:
+        """Run the schedule, re-running contended rounds within the budget; the logs and the last guard."""
         by_stack = {run.case.stack_name: run for run in ready}
         orders = round_orders(list(by_stack), self.rounds + rerun_budget(self.rounds), self.ctx.options.seed)
         kept: dict[int, dict[str, tuple[float, list]]] = {}
@@ -125,7 +146,12 @@ class WorkloadRun:
         while schedule:
             index = schedule.pop(0)
             log = RoundLog(index, orders[len(logs)], rerun=len(logs) >= self.rounds)
+            guard = self._guard()
+            if logs and logs[-1].contended:
+                log.waited_s = self._await_quiet(guard)
             outputs = self._one_round(by_stack, log, guard)
+            if not log.contended:  # a contended round's readings would lift the reference toward the load
+                self.readings += log.probes_s
             latest[index] = outputs
             if not log.contended:
                 kept[index] = outputs
@@ -136,7 +162,17 @@ class WorkloadRun:
             self._say_round(log, logs)
         for run in ready:
             self._absorb(run, kept if verdict(logs, self.rounds) == "" else latest)
-        return logs
+        return logs, self._guard()
+
+    def _await_quiet(self, guard: Guard) -> float:
+        """Probe until the machine reads quiet again, within the wait budget; the seconds waited."""
+        started = time.perf_counter()
+        limit = min(QUIET_WAIT_S, self.wait_left_s)
+        while time.perf_counter() - started < limit and guard.reason(probe_s(1)):
+            time.sleep(QUIET_POLL_S)
+        waited = time.perf_counter() - started
+        self.wait_left_s = max(0.0, self.wait_left_s - waited)
+        return waited
 
     def _one_round(self, by_stack: dict[str, CaseRun], log: RoundLog, guard: Guard) -> dict[str, tuple[float, list]]:
         """Each stack's share of one round, a probe (and the device's state) before each and after
