@@ -171,7 +171,7 @@ def test_time_thresholds_depend_on_the_device():
     from harness.spec.selection import device_policy
 
     cpu, cuda = device_policy("cpu", 0.001, "auto", ""), device_policy("cuda:0", 0.001, "auto", "")
-    assert cpu.for_metric("tpot_s").threshold_frac == 0.5 and cuda.for_metric("tpot_s").threshold_frac == 0.05
+    assert cpu.for_metric("tpot_s").threshold_frac == 0.3 and cuda.for_metric("tpot_s").threshold_frac == 0.05
     assert cpu.for_metric("ttft_s").threshold_frac == 0.75 and cuda.for_metric("ttft_s").threshold_frac == 0.05
     assert cpu.for_metric("peak_mem_bytes").threshold_frac == 0.4 and cuda.for_metric("peak_mem_bytes").threshold_frac == 0.05
     assert cpu.normalize and not cuda.normalize
