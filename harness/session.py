@@ -13,6 +13,7 @@ from harness.errors import EXIT_REGRESSION
 from harness.measure.case import RunContext
 from harness.measure.env import environment
 from harness.measure.record import CaseResult
+from harness.measure.rounds import run_figures
 from harness.measure.workload import WorkloadRun, execute
 from harness.publish.ladder import chart_stem, write_ladder
 from harness.publish.terminal import render_text, render_text_table, rows
@@ -111,19 +112,14 @@ class RunSession:
     def rounds_line(self) -> str:
         """How the run's workloads were measured: rounds, contended and re-run ones, contended
         cases (left out of ladders and verdicts) and workloads measured one stack at a time."""
-        workloads = {r["workload_id"]: r["rounds"] for r in self.records if r.get("rounds")}
-        if not workloads:
+        found = run_figures(self.records)
+        if not found["workloads"]:
             return ""
-        executed = sum(len(found["executed"]) for found in workloads.values())
-        contended = sum(found["contended_rounds"] for found in workloads.values())
-        reruns = sum(found["reruns"] for found in workloads.values())
-        sequential = sum(1 for found in workloads.values() if found["mode"] == "sequential")
-        cases = [r["id"] for r in self.records if r["status"] == "contended"]
-        line = (f"harness: {len(workloads)} workload(s) in interleaved rounds: {executed} rounds run, "
-                f"{contended} found contended, {reruns} re-run")
-        if sequential:
-            line += f"; {sequential} measured one stack after another (too large to keep warm together)"
-        if cases:
+        line = (f"harness: {found['workloads']} workload(s) in interleaved rounds: {found['rounds']} rounds run, "
+                f"{found['contended']} found contended, {found['reruns']} re-run")
+        if found["sequential"]:
+            line += f"; {found['sequential']} measured one stack after another (too large to keep warm together)"
+        if cases := found["contended_cases"]:
             line += f"; {len(cases)} case(s) contended, left out of ladders and verdicts: {', '.join(cases)}"
         return line
 

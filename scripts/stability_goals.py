@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from harness.analyse.ladder import LadderSummary, summarize
+from harness.measure.rounds import run_figures
 from harness.store.records import load_results
 
 COMBINED_GOAL = 0.10  # each family's combined speed-up within 10% of the quiet runs' geomean
@@ -70,11 +71,9 @@ def geomean(values: list[float]) -> float:
 
 
 def rounds_figures(records: list[dict]) -> dict:
-    workloads = {r["workload_id"]: r["rounds"] for r in records if r.get("rounds")}
-    return {"rounds": sum(len(w["executed"]) for w in workloads.values()),
-            "contended": sum(w["contended_rounds"] for w in workloads.values()),
-            "reruns": sum(w["reruns"] for w in workloads.values()),
-            "contended_cases": sum(1 for r in records if r["status"] == "contended"),
+    found = run_figures(records)
+    return {"rounds": found["rounds"], "contended": found["contended"], "reruns": found["reruns"],
+            "contended_cases": len(found["contended_cases"]),
             "failed_cases": sum(1 for r in records if r["status"] not in ("ok", "contended"))}
 
 

@@ -12,7 +12,7 @@ from harness.analyse.ladder import round_pairs, step_interval
 from harness.families import FAMILIES
 from harness.measure import case as case_module
 from harness.measure import workload as workload_module
-from harness.measure.rounds import Guard, RoundLog, chunks, quiet_reference_s, rerun_budget, round_orders, verdict
+from harness.measure.rounds import Guard, RoundLog, chunks, quiet_reference_s, rerun_budget, round_orders, run_figures, verdict
 from harness.measure.workload import WorkloadRun
 from harness.spec.matrix import expand
 
@@ -226,3 +226,19 @@ def test_after_a_contended_round_the_next_waits_for_a_quiet_machine(monkeypatch,
     assert [bool(log["contended"]) for log in rounds["executed"]] == [True, False, False, False, False]
     assert rounds["executed"][1]["waited_s"] > 0 and rounds["executed"][2]["waited_s"] == 0
     assert planted.calls == 3 + 3 + 3 * 4  # the round, the wait's three readings, four more rounds
+
+
+def test_run_figures_count_shared_and_own_rounds():
+    """An interleaved workload's cases share one rounds entry, counted once; a sequential workload's cases
+    each count their own; contended cases are named."""
+    shared = {"mode": "interleaved", "executed": [{}] * 5, "contended_rounds": 1, "reruns": 1}
+    own = {"mode": "sequential", "executed": [{}] * 3, "contended_rounds": 0, "reruns": 0}
+    records = [
+        {"id": "a-eager", "workload_id": "a", "rounds": shared, "status": "ok"},
+        {"id": "a-sdpa", "workload_id": "a", "rounds": shared, "status": "contended"},
+        {"id": "b-eager", "workload_id": "b", "rounds": own, "status": "ok"},
+        {"id": "b-sdpa", "workload_id": "b", "rounds": dict(own), "status": "ok"},
+        {"id": "c-eager", "workload_id": "c", "rounds": {}, "status": "mismatch"},
+    ]
+    assert run_figures(records) == {"workloads": 2, "rounds": 11, "contended": 1, "reruns": 1, "sequential": 1,
+                                    "contended_cases": ["a-sdpa"]}

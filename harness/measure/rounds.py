@@ -140,3 +140,22 @@ def summary(logs: Sequence[RoundLog], rounds: int, per_round: int, seed: int, gu
         "waited_s": sum(log.waited_s for log in logs),
         "probe_median_s": median([p for log in logs for p in log.probes_s]) if any(log.probes_s for log in logs) else None,
     }
+
+
+def run_figures(records: Sequence[dict]) -> dict:
+    """How a run's workloads were measured, from its case records: workloads, executed rounds,
+    contended and re-run ones, sequential workloads and contended cases. The cases of an
+    interleaved workload share one rounds entry; a sequential workload's each have their own."""
+    entries: dict[str, dict] = {}
+    for record in records:
+        found = record.get("rounds")
+        if found:
+            entries[record["workload_id"] if found["mode"] == "interleaved" else record["id"]] = found
+    return {
+        "workloads": len({r["workload_id"] for r in records if r.get("rounds")}),
+        "rounds": sum(len(found["executed"]) for found in entries.values()),
+        "contended": sum(found["contended_rounds"] for found in entries.values()),
+        "reruns": sum(found["reruns"] for found in entries.values()),
+        "sequential": len({r["workload_id"] for r in records if (r.get("rounds") or {}).get("mode") == "sequential"}),
+        "contended_cases": [r["id"] for r in records if r["status"] == "contended"],
+    }

@@ -43,6 +43,8 @@ from harness.spec.matrix import Case
 # (--warmup 0, one stack) takes the rest right before its rounds.
 REFERENCE_READINGS = 4
 
+Rounds = dict[int, dict[str, tuple[float, list]]]  # schedule index -> stack -> (its probe, its chunk's outputs)
+
 
 def quick_tokens(case: Case, options: RunOptions) -> int:
     """Tokens of a quick check: --quick-tokens, or more where a lever of the stack needs them."""
@@ -95,11 +97,14 @@ class WorkloadRun:
             return
         self.readings = [p for run in ready for p in run.warmup_probe()]
         self.readings += probe_s(max(0, REFERENCE_READINGS - len(self.readings)))
-        logs, guard = self._rounds(ready)
+        logs, kept, latest = self._rounds(ready)
+        contended = verdict(logs, self.rounds)
+        for run in ready:  # a contended workload keeps the last take of every round, for inspection
+            self._absorb(run, latest if contended else kept)
+        guard = self._guard()
         own = quiet_reference_s(self.readings)
         self.ctx.quiet_probe_s = own if self.ctx.quiet_probe_s is None else min(own, self.ctx.quiet_probe_s)
         found = summary(logs, self.rounds, len(self.chunks[0]), self.ctx.options.seed, guard, mode, why)
-        contended = verdict(logs, self.rounds)
         for run in ready:
             try:
                 self._finish(run, found, contended, guard, resident)
@@ -124,9 +129,8 @@ class WorkloadRun:
 
     def _guard(self) -> Guard:
         """The guard for the next round: the lower quartile of the workload's readings so far (the
-        warm-up's and the clean rounds'), but
-        the quietest reference of the run so far where this one is already contended against it
-        (a workload measured wholly under load)."""
+        warm-up's and the clean rounds'), but the quietest reference of the run so far where this
+        one is already contended against it (a workload measured wholly under load)."""
         own = quiet_reference_s(self.readings)
         earlier = self.ctx.quiet_probe_s
         ratio = self.ctx.options.contention_ratio
@@ -134,12 +138,13 @@ class WorkloadRun:
             return Guard(earlier, ratio)
         return Guard(own, ratio)
 
-    def _rounds(self, ready: Sequence[CaseRun]) -> tuple[list[RoundLog], Guard]:
-        """Run the schedule, re-running contended rounds within the budget; the logs and the last guard."""
+    def _rounds(self, ready: Sequence[CaseRun]) -> tuple[list[RoundLog], Rounds, Rounds]:
+        """Run the schedule, re-running contended rounds within the budget: the logs, each round's
+        clean outputs, and each round's last outputs (clean or not)."""
         by_stack = {run.case.stack_name: run for run in ready}
         orders = round_orders(list(by_stack), self.rounds + rerun_budget(self.rounds), self.ctx.options.seed)
-        kept: dict[int, dict[str, tuple[float, list]]] = {}
-        latest: dict[int, dict[str, tuple[float, list]]] = {}
+        kept: Rounds = {}
+        latest: Rounds = {}
         logs: list[RoundLog] = []
         schedule = list(range(self.rounds))
         budget = rerun_budget(self.rounds)
@@ -150,19 +155,16 @@ class WorkloadRun:
             if logs and logs[-1].contended:
                 log.waited_s = self._await_quiet(guard)
             outputs = self._one_round(by_stack, log, guard)
-            if not log.contended:  # a contended round's readings would lift the reference toward the load
-                self.readings += log.probes_s
             latest[index] = outputs
             if not log.contended:
                 kept[index] = outputs
+                self.readings += log.probes_s  # not a contended round's: they would lift the reference toward the load
             elif budget:
                 budget -= 1
                 schedule.append(index)
             logs.append(log)
             self._say_round(log, logs)
-        for run in ready:
-            self._absorb(run, kept if verdict(logs, self.rounds) == "" else latest)
-        return logs, self._guard()
+        return logs, kept, latest
 
     def _await_quiet(self, guard: Guard) -> float:
         """Probe until the machine reads quiet again, within the wait budget; the seconds waited."""
@@ -195,7 +197,7 @@ class WorkloadRun:
         log.contended = guard.reason(log.probes_s, sorted(set(notes)))
         return outputs
 
-    def _absorb(self, run: CaseRun, rounds: dict[int, dict[str, tuple[float, list]]]) -> None:
+    def _absorb(self, run: CaseRun, rounds: Rounds) -> None:
         for index in sorted(rounds):
             if run.case.stack_name in rounds[index]:
                 probe, outputs = rounds[index][run.case.stack_name]
@@ -218,8 +220,8 @@ class WorkloadRun:
         if contended:
             result.status, result.message = "contended", contended
         run.measure_peak()
-        others = sum(bytes_ for case_id, bytes_ in resident.items() if case_id != run.case.id)
-        if result.peak_mem_bytes is not None and self.ctx.device.startswith("cuda"):
+        others = sum(bytes_ for case_id, bytes_ in resident.items() if case_id != run.case.id)  # 0 on the CPU
+        if result.peak_mem_bytes is not None:
             result.peak_mem_bytes = max(0, result.peak_mem_bytes - others)  # the other warm sessions' memory is not this case's
         run.profile(run.draws[0], guard)
         run.speed_of_light()
