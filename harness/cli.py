@@ -204,6 +204,9 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     for add in (add_reading_commands, add_gating_commands, add_rendering_commands):
         add(commands)
+    from harness.ab.command import add_ab_command
+
+    add_ab_command(commands, add_run_options)
     return top
 
 

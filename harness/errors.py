@@ -8,6 +8,7 @@ from collections.abc import Iterable
 # (docs/gating.md, "Exit statuses").
 EXIT_HARNESS_ERROR = 10  # bad arguments, unreadable, corrupt or foreign files
 EXIT_REGRESSION = 11  # a gated metric regressed against the baseline (tests themselves passed)
+EXIT_UNJUDGED = 12  # no regression, but some case or metric could not be judged (fails closed)
 
 
 class HarnessError(Exception):
