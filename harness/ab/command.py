@@ -17,7 +17,7 @@ from harness.ab.protocol import WorkerClient
 from harness.ab.session import ABSession
 from harness.ab.sides import Side, interpreter_sides, repo_root, revision_sides
 from harness.errors import HarnessError
-from harness.options import RunOptions, check_counts
+from harness.options import RunOptions, check_counts, option_flag
 
 WORKER_OPTIONS = ("preset", "device", "dtype", "families", "stacks", "warmup", "iterations", "seed", "threads")
 DEFAULT_PER_ROUND = 2  # iterations per side and case in a round pair: short chunks keep the two sides close in time
@@ -38,6 +38,15 @@ def add_ab_command(commands, add_run_options: Callable) -> None:
     ab.add_argument("--per-round", type=int, default=DEFAULT_PER_ROUND, help="iterations per side in a pair (default: %(default)s)")
     add_run_options(ab, (*WORKER_OPTIONS, "contention_ratio", "results_dir"))
     ab.set_defaults(run=cmd_ab)
+
+
+def typed(name: str, value: object):
+    """A run option given on the command line, in its field's type (as the pytest plugin reads it)."""
+    kind = type(getattr(RunOptions(), name))
+    try:
+        return kind(value)
+    except ValueError:
+        raise HarnessError(f"{option_flag(name)} takes a {kind.__name__}, got {value!r}") from None
 
 
 def parse_rule(args: argparse.Namespace) -> Rule:
@@ -63,8 +72,9 @@ def cmd_ab(args: argparse.Namespace) -> int:
     rule = parse_rule(args)
     if args.per_round < 1:
         raise HarnessError(f"--per-round must be at least 1, got {args.per_round}")
-    options = {name: getattr(args, name) for name in WORKER_OPTIONS}
-    check_counts(RunOptions(**options, contention_ratio=args.contention_ratio))
+    options = {name: typed(name, getattr(args, name)) for name in WORKER_OPTIONS}
+    contention_ratio = typed("contention_ratio", args.contention_ratio)
+    check_counts(RunOptions(**options, contention_ratio=contention_ratio))
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
     out = results / f"ab-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
@@ -73,7 +83,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-ab-run-")))
         clients = {side.name: stack.enter_context(_worker(side, scratch)) for side in (base, head)}
         session = ABSession(clients, {"base": base, "head": head}, options, rule, out)
-        states = session.run(ABRun(clients, rule, args.per_round, args.seed, args.contention_ratio, _progress),
+        states = session.run(ABRun(clients, rule, args.per_round, options["seed"], contention_ratio, _progress),
                              args.keyword, scratch)
     return session.publish(states)
 

@@ -71,6 +71,9 @@ class WorkerClient:
             except (subprocess.TimeoutExpired, OSError, ValueError):
                 self.process.kill()
                 self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
         self._log.close()
 
     def call_quit(self) -> None:
