@@ -26,7 +26,7 @@ from tests.test_publish import MACHINE, make_project, recorded
 from tests.test_report import record as table_record
 
 ROOT = Path(__file__).resolve().parents[1]
-TORCH_FREE_PACKAGES = ("harness.spec", "harness.analyse", "harness.store", "harness.publish")
+TORCH_FREE_PACKAGES = ("harness.spec", "harness.analyse", "harness.store", "harness.publish", "harness.ab")
 BLOCKED_EXIT = 97  # the subprocess tried to import a blocked module, and caught the failure
 
 BLOCK = """

@@ -1,6 +1,7 @@
 """The GitHub Actions workflows: actionlint and zizmor find nothing in any of them, the structural
 safety rules hold for each, and the GPU runners' job-started hook admits only the benchmark workflow."""
 
+import json
 import os
 import re
 import shutil
@@ -154,25 +155,27 @@ def test_concurrency_groups_queue_and_never_cancel(path):
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
-def test_only_the_benchmark_job_runs_on_self_hosted_runners(path):
-    """Only benchmarks.yml's benchmark job runs on self-hosted runners, and that workflow has no trigger other
-    than push to main, the schedule and workflow_dispatch."""
+def test_only_the_benchmark_jobs_run_on_self_hosted_runners(path):
+    """Only benchmarks.yml's benchmark and ab jobs run on self-hosted runners, and that workflow has no trigger
+    other than push to main, the schedule, workflow_dispatch and a pull request's label."""
     for name, job in jobs(path):
         labels = job.get("runs-on")
         labels = labels if isinstance(labels, list) else [labels]
         if "self-hosted" in labels:
-            assert (path.name, name) == ("benchmarks.yml", "benchmark"), f"{path.name} {name} runs on self-hosted"
-            assert set(triggers(load(path))) <= TRUSTED_EVENTS, path.name
+            assert (path.name, name) in {("benchmarks.yml", "benchmark"), ("benchmarks.yml", "ab")}, f"{path.name} {name}"
+            assert set(triggers(load(path))) <= TRUSTED_EVENTS | {"pull_request"}, path.name
 
 
 def test_benchmark_job_never_runs_for_pull_requests_and_uses_no_secrets():
-    """The benchmark job never runs for pull requests, uses no secrets, runs one queued shard per GPU,
-    and puts every suite in exactly one shard."""
+    """The benchmark job runs for trusted events only (an allow-list), uses no secrets, runs one queued shard per
+    GPU, and puts every suite in exactly one shard; the only pull-request trigger is a label."""
     workflow = load(WORKFLOWS / "benchmarks.yml")
     on = triggers(workflow)
-    assert set(on) == TRUSTED_EVENTS
+    assert set(on) == TRUSTED_EVENTS | {"pull_request"}
+    assert on["pull_request"] == {"types": ["labeled"]}
     assert on["push"]["branches"] == ["main"]
     job = workflow["jobs"]["benchmark"]
+    assert job["if"] == """contains(fromJSON('["push", "schedule", "workflow_dispatch"]'), github.event_name)"""
     assert job["runs-on"][:3] == ["self-hosted", "linux", "gpu"]
     assert "matrix.gpu" in job["concurrency"]["group"]
     shards = job["strategy"]["matrix"]["include"]
@@ -180,6 +183,30 @@ def test_benchmark_job_never_runs_for_pull_requests_and_uses_no_secrets():
     suites = {path.name for path in (ROOT / "suites").glob("test_*.py")}
     sharded = [Path(path).name for shard in shards for path in shard["suites"].split()]
     assert sorted(sharded) == sorted(suites), "every suite is in exactly one shard"
+
+
+def test_ab_job_runs_only_for_labeled_pull_requests_from_this_repository():
+    """The A/B job runs for a pull request only when it got the benchmark label and its head branch is in this
+    repository (never a fork), installs the pinned GPU packages, and A/Bs the merge base against the PR head."""
+    job = load(WORKFLOWS / "benchmarks.yml")["jobs"]["ab"]
+    condition = " ".join(job["if"].split())
+    for clause in ("github.event_name == 'pull_request'", "github.event.label.name == 'benchmark'",
+                   "github.event.pull_request.head.repo.full_name == github.repository"):
+        assert clause in condition, clause
+    assert "||" not in condition and "!=" not in condition
+    scripts = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "git merge-base" in scripts and 'harness ab "$base" "$HEAD_SHA"' in scripts
+    assert "pip install --quiet -r .github/requirements/gpu.txt" in scripts
+
+
+def test_gpu_jobs_pin_the_measured_packages():
+    """Both GPU jobs install torch and transformers from the pinned list, never an unpinned torch."""
+    pins = (ROOT / ".github" / "requirements" / "gpu.txt").read_text(encoding="utf-8")
+    for package in ("torch", "transformers"):
+        assert re.search(rf"^{package}==\d+\.\d+\.\d+$", pins, re.MULTILINE), package
+    for name in ("benchmark", "ab"):
+        scripts = "\n".join(step.get("run", "") for step in load(WORKFLOWS / "benchmarks.yml")["jobs"][name]["steps"])
+        assert "-r .github/requirements/gpu.txt" in scripts and "install --quiet torch" not in scripts
 
 
 def test_pages_records_only_this_repositorys_benchmark_runs_on_main():
@@ -318,3 +345,44 @@ def test_hook_passes_shellcheck():
         pytest.skip("shellcheck is not installed")
     done = subprocess.run([shellcheck, str(HOOK)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+PULL = {
+    "GITHUB_REPOSITORY": REPOSITORY, "GITHUB_EVENT_NAME": "pull_request", "GITHUB_REF": "refs/pull/7/merge",
+    "GITHUB_WORKFLOW_REF": f"{REPOSITORY}/{BENCHMARK_WORKFLOW}@refs/pull/7/merge", "GITHUB_JOB": "ab",
+}
+WITH_LABEL = f"HARNESS_REPOSITORY={REPOSITORY}\nHARNESS_PULL_REQUEST_LABEL=benchmark\n"
+
+
+def pull_payload(folder: Path, head: str = REPOSITORY, action: str = "labeled", label: str = "benchmark") -> str:
+
+    path = folder / "event.json"
+    path.write_text(json.dumps({"action": action, "label": {"name": label},
+                                "pull_request": {"head": {"repo": {"full_name": head}}}}))
+    return str(path)
+
+
+def test_hook_admits_the_ab_job_of_a_labeled_pull_request_from_this_repository(tmp_path):
+    """Where the host names the label, the A/B job of a pull request from a branch of this repository is admitted."""
+    done = run_hook(installed_hook(tmp_path, WITH_LABEL), **PULL, GITHUB_EVENT_PATH=pull_payload(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "admitted" in done.stdout
+
+
+@pytest.mark.parametrize("change", [
+    {"payload": {"head": "mallory/mmgen-harness"}},  # a fork
+    {"payload": {"label": "other"}},
+    {"payload": {"action": "synchronize"}},
+    {"env": {"GITHUB_JOB": "benchmark"}},
+    {"env": {"GITHUB_REF": "refs/heads/feature", "GITHUB_WORKFLOW_REF": f"{REPOSITORY}/{BENCHMARK_WORKFLOW}@refs/heads/feature"}},
+    {"env": {"GITHUB_WORKFLOW_REF": f"{REPOSITORY}/.github/workflows/ci.yml@refs/pull/7/merge"}},
+    {"env": {"GITHUB_EVENT_PATH": "/nonexistent/event.json"}},
+    {"settings": f"HARNESS_REPOSITORY={REPOSITORY}\n"},  # the host admits no pull requests
+], ids=["fork", "other-label", "not-labeled", "other-job", "branch-ref", "other-workflow", "no-payload", "not-enabled"])
+def test_hook_refuses_other_pull_request_jobs(tmp_path, change):
+    """A fork's pull request, another label or action, another job or workflow, no payload, or a host that
+    admits no pull requests: refused."""
+    env = {**PULL, "GITHUB_EVENT_PATH": pull_payload(tmp_path, **change.get("payload", {})), **change.get("env", {})}
+    done = run_hook(installed_hook(tmp_path / "hook", change.get("settings", WITH_LABEL)), **env)
+    assert done.returncode != 0, done.stdout
+    assert "::error::GPU runner job-started hook refused this job" in done.stderr

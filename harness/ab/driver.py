@@ -121,6 +121,7 @@ class ABRun:
             running = {s.case_id: s for s in live if s.status == "running"}
             if not running:
                 return
+            self.progress(f"round pair {pair + 1} (at most {limit}): {len(running)} case(s) undecided")
             for case_id in case_order(list(running), pair, self.seed):
                 self._one_pair(running[case_id], pair, orders[pair], guard)
         for state in live:
