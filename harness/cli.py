@@ -1,6 +1,7 @@
 """`harness` command line: inspect the matrix and render recorded results.
 
-Measuring happens under pytest (`pytest suites/ --benchmark`); this CLI never measures.
+Measuring happens under pytest (`pytest suites/ --benchmark`), and in `harness ab`'s two worker
+processes (harness/ab/); no other command measures.
 """
 
 from __future__ import annotations
