@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.errors import EXIT_HARNESS_ERROR, EXIT_REGRESSION, HarnessError
+from harness.errors import EXIT_HARNESS_ERROR, HarnessError
 from harness.options import RunOptions, option_specs
 from harness.store.result_sets import check_output, load_result_set, result_files
 
@@ -20,7 +20,7 @@ from harness.store.result_sets import check_output, load_result_set, result_file
 # neither torch nor transformers (tests/test_layering.py).
 
 MATRIX_OPTIONS = ("preset", "device", "dtype", "families", "stacks", "batch_sizes")
-GATE_OPTIONS = ("alpha", "thresholds", "allow_env_diff", "normalize")
+GATE_OPTIONS = ("alpha", "thresholds", "allow_env_diff", "allow_unjudged", "normalize")
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -124,16 +124,17 @@ def _print_across_runs(console, summaries: dict) -> None:
 
 def gate_policy(args: argparse.Namespace, new_environment: dict):
     """The same gate as a pytest run on the machine that recorded NEW (thresholds per device); the
-    numbers are checked as the plugin checks them (alpha in (0, 1), thresholds finite and positive)."""
-    from harness.spec.selection import allowed_env_fields, device_policy
+    numbers are checked as the plugin checks them (alpha in (0, 1), thresholds finite and positive),
+    and so are the allowances (--allow-env-diff fields, --allow-unjudged kinds)."""
+    from harness.spec.selection import allowed_env_fields, allowed_unjudged_kinds, device_policy
 
-    allowed = allowed_env_fields(args.allow_env_diff)
+    allowed = allowed_env_fields(args.allow_env_diff), allowed_unjudged_kinds(args.allow_unjudged)
     device = "cuda" if new_environment.get("gpu_count") else "cpu"
-    return device_policy(device, args.alpha, args.normalize, args.thresholds), allowed
+    return device_policy(device, args.alpha, args.normalize, args.thresholds), *allowed
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.analyse.gate import compare_records, regressions
+    from harness.analyse.gate import compare_records, gate_status
     from harness.publish.verdicts import markdown, render_verdicts, write_step_summary
     from harness.store.baselines import case_entry
     from harness.store.records import COMPARE_KEYS
@@ -143,18 +144,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_output(Path(args.markdown), inputs, args.force, "--markdown")
     old_records, old_env = load_result_set(args.old, COMPARE_KEYS)
     new_records, new_env = load_result_set(args.new, COMPARE_KEYS)
-    policy, allowed = gate_policy(args, new_env)
+    policy, allowed_env, allowed_unjudged = gate_policy(args, new_env)
     baselines = {r["id"]: case_entry(r, old_env) for r in old_records if r.get("status") == "ok"}
-    results = compare_records(new_records, baselines, new_env, policy, allowed)
+    results = compare_records(new_records, baselines, new_env, policy, allowed_env)
     title = f"{args.new} vs {args.old}"
-    wide_console().print(render_verdicts(results, title))
-    text = markdown(results, title)
+    wide_console().print(render_verdicts(results, title, allowed_unjudged))
+    text = markdown(results, title, allowed_unjudged)
     if args.markdown:
         from harness.store.records import write_text_atomic
 
         write_text_atomic(Path(args.markdown), text)
     write_step_summary(text)
-    return EXIT_REGRESSION if regressions(results) else 0
+    return gate_status(results, allowed_unjudged) or 0
 
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:

@@ -8,7 +8,12 @@ from collections.abc import Iterable
 # (docs/gating.md, "Exit statuses").
 EXIT_HARNESS_ERROR = 10  # bad arguments, unreadable, corrupt or foreign files
 EXIT_REGRESSION = 11  # a gated metric regressed against the baseline (tests themselves passed)
-EXIT_UNJUDGED = 12  # no regression, but some case or metric could not be judged (fails closed)
+# Nothing regressed, but a case or metric could not be judged (no baseline, missing from the run,
+# noisy, contended, another environment) and --allow-unjudged does not accept it; in `harness ab`,
+# a case inconclusive, contended or on one side only. The gate fails closed, since "nothing
+# regressed" would otherwise also be what a gate that judged nothing says.
+EXIT_UNJUDGED = 12
+# 13: `harness publish` with skipped files (harness.publish.asv_run.EXIT_PUBLISHED_WITH_SKIPS).
 
 
 class HarnessError(Exception):

@@ -51,6 +51,9 @@ class RunOptions:
         "help": "divide times by the machine-speed probe's ratio before gating: on, off, auto (on for cpu)"})
     allow_env_diff: str = field(default="", metadata={
         "help": "environment fields allowed to differ from the baseline's, e.g. torch,driver_version"})
+    allow_unjudged: str = field(default="", metadata={"help": (
+        "kinds of unjudged verdict that do not fail the gate (otherwise exit 12), a comma list of "
+        "no_baseline, missing, noisy, contended, env_mismatch, or all; they are still reported (docs/gating.md)")})
     batch_sizes: str = field(default="", metadata={"help": (
         "batch-size axis: a comma list (e.g. 1,2,4,8) for every workload, or 'sweep' for the preset's sweep "
         "(harness/families/stacks.py BATCH_SWEEPS); cells estimated not to fit the device's memory are dropped "

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.analyse.gate import compare_records, regressions
+from harness.analyse.gate import compare_records, gate_status
 from harness.analyse.ladder import summarize
-from harness.errors import EXIT_REGRESSION
 from harness.measure.case import RunContext
 from harness.measure.env import environment
 from harness.measure.record import CaseResult
@@ -95,7 +94,7 @@ class RunSession:
         self.verdicts = compare_records(
             self.records, self.baselines, self.environment, self.selection.policy, self.selection.allowed_env
         )
-        return EXIT_REGRESSION if regressions(self.verdicts) else None
+        return gate_status(self.verdicts, self.selection.allowed_unjudged)
 
     def record_experiment(self, family: str, name: str, figures: dict, note: str) -> None:
         """A paired experiment's note into the run's notes, and its figures into the results file
@@ -148,7 +147,7 @@ class RunSession:
         """The verdict table, and a line saying where its Markdown went (the CI step summary)."""
         if not self.verdicts:
             return "", []
-        title = f"verdicts vs baselines ({self.machine})"
-        text = render_text_table(render_verdicts(self.verdicts, title), width=width, color=color)
-        written = write_step_summary(markdown(self.verdicts, title))
+        title, allowed = f"verdicts vs baselines ({self.machine})", self.selection.allowed_unjudged
+        text = render_text_table(render_verdicts(self.verdicts, title, allowed), width=width, color=color)
+        written = write_step_summary(markdown(self.verdicts, title, allowed))
         return text, [f"harness: verdicts appended to {written}"] if written else []

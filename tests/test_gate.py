@@ -44,7 +44,9 @@ def test_back_to_back_runs_do_not_regress_and_a_planted_slowdown_does(gated, mon
     # 4 workloads x (eager, sdpa), and eager and sdpa of the tiny HumanEval workload
     recorded.stdout.fnmatch_lines(["*baseline bl/cpu-*/llama.json: 10 case(s) added, 0 replaced*"])
 
-    again = gated.runpytest_subprocess(*RUN)
+    # A busy test machine can leave a metric noisy, which fails closed (exit 12): this run asserts
+    # "no regression", so it accepts noisy verdicts (tests/test_fail_closed.py covers exit 12 itself).
+    again = gated.runpytest_subprocess(*RUN, "--allow-unjudged", "noisy")
     assert again.ret == 0, again.stdout.str()[-3000:]
     verdicts = again.stdout.str().split("verdicts vs baselines")[1]
     assert " regressed" not in verdicts.split("\n")[0], verdicts[:3000]

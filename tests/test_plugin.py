@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.errors import EXIT_HARNESS_ERROR
+from harness.errors import EXIT_HARNESS_ERROR, EXIT_UNJUDGED
 from harness.levers import LEVERS
 from harness.store.records import load_results
 
@@ -36,10 +36,12 @@ def suite(pytester):
 def test_benchmark_run_writes_json_results_and_table(suite):
     """A benchmark run through the plugin measures every case and writes pytest-benchmark JSON with the
     harness's fields, a results file with its environment, the results table, and the lever ladder with its
-    chart."""
+    chart; with no baselines for this machine class nothing is judged, which fails closed with exit 12."""
     result = suite.runpytest_subprocess(*FAST, "--benchmark", "--benchmark-json=out.json", "--results-dir=res")
     result.assert_outcomes(passed=10)  # eager and sdpa on 5 workloads (one with draft-friendly weights, one HumanEval)
+    assert result.ret == EXIT_UNJUDGED
     out = result.stdout.str()
+    assert "not judged: 10 case(s): exit 12; --allow-unjudged no_baseline would accept them" in out
     assert "harness results" in out and "speed-up e2e" in out
     assert "llama-tt-tiny-b1-p128-g64-fp32-sdpa" in out
     assert "llama-tt-tiny-b1-p128-g64-fp32: round 3 (schedule 3/3)" in out  # progress shows the running workload

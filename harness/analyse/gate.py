@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from harness.analyse.attribution import attribute, profile_of
 from harness.analyse.policy import GATED_METRICS
 from harness.analyse.stats import median
-from harness.analyse.verdict import CONTENDED, ENV_MISMATCH, ERROR, IMPROVED, NO_BASELINE, REGRESSED, Policy, Verdict, judge
+from harness.analyse.verdict import (
+    CONTENDED,
+    ENV_MISMATCH,
+    ERROR,
+    IMPROVED,
+    MISSING,
+    NO_BASELINE,
+    REGRESSED,
+    UNJUDGED,
+    Policy,
+    Verdict,
+    judge,
+)
+from harness.errors import EXIT_REGRESSION, EXIT_UNJUDGED
+from harness.spec.matrix import DTYPE_TOKENS
 from harness.store.machine import env_differences, env_subset
 
 UNRECORDED = "no baseline for this case"  # nothing was ever recorded for it (reports collapse these)
+NOT_RUN = "in the baseline, not in this run"
 
 
 @dataclass(frozen=True)
@@ -103,11 +119,57 @@ def compare_records(
     records: Iterable[Mapping], baselines: Mapping[str, Mapping], environment: Mapping, policy: Policy,
     allowed_env: tuple[str, ...] = (),
 ) -> list[MetricResult]:
+    records = list(records)
     results: list[MetricResult] = []
     for record in records:
         results += compare_case(record, baselines.get(record["id"]), environment, policy, allowed_env)
+    for case_id in missing_cases(records, baselines):
+        samples = baselines[case_id]["samples"]
+        # One row per metric the baseline holds (as a judged case has), and never none: a missing case must show.
+        metrics = [metric for metric in GATED_METRICS if metric_samples(samples, metric)] or list(GATED_METRICS)
+        results += [MetricResult(case_id, metric, Verdict(MISSING, reason=NOT_RUN)) for metric in metrics]
     return results
+
+
+def scope_pattern(record: Mapping) -> str | None:
+    """The ids of the record's family, preset and dtype, any task, workload and stack, as a regex
+    over case ids (`<family>-<task>-<preset>-b<batch>-...-<dtype token>[-<weights>]-<stack>`,
+    harness.spec.matrix.Case.id); None for a record that does not say all three."""
+    family, preset, dtype = record.get("family"), record.get("preset"), DTYPE_TOKENS.get(record.get("dtype", ""))
+    if not (family and preset and dtype):
+        return None
+    # "-b<digits>" right after the preset keeps `paper` from matching `paper-7b`'s ids.
+    return rf"{re.escape(family)}-[^-]+-{re.escape(preset)}-b\d+-(.+-)?{dtype}-"
+
+
+def missing_cases(records: Iterable[Mapping], baselines: Mapping[str, Mapping]) -> list[str]:
+    """Baseline cases in the run's scope with no record in the run. The scope is every (family,
+    preset, dtype) the run recorded a case of, so a run restricted with --families, --preset or
+    --dtype never reports the other families', presets' or dtypes' baselines; one restricted
+    within them (--stacks, -k, another --batch-sizes) does. The machine class, which chose the
+    baseline file, stands in for the device: neither ids nor entries name it."""
+    records = list(records)
+    patterns = {pattern for record in records if (pattern := scope_pattern(record))}
+    if not patterns:
+        return []
+    in_scope = re.compile("|".join(f"(?:{pattern})" for pattern in sorted(patterns)))
+    seen = {record["id"] for record in records}
+    return sorted(case_id for case_id in baselines if case_id not in seen and in_scope.match(case_id))
 
 
 def regressions(results: Iterable[MetricResult]) -> list[MetricResult]:
     return [result for result in results if result.verdict.status == REGRESSED]
+
+
+def unaccepted(results: Iterable[MetricResult], allowed: Iterable[str] = ()) -> list[MetricResult]:
+    """The verdicts that could not be judged and that --allow-unjudged does not accept."""
+    accepted = set(allowed)
+    return [result for result in results if result.verdict.status in UNJUDGED and result.verdict.status not in accepted]
+
+
+def gate_status(results: list[MetricResult], allowed_unjudged: Iterable[str] = ()) -> int | None:
+    """The exit status the gate imposes: a regression first (11), then anything not judged and
+    not allowed (12: the gate fails closed), else None. A failed case's own exit 1 is the caller's."""
+    if regressions(results):
+        return EXIT_REGRESSION
+    return EXIT_UNJUDGED if unaccepted(results, allowed_unjudged) else None

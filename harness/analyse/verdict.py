@@ -25,7 +25,11 @@ __all__ = ["METRIC_POLICIES", "MetricPolicy", "Policy", "Verdict", "judge"]
 REGRESSED, IMPROVED, UNCHANGED, NOISY = "regressed", "improved", "unchanged", "noisy"
 NO_BASELINE, ENV_MISMATCH, ERROR = "no_baseline", "env_mismatch", "error"
 CONTENDED = "contended"  # not judged: the machine was busy through the case's rounds (harness.measure.rounds)
-VERDICTS = (REGRESSED, IMPROVED, UNCHANGED, NOISY, NO_BASELINE, ENV_MISMATCH, CONTENDED, ERROR)
+MISSING = "missing"  # not judged: a baseline case in the run's scope that the run did not measure (harness.analyse.gate)
+VERDICTS = (REGRESSED, IMPROVED, UNCHANGED, NOISY, NO_BASELINE, MISSING, ENV_MISMATCH, CONTENDED, ERROR)
+# The verdicts that mean "could not be judged": the gate fails closed on them (exit 12) unless
+# --allow-unjudged names them. `error` is not among them: a failed case already fails its test.
+UNJUDGED = (NO_BASELINE, MISSING, NOISY, CONTENDED, ENV_MISMATCH)
 
 MAX_SPREAD_FRAC = 0.25  # relative IQR above which an unchanged verdict cannot be vouched for
 NOISY_MDE_FACTOR = 2.0  # noisy when even twice the threshold would likely go unseen
@@ -100,6 +104,9 @@ def judge(baseline: Sequence[float], current: Sequence[float], policy: MetricPol
     found = replace(common, p_value=p_value, mde_frac=mde)
     if p_value < alpha and beyond:
         return replace(found, status=_direction(change, policy))
+    if math.isinf(mde):  # no outcome of the rank test could reach alpha: say so, not "over ∞"
+        reason = f"too few samples ({len(baseline)} baseline, {len(current)} current) for the rank test to reach alpha {alpha:g}"
+        return replace(found, status=NOISY, reason=reason)
     if mde > NOISY_MDE_FACTOR * policy.threshold_frac:
         return replace(found, status=NOISY, reason=f"could only detect changes over {_pct(mde)}")
     spread = max(relative_iqr(baseline), relative_iqr(current))

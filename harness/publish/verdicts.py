@@ -8,20 +8,31 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from harness.analyse.gate import UNRECORDED, MetricResult
-from harness.analyse.verdict import VERDICTS
+from harness.analyse.gate import UNRECORDED, MetricResult, gate_status
+from harness.analyse.verdict import UNJUDGED, VERDICTS
+from harness.errors import EXIT_REGRESSION, EXIT_UNJUDGED
 from harness.publish.units import EMPTY
 
 SEVERITY = {
     status: rank
     for rank, status in enumerate(
-        ("regressed", "error", "contended", "env_mismatch", "noisy", "no_baseline", "improved", "unchanged"))
+        ("regressed", "error", "missing", "contended", "env_mismatch", "noisy", "no_baseline", "improved", "unchanged"))
 }
-STYLE = {"regressed": "bold red", "error": "red", "contended": "yellow", "env_mismatch": "yellow", "noisy": "yellow",
-         "improved": "green"}
+STYLE = {"regressed": "bold red", "error": "red", "missing": "yellow", "contended": "yellow", "env_mismatch": "yellow",
+         "noisy": "yellow", "improved": "green"}
+ALLOW_FLAG = "--allow-unjudged"
+WHY_UNJUDGED = {  # one phrase per kind, for the "not judged" section (each row's note has the details)
+    "no_baseline": "no baseline to compare with, or the case's definition changed since it",
+    "missing": "in the baseline, not in this run",
+    "noisy": "too few samples or too much spread to vouch for unchanged",
+    "contended": "the machine stayed busy through the case's rounds",
+    "env_mismatch": "baseline recorded in another environment (--allow-env-diff FIELDS judges them anyway)",
+}
+LISTED_IDS = 6  # case ids named per kind; the rest are counted
 COLUMNS = ("case", "metric", "verdict", "baseline", "current", "change", "p", "MDE", "note")
 # In the terminal, ids of up to 85 characters (SeamlessM4T's) fold in the case column instead of
 # squeezing the note into a 6-character sliver (Markdown tables wrap by themselves).
@@ -87,10 +98,46 @@ def unrecorded_line(count: int) -> str:
     return f"{count} metric(s) of cases with no baseline yet are not listed (record them with --update-baselines)" if count else ""
 
 
-def render_verdicts(results: list[MetricResult], title: str) -> Table | Text:
+def _named(case_ids: list[str]) -> str:
+    more = len(case_ids) - LISTED_IDS
+    return ", ".join(case_ids[:LISTED_IDS]) + (f" and {more} more" if more > 0 else "")
+
+
+def unjudged_lines(results: list[MetricResult], allowed: tuple[str, ...] = ()) -> list[str]:
+    """The "not judged" section: how many cases, the exit status it gives, and per kind why, which
+    cases (cases never recorded only counted) and the allowance that would accept them."""
+    by_kind: dict[str, dict[str, bool]] = {}  # kind -> case id -> never recorded
+    for result in ordered(results):
+        if result.verdict.status in UNJUDGED:
+            by_kind.setdefault(result.verdict.status, {})[result.case_id] = result.verdict.reason == UNRECORDED
+    if not by_kind:
+        return []
+    failing = [kind for kind in UNJUDGED if kind in by_kind and kind not in allowed]
+    status = gate_status(results, allowed)
+    total = len({case_id for cases in by_kind.values() for case_id in cases})
+    if not failing:
+        outcome = f"all accepted by {ALLOW_FLAG} {','.join(kind for kind in UNJUDGED if kind in by_kind)}, no exit {EXIT_UNJUDGED}"
+    else:
+        exit_text = f"exit {EXIT_REGRESSION} (the regression comes first)" if status == EXIT_REGRESSION else f"exit {EXIT_UNJUDGED}"
+        outcome = f"{exit_text}; {ALLOW_FLAG} {','.join(failing)} would accept them"
+    lines = [f"not judged: {total} case(s): {outcome}"]
+    for kind in UNJUDGED:
+        cases = by_kind.get(kind, {})
+        if not cases:
+            continue
+        state = "accepted" if kind in allowed else f"accept with {ALLOW_FLAG} {kind}"
+        named = [case_id for case_id, unrecorded in cases.items() if not unrecorded]
+        never = len(cases) - len(named)
+        parts = ([f"{never} never recorded"] if never else []) + ([_named(named)] if named else [])
+        lines.append(f"{kind}: {len(cases)} case(s), {WHY_UNJUDGED[kind]} ({state}): {'; '.join(parts)}")
+    return lines
+
+
+def render_verdicts(results: list[MetricResult], title: str, allowed: tuple[str, ...] = ()) -> RenderableType:
     rows, unrecorded = listed(results)
+    section = "".join(f"{line}\n" for line in unjudged_lines(results, allowed))
     if not rows:  # nothing to show row by row: no empty table, just the counts
-        return Text(f"{title}: {summary_line(results)}\n{unrecorded_line(unrecorded)}\n")
+        return Text(f"{title}: {summary_line(results)}\n{unrecorded_line(unrecorded)}\n{section}")
     table = Table(title=f"{title}: {summary_line(results)}", caption=unrecorded_line(unrecorded) or None)
     for column in COLUMNS:
         table.add_column(column, overflow="fold", max_width=TERMINAL_MAX_WIDTHS.get(column), min_width=TERMINAL_MIN_WIDTHS.get(column))
@@ -101,13 +148,16 @@ def render_verdicts(results: list[MetricResult], title: str) -> Table | Text:
         style = STYLE.get(result.verdict.status)
         row[2] = f"[{style}]{row[2]}[/]" if style else row[2]
         table.add_row(*row)
-    return table
+    return Group(table, Text(section)) if section else table
 
 
-def markdown(results: list[MetricResult], title: str) -> str:
+def markdown(results: list[MetricResult], title: str, allowed: tuple[str, ...] = ()) -> str:
     rows, unrecorded = listed(results)
     lines = [f"### {title}", "", f"**{summary_line(results)}**", ""]
     lines += [unrecorded_line(unrecorded), ""] if unrecorded else []
+    section = unjudged_lines(results, allowed)
+    if section:  # a bold headline and one bullet per kind, above the table
+        lines += [f"**{section[0]}**", "", *(f"- {line}" for line in section[1:]), ""]
     lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for result in rows:
         row = [cell.replace("|", "\\|") for cell in cells(result)]

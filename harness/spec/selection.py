@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from harness.analyse.policy import Policy, device_policy
+from harness.analyse.verdict import UNJUDGED
 from harness.errors import HarnessError, unknown_choice
 from harness.families import FAMILIES, batch_sweep, family_spec
 from harness.levers import LEVERS
@@ -24,6 +25,7 @@ class Selection:
     policy: Policy
     allowed_env: tuple[str, ...]
     batch_sizes: tuple[int, ...] = field(default=())  # () = each workload's own batch size
+    allowed_unjudged: tuple[str, ...] = field(default=())  # verdict kinds the gate accepts (--allow-unjudged)
 
     def expand(self, family: str) -> tuple[list[Case], list[Dropped]]:
         # Only a batch-size axis asked for is cut by the memory estimate; the declared
@@ -92,7 +94,8 @@ def select(options: RunOptions, cuda_available: bool) -> Selection:
     allowed_env = allowed_env_fields(options.allow_env_diff)
     batch_sizes = parse_batch_sizes(options.batch_sizes, batch_sweep(options.preset))
     return Selection(
-        options, device, resolve_dtypes(options.dtype, device), families, stacks, policy, allowed_env, batch_sizes
+        options, device, resolve_dtypes(options.dtype, device), families, stacks, policy, allowed_env, batch_sizes,
+        allowed_unjudged_kinds(options.allow_unjudged),
     )
 
 
@@ -103,3 +106,15 @@ def allowed_env_fields(text: str) -> tuple[str, ...]:
         if name not in ENV_FIELDS:
             raise unknown_choice("environment field", name, ENV_FIELDS)
     return names
+
+
+ALLOW_ALL = "all"
+
+
+def allowed_unjudged_kinds(text: str) -> tuple[str, ...]:
+    """--allow-unjudged as verdict kinds (`all`: every one); an unknown name fails loudly."""
+    names = split_list(text)
+    for name in names:
+        if name not in (*UNJUDGED, ALLOW_ALL):
+            raise unknown_choice("--allow-unjudged kind", name, (*UNJUDGED, ALLOW_ALL))
+    return UNJUDGED if ALLOW_ALL in names else names
