@@ -20,7 +20,7 @@ from harness.errors import HarnessError
 from harness.options import RunOptions, check_counts, option_flag
 
 WORKER_OPTIONS = ("preset", "device", "dtype", "families", "stacks", "warmup", "iterations", "seed", "threads")
-DEFAULT_PER_ROUND = 2  # iterations per side and case in a round pair: short chunks keep the two sides close in time
+DEFAULT_PER_ROUND = 3  # iterations per side and case in a round pair: the median of 3 per-iteration ratios shrugs off one spike
 
 
 def add_ab_command(commands, add_run_options: Callable) -> None:
