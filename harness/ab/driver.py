@@ -129,17 +129,21 @@ class ABRun:
                 self._finish(state, final=True)
 
     def _one_pair(self, state: CaseState, pair: int, order: tuple[str, str], guard: Guard) -> None:
-        iterations = round_iterations(pair, self.per_round, state.draws)
-        started, answers = time.perf_counter(), {}
-        for side in order:
-            answer = self.clients[side].call("chunk", case_id=state.case_id, iterations=iterations)
-            if "error" in answer:
-                state.status, state.message = FAILED, f"{side}: {answer['error']}"
-                return
-            answers[side] = answer
+        """One pair: each of its iterations on both sides back to back, the side order alternating
+        per iteration (ABBA within the pair as across pairs), so the two times of one draw are a
+        tenth of a second apart on a tiny model, not a whole chunk."""
+        started, answers = time.perf_counter(), {"base": [], "head": []}
+        probes: list[float] = []
+        for index, draw in enumerate(round_iterations(pair, self.per_round, state.draws)):
+            for side in order if index % 2 == 0 else order[::-1]:
+                answer = self.clients[side].call("chunk", case_id=state.case_id, iterations=[draw])
+                if "error" in answer:
+                    state.status, state.message = FAILED, f"{side}: {answer['error']}"
+                    return
+                answers[side] += answer["iterations"]
+                probes += answer["probes_s"]
         state.attempts += 1
-        reason = guard.reason([p for side in order for p in answers[side]["probes_s"]])
-        if reason:
+        if reason := guard.reason(probes):
             state.contended += 1
             if state.contended > rerun_budget(self.rule.max_pairs):
                 state.status, state.message = CONTENDED, f"not judged: {state.contended} pairs contended, last: {reason}"
@@ -147,8 +151,8 @@ class ABRun:
             return
         state.pair_wall_s.append(time.perf_counter() - started)
         for side in order:
-            state.samples[side] += answers[side]["iterations"]
-        for metric, value in pair_logs(answers["base"]["iterations"], answers["head"]["iterations"]).items():
+            state.samples[side] += answers[side]
+        for metric, value in pair_logs(answers["base"], answers["head"]).items():
             state.logs.setdefault(metric, []).append(value)
         self._finish(state, final=state.pairs >= self.rule.max_pairs)
 
