@@ -134,9 +134,13 @@ class ABRun:
         tenth of a second apart on a tiny model, not a whole chunk."""
         started, answers = time.perf_counter(), {"base": [], "head": []}
         probes: list[float] = []
-        for index, draw in enumerate(round_iterations(pair, self.per_round, state.draws)):
+        draws = round_iterations(pair, self.per_round, state.draws)
+        for index, draw in enumerate(draws):
             for side in order if index % 2 == 0 else order[::-1]:
-                answer = self.clients[side].call("chunk", case_id=state.case_id, iterations=[draw])
+                # Four readings a pair (each side's first and last chunk): more would let the guard's
+                # two-slow-readings rule fire on a machine's ordinary spikes.
+                ends = {"probe_before": index == 0, "probe_after": index == len(draws) - 1}
+                answer = self.clients[side].call("chunk", case_id=state.case_id, iterations=[draw], **ends)
                 if "error" in answer:
                     state.status, state.message = FAILED, f"{side}: {answer['error']}"
                     return

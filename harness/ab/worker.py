@@ -96,14 +96,14 @@ class Worker:
             self.runs[case_id] = run
         return answer
 
-    def chunk(self, case_id: str, iterations: list[int]) -> dict:
-        """Timed iterations of a warm case, bracketed by machine-speed probes."""
+    def chunk(self, case_id: str, iterations: list[int], probe_before: bool = True, probe_after: bool = True) -> dict:
+        """Timed iterations of a warm case, with a machine-speed probe before and after them where asked."""
         from harness.measure.calibration import probe_s
 
         run = self.runs[case_id]
-        before = probe_s(1)
+        before = probe_s(1) if probe_before else []
         outputs = run.timed_chunk(iterations)
-        after = probe_s(1)
+        after = probe_s(1) if probe_after else []
         values = [{m: _value(out.metrics[m]) for m in TIME_METRICS if out.metrics.get(m) not in (None, [])}
                   for _, out in outputs]
         return {"probes_s": before + after, "iterations": values}
