@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--goals", default="aa,slow10,slow5,matrix")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--stacks", default="eager,sdpa", help="stacks of the repeated goals")
-    parser.add_argument("-k", dest="keyword", default="b1-p128-g64", help="case filter of the repeated goals")
+    parser.add_argument("-k", dest="keyword", default="b4-p32-g32", help="case filter of the repeated goals")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
