@@ -2,12 +2,12 @@
 with the contention guard, each case stopping as soon as its verdict is decided. No torch here.
 
 Per workload: BASE then HEAD build, check and warm up every case (HEAD's output is compared with
-BASE's); then each round pair runs, for every case still undecided (in a seeded order), a chunk
-of the same iterations on both sides (side order ABBA over the pairs), with a machine-speed probe
-before and after every chunk. A pair whose probes read a busy machine is not counted and is
-re-run (within a budget); every counted pair gives one log ratio per metric (the median over the
-chunk's iterations of log HEAD/BASE), and after each pair the case's metrics are judged
-(harness/ab/decide.py).
+BASE's); then each round pair runs, for every case still undecided (in a seeded order), the same
+`per_round` draws on both sides, each draw on one side right after the other (the side order
+alternating ABBA, within a pair and across pairs), with machine-speed probes at each side's first
+and last iteration of the pair. A pair whose probes read a busy machine is not counted and is
+re-run (within a budget); every counted pair gives one log ratio per metric (the median over its
+draws of log HEAD/BASE), and at each look the case's metrics are judged (harness/ab/decide.py).
 """
 
 from __future__ import annotations
