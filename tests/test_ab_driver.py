@@ -37,8 +37,8 @@ class FakeWorker:
     checked = call
 
 
-def run(folder: Path, base: FakeWorker, head: FakeWorker, rule: Rule = Rule()) -> list:
-    ab = ABRun({"base": base, "head": head}, rule, per_round=3, seed=0, contention_ratio=1.5,
+def run(folder: Path, base: FakeWorker, head: FakeWorker) -> list:
+    ab = ABRun({"base": base, "head": head}, Rule(), per_round=3, seed=0, contention_ratio=1.5,
                progress=lambda message: None, wait_left_s=0.0)
     return ab.workload("workload", ["case"], folder)
 
