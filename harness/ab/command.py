@@ -4,6 +4,7 @@ models run in the two workers, each in its own side's tree and interpreter."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -20,6 +21,12 @@ from harness.errors import HarnessError
 from harness.options import RunOptions, check_counts, option_flag
 
 WORKER_OPTIONS = ("preset", "device", "dtype", "families", "stacks", "warmup", "iterations", "seed", "threads")
+# The workers' OpenMP threads sleep as soon as a parallel region ends, unless the user's environment
+# says otherwise: with GNU OpenMP's default spin-wait, the side that just ran keeps both cores busy
+# spinning while the other side starts, and the probe right after it read 2.2x the one 0.3 s later
+# (15 alternations on the shared 2-core CPU; 0.8x with PASSIVE). Both sides run alike, so ratios
+# stay fair; absolute times are those of this setting, not of a pytest run's (docs/ab.md).
+WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 DEFAULT_PER_ROUND = 3  # iterations per side and case in a round pair: the median of 3 per-iteration ratios shrugs off one spike
 
 
@@ -99,7 +106,8 @@ class _worker:
         self.side, self.scratch = side, scratch
 
     def __enter__(self) -> WorkerClient:
-        self.client = WorkerClient(self.side.name, self.side.python, self.side.tree, self.scratch / f"{self.side.name}.log")
+        env = {name: value for name, value in WORKER_ENV.items() if name not in os.environ}
+        self.client = WorkerClient(self.side.name, self.side.python, self.side.tree, self.scratch / f"{self.side.name}.log", env)
         return self.client
 
     def __exit__(self, *exc: object) -> None:
