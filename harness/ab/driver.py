@@ -132,7 +132,8 @@ class ABRun:
         """One pair: each of its iterations on both sides back to back, the side order alternating
         per iteration (ABBA within the pair as across pairs), so the two times of one draw are a
         tenth of a second apart on a tiny model, not a whole chunk."""
-        started, answers = time.perf_counter(), {"base": [], "head": []}
+        started = time.perf_counter()
+        answers: dict[str, list[dict]] = {"base": [], "head": []}
         probes: list[float] = []
         draws = round_iterations(pair, self.per_round, state.draws)
         for index, draw in enumerate(draws):
