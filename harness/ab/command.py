@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -75,7 +76,14 @@ def sides_of(args: argparse.Namespace, repo: Path):
     return revision_sides(repo, args.base, args.head, sys.executable)
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def cmd_ab(args: argparse.Namespace) -> int:
+    # A terminated job (a CI timeout sends SIGTERM) unwinds like Ctrl-C: the workers are stopped and
+    # the temporary worktrees removed; the record already holds every finished workload.
+    signal.signal(signal.SIGTERM, _stop)
     rule = parse_rule(args)
     if args.per_round < 1:
         raise HarnessError(f"--per-round must be at least 1, got {args.per_round}")
