@@ -22,12 +22,14 @@ from harness.errors import HarnessError
 from harness.options import RunOptions, check_counts, option_flag
 
 WORKER_OPTIONS = ("preset", "device", "dtype", "families", "stacks", "warmup", "iterations", "seed", "threads")
-# The workers' OpenMP threads sleep as soon as a parallel region ends, unless the user's environment
-# says otherwise: with GNU OpenMP's default spin-wait, the side that just ran keeps both cores busy
-# spinning while the other side starts, and the probe right after it read 2.2x the one 0.3 s later
-# (15 alternations on the shared 2-core CPU; 0.8x with PASSIVE). Both sides run alike, so ratios
-# stay fair; absolute times are those of this setting, not of a pytest run's (docs/ab.md).
-WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+# The workers' OpenMP threads spin a third as long before they sleep (GNU OpenMP's default spin
+# count is 300000), unless the user's environment says otherwise. Two processes take turns on the
+# same cores, and the side that just ran kept them busy spinning while the other started: on the
+# shared 2-core CPU the probe right after the other side's iteration read 1.4-2.2x the one 0.3 s
+# later with the default, 0.8x with 100000, at the default's e2e (117 against 119 ms); sleeping at
+# once (OMP_WAIT_POLICY=PASSIVE) also removed the penalty but made e2e 1.3-2x slower and noisier,
+# measuring another program. Both sides run alike, so ratios stay fair (docs/ab.md).
+WORKER_ENV = {"GOMP_SPINCOUNT": "100000"}
 DEFAULT_PER_ROUND = 3  # iterations per side and case in a round pair: the median of 3 per-iteration ratios shrugs off one spike
 
 
