@@ -85,7 +85,17 @@ def _stop(signum: int, frame: object) -> None:
 def cmd_ab(args: argparse.Namespace) -> int:
     # A terminated job (a CI timeout sends SIGTERM) unwinds like Ctrl-C: the workers are stopped and
     # the temporary worktrees removed; the record already holds every finished workload.
-    signal.signal(signal.SIGTERM, _stop)
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        return _run_ab(args)
+    except KeyboardInterrupt as exc:
+        raise HarnessError(f"harness ab interrupted ({exc or 'Ctrl-C'}); the record in {args.results_dir} "
+                           "holds the workloads finished so far") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_ab(args: argparse.Namespace) -> int:
     rule = parse_rule(args)
     if args.per_round < 1:
         raise HarnessError(f"--per-round must be at least 1, got {args.per_round}")
