@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.errors import EXIT_HARNESS_ERROR, HarnessError
 from harness.options import RunOptions, option_specs
+from harness.publish.console import wide_console
 from harness.store.result_sets import check_output, load_result_set, result_files
 
 # Each subcommand imports what it needs inside its own function. Only `matrix` imports torch (it
@@ -41,13 +42,6 @@ def print_list(heading: str, lines: Sequence[str]) -> None:
     print(heading)
     for line in lines:
         print(f"  {line}")
-
-
-def wide_console():
-    """A rich console wide enough for case ids, also when the output is piped."""
-    from rich.console import Console
-
-    return Console(width=max(Console().width, 160))
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from harness.analyse.ladder import round_pairs, step_interval
 from harness.families import FAMILIES
 from harness.measure import case as case_module
+from harness.measure import rounds as rounds_module
 from harness.measure import workload as workload_module
 from harness.measure.rounds import Guard, RoundLog, chunks, quiet_reference_s, rerun_budget, round_orders, run_figures, verdict
 from harness.measure.workload import WorkloadRun
@@ -219,7 +220,7 @@ class BusyCalls(PlantedProbe):
 def test_after_a_contended_round_the_next_waits_for_a_quiet_machine(monkeypatch, ctx_factory, two_stacks):
     """Round 1 busy, then two busy readings while waiting: the next round starts after the third (quiet)
     reading, records its wait, and only the contended round is re-run."""
-    monkeypatch.setattr(workload_module, "QUIET_POLL_S", 0.0)
+    monkeypatch.setattr(rounds_module, "QUIET_POLL_S", 0.0)
     planted = BusyCalls(busy_calls={0, 1, 2, 3, 4})  # round 1's three readings, then two while waiting
     results = measure_with(monkeypatch, ctx_factory, two_stacks, (), planted=planted, wait_s=5.0)
     rounds = next(iter(results.values())).rounds

@@ -23,7 +23,7 @@ from harness.ab.protocol import WorkerClient
 from harness.ab.schedule import abba_orders, case_order, round_iterations
 from harness.analyse.attribution import attribute
 from harness.analyse.stats import median
-from harness.measure.rounds import QUIET_POLL_S, QUIET_WAIT_BUDGET_S, QUIET_WAIT_S, Guard, quiet_reference_s, rerun_budget
+from harness.measure.rounds import QUIET_WAIT_BUDGET_S, QUIET_WAIT_S, Guard, quiet_reference_s, rerun_budget, wait_for_quiet
 
 REFERENCE_READINGS = 4  # probe readings the quiet reference needs before the first pair
 FAILED, MISMATCH, CONTENDED, ONE_SIDED = "error", "mismatch", "contended", "one_sided"
@@ -171,13 +171,11 @@ class ABRun:
 
     def _wait_quiet(self, guard: Guard) -> None:
         """After a contended pair, wait (within the run's budget) for the machine to read quiet."""
-        deadline = time.monotonic() + min(QUIET_WAIT_S, self.wait_left_s)
-        started = time.monotonic()
-        while time.monotonic() < deadline:
-            if not guard.reason(self.clients["base"].checked("probe", count=2)["probes_s"]):
-                break
-            time.sleep(QUIET_POLL_S)
-        self.wait_left_s -= time.monotonic() - started
+        def read_s() -> list[float]:
+            return self.clients["base"].checked("probe", count=2)["probes_s"]
+
+        waited = wait_for_quiet(read_s, guard, min(QUIET_WAIT_S, self.wait_left_s))
+        self.wait_left_s = max(0.0, self.wait_left_s - waited)
 
     def _attribute(self, states: Sequence[CaseState]) -> None:
         """A profiled iteration per side for each case with a moved metric: the categories that moved."""

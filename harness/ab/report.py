@@ -12,6 +12,7 @@ from harness.ab.decide import IMPROVED, REGRESSED, TEST_NAME, UNCHANGED, Rule
 from harness.ab.driver import CONTENDED, FAILED, MISMATCH, ONE_SIDED, CaseState, case_verdict
 from harness.analyse.stats import median
 from harness.errors import EXIT_REGRESSION, EXIT_UNJUDGED
+from harness.publish.console import markdown_table
 
 AB_KIND, AB_SCHEMA_VERSION = "harness-ab", 1
 EXIT_CASE_FAILED = 1  # as a failing test under pytest: an error, or HEAD changed the answer
@@ -90,6 +91,4 @@ def table(data: dict, states: Sequence[CaseState]) -> Table:
 
 def markdown(data: dict, states: Sequence[CaseState]) -> str:
     lines = [f"### A/B gate: {headline(data)[0]}", "", *(f"- {line}" for line in headline(data)[1:]), ""]
-    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows(states)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + markdown_table(COLUMNS, rows(states))) + "\n"

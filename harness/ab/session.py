@@ -72,7 +72,7 @@ class ABSession:
 
     def publish(self, states: list[CaseState]) -> int:
         from harness.ab.report import markdown, table
-        from harness.cli import wide_console
+        from harness.publish.console import wide_console
         from harness.publish.verdicts import write_step_summary
 
         data = self.save(states)

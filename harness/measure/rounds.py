@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from harness.analyse.stats import median, quantile
@@ -100,6 +101,14 @@ class RoundLog:
     def to_dict(self) -> dict:
         return {"index": self.index, "order": list(self.order), "probes_s": self.probes_s,
                 "contended": self.contended, "rerun": self.rerun, "waited_s": self.waited_s}
+
+
+def wait_for_quiet(read_s: Callable[[], Sequence[float]], guard: Guard, limit_s: float) -> float:
+    """Read the probe until the guard finds the machine quiet, for at most `limit_s`; the seconds waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit_s and guard.reason(read_s()):
+        time.sleep(QUIET_POLL_S)
+    return time.perf_counter() - started
 
 
 def rerun_budget(rounds: int, frac: float = RERUN_FRAC) -> int:

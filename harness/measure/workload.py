@@ -12,7 +12,6 @@ after another, and its record says so. docs/rounds.md has the why of each choice
 
 from __future__ import annotations
 
-import time
 import traceback
 from collections.abc import Sequence
 
@@ -23,7 +22,6 @@ from harness.measure.device_state import state_reader
 from harness.measure.memory import allocated_bytes
 from harness.measure.record import CaseResult
 from harness.measure.rounds import (
-    QUIET_POLL_S,
     QUIET_WAIT_BUDGET_S,
     QUIET_WAIT_S,
     Guard,
@@ -34,6 +32,7 @@ from harness.measure.rounds import (
     round_orders,
     summary,
     verdict,
+    wait_for_quiet,
 )
 from harness.options import RunOptions
 from harness.spec.fit import fit_together
@@ -168,11 +167,7 @@ class WorkloadRun:
 
     def _await_quiet(self, guard: Guard) -> float:
         """Probe until the machine reads quiet again, within the wait budget; the seconds waited."""
-        started = time.perf_counter()
-        limit = min(QUIET_WAIT_S, self.wait_left_s)
-        while time.perf_counter() - started < limit and guard.reason(probe_s(1)):
-            time.sleep(QUIET_POLL_S)
-        waited = time.perf_counter() - started
+        waited = wait_for_quiet(lambda: probe_s(1), guard, min(QUIET_WAIT_S, self.wait_left_s))
         self.wait_left_s = max(0.0, self.wait_left_s - waited)
         return waited
 

@@ -15,6 +15,7 @@ from rich.text import Text
 from harness.analyse.gate import UNRECORDED, MetricResult, gate_status
 from harness.analyse.verdict import UNJUDGED, VERDICTS
 from harness.errors import EXIT_REGRESSION, EXIT_UNJUDGED
+from harness.publish.console import markdown_table
 from harness.publish.units import EMPTY
 
 SEVERITY = {
@@ -158,13 +159,11 @@ def markdown(results: list[MetricResult], title: str, allowed: tuple[str, ...] =
     section = unjudged_lines(results, allowed)
     if section:  # a bold headline and one bullet per kind, above the table
         lines += [f"**{section[0]}**", "", *(f"- {line}" for line in section[1:]), ""]
-    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for result in rows:
-        row = [cell.replace("|", "\\|") for cell in cells(result)]
+    table_rows = [cells(result) for result in rows]
+    for row, result in zip(table_rows, rows, strict=True):
         if result.verdict.status == "regressed":
             row[2] = f"**{row[2]}**"
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + markdown_table(COLUMNS, table_rows)) + "\n"
 
 
 def write_step_summary(text: str, environ: Mapping[str, str] = os.environ) -> Path | None:
