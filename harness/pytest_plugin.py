@@ -59,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
             check_writable_dir(Path(selection.options.results_dir))
             run.open_results()
         if selection.options.trace_dir:
-            check_writable_dir(Path(selection.options.trace_dir))
+            check_writable_dir(Path(selection.options.trace_dir), "trace directory")
     except HarnessError as exc:
         pytest.exit(f"harness error: {exc}", returncode=EXIT_HARNESS_ERROR)
     config.stash[RUN_KEY] = run

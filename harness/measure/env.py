@@ -32,7 +32,8 @@ def cpu_model() -> str:
 
 def git_state(cwd: Path) -> dict:
     commit = _run(["git", "rev-parse", "HEAD"], cwd)
-    status = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd)
+    # Untracked files count (an untracked conftest.py changes what runs); ignored ones (results/) do not.
+    status = _run(["git", "status", "--porcelain"], cwd)
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
 
 
