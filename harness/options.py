@@ -65,6 +65,10 @@ class RunOptions:
     max_ngram: int = field(default=3, metadata={"help": "lookup: longest n-gram of the output matched against prompt and output so far"})
     trace_dir: str = field(default="", metadata={
         "help": "write a Chrome/Perfetto trace of each case's profiled iteration here (also profiles quick checks)"})
+    isolate: bool = field(default=False, metadata={"help": (
+        "measure each workload (quick checks: each case) in a child process of its own, so a native crash "
+        "(a segfault, the OOM killer, a poisoned CUDA context) records that case as crashed and the run goes on "
+        "(docs/isolation.md)")})
 
     def with_values(self, **changes: Any) -> RunOptions:  # each field's own type (dataclasses.replace checks the names)
         return dataclasses.replace(self, **changes)

@@ -93,7 +93,10 @@ def feed_benchmark(benchmark, samples_s: list[float]) -> None:
     per iteration): the iterations ran in the workload's interleaved rounds, beside the other
     stacks', so no single pedantic() call could time them. pytest-benchmark 5 has no public way
     to add raw durations; its stats object (`_make_stats`) is what pedantic() itself fills."""
-    if benchmark.disabled or not samples_s:
+    if benchmark.disabled:
+        return
+    if not samples_s:  # a failed or crashed case: nothing timed, and no "fixture was not used" warning for it
+        benchmark.skipped = True
         return
     make_stats = getattr(benchmark, "_make_stats", None)
     if make_stats is None:

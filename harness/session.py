@@ -11,6 +11,7 @@ from harness.analyse.gate import compare_records, gate_status
 from harness.analyse.ladder import summarize
 from harness.measure.case import RunContext
 from harness.measure.env import environment
+from harness.measure.isolation import RecordedResult, measure_isolated
 from harness.measure.record import CaseResult
 from harness.measure.rounds import run_figures
 from harness.measure.workload import WorkloadRun, execute
@@ -44,7 +45,7 @@ class RunSession:
         self.verdicts: list = []
         self.error = ""
         self.planned: dict[str, list[Case]] = {}  # workload id -> its selected cases, in run order
-        self.measured: dict[str, CaseResult] = {}  # results of a workload's cases not yet handed out
+        self.measured: dict[str, CaseResult | RecordedResult] = {}  # results of a workload's cases not yet handed out
 
     def plan(self, cases: list[Case]) -> None:
         """The cases this run will ask for (after -k and --stacks): measure_case measures each
@@ -54,14 +55,16 @@ class RunSession:
             self.planned.setdefault(case.workload_id, []).append(case)
         self.total = len(cases)
 
-    def measure_case(self, case: Case) -> CaseResult:
+    def measure_case(self, case: Case) -> CaseResult | RecordedResult:
         """The case's result: a quick check, or (with --benchmark) its share of its workload's
         interleaved rounds, measured when the workload's first case is asked for."""
-        if not self.selection.options.benchmark:
-            return execute(case, self.ctx, measure=False)
+        options = self.selection.options
+        if not options.benchmark:
+            return measure_isolated([case], self.ctx, False)[case.id] if options.isolate else execute(case, self.ctx, measure=False)
         if case.id not in self.measured:
             group = self.planned.get(case.workload_id, [])
-            self.measured.update(WorkloadRun(group if case in group else [case], self.ctx).run())
+            cases = group if case in group else [case]
+            self.measured.update(measure_isolated(cases, self.ctx, True) if options.isolate else WorkloadRun(cases, self.ctx).run())
         return self.measured.pop(case.id)
 
     def progress(self, message: str) -> None:

@@ -14,17 +14,20 @@ from harness.spec.workload import Lengths
 
 BENCH_LENGTHS, QUICK_LENGTHS = Lengths(128, 64), Lengths(32, 8)  # batch 1; issue 20's Llama measurement
 BENCH_ROUNDS, QUICK_ROUNDS = 30, 2
-STACK = ("sdpa",)
+# Llama over the three stacks of issue 20's table (the attention implementation and the cache kind are what
+# the loops share); the other families with sdpa.
+STACKS = {"llama": (("eager",), ("sdpa",), ("sdpa", "static"))}
+CELLS = [(family, stack) for family in DECODER_FAMILIES for stack in STACKS.get(family, (("sdpa",),))]
 
 
-@pytest.mark.parametrize("family", DECODER_FAMILIES)
-def test_timing_overhead(harness_experiment, family):
+@pytest.mark.parametrize(("family", "stack"), CELLS, ids=[f"{family}-{'+'.join(stack)}" for family, stack in CELLS])
+def test_timing_overhead(harness_experiment, family, stack):
     """The harness's loop and a bare loop of the same forwards (and for Llama, generate()) produce the same
     greedy tokens, deterministically, and their TTFT and TPOT ratios are reported under --benchmark."""
     experiment = harness_experiment(family)
     options = experiment.options
     lengths = BENCH_LENGTHS if experiment.benchmarking else QUICK_LENGTHS
-    case = overhead_case(family, options.preset, experiment.selection.dtypes[0], lengths, STACK)
+    case = overhead_case(family, options.preset, experiment.selection.dtypes[0], lengths, stack)
     subject = SUBJECTS[family](experiment.model(), experiment.device, options.seed, case)
     rounds = experiment.pairs(BENCH_ROUNDS, QUICK_ROUNDS)
     found = experiment.measure(lambda: measure_overhead(subject, rounds))
@@ -32,5 +35,5 @@ def test_timing_overhead(harness_experiment, family):
     assert found["tokens_match"]["bare"], "the bare loop chose other tokens: it does not run the harness's forwards"
     assert found["deterministic"], "a loop is not deterministic; timing comparisons would be meaningless"
     model = f"checkpoint {options.checkpoint_dir}" if options.checkpoint_dir else options.preset
-    label = f"{family} ({model} tt b1 {lengths.token} {'+'.join(STACK)} {case.dtype})"
+    label = f"{family} ({model} tt b1 {lengths.token} {'+'.join(stack)} {case.dtype})"
     experiment.record(found, summary_line(found, label), name="timing_overhead")

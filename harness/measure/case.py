@@ -44,6 +44,7 @@ class RunContext:
     references: dict = field(default_factory=dict)
     peaks: dict = field(default_factory=dict)  # dtype -> this device's measured peaks, once per run
     progress: Callable[[str], None] = lambda message: None
+    on_case: Callable[[str], None] = lambda case_id: None  # the case whose work starts (--isolate names a crash's case by it)
     quiet_probe_s: float | None = None  # the quietest machine-speed reference of the run so far (harness.measure.workload)
 
 
@@ -59,6 +60,14 @@ def merge_samples(samples: dict, output: Output) -> None:
         samples.setdefault("generated_tokens", {}).setdefault(kind, []).append(count)
 
 
+def case_fingerprint(case: Case, options: RunOptions) -> str:
+    """The case's identity across runs: its cell, its preset's config, the checkpoint's identity
+    and the family's measurement version (harness.spec.matrix.fingerprint)."""
+    preset_config = family_models(case.family).presets[case.preset]
+    return fingerprint(case, {**preset_config, **checkpoint_identity(options.checkpoint_dir)},
+                       family_spec(case.family).measurement_version)
+
+
 class CaseRun:
     def __init__(self, case: Case, ctx: RunContext) -> None:
         self.case = case
@@ -71,10 +80,7 @@ class CaseRun:
         self.runner = resolve(self.spec.runner)(case, model, ctx.device, options.seed)
         self.model = model
         self.draws = case.lengths.draws(options.iterations, options.seed)
-        preset_config = family_models(case.family).presets[case.preset]
-        self.result = CaseResult(case, fingerprint(
-            case, {**preset_config, **checkpoint_identity(options.checkpoint_dir)}, self.spec.measurement_version
-        ), ctx.device)
+        self.result = CaseResult(case, case_fingerprint(case, options), ctx.device)
         self.session: Any = None  # the runner's session for the stack being run (each family has its own class)
 
     def _run(self, draw: tuple[int, int]) -> Output:

@@ -115,6 +115,7 @@ class WorkloadRun:
         run = None
         before = allocated_bytes(self.ctx.device)
         try:
+            self.ctx.on_case(case.id)
             run = CaseRun(case, self.ctx)
             self.results[case.id] = run.result
             if not run.check(run.draws[0]):
@@ -184,6 +185,7 @@ class WorkloadRun:
             log.probes_s.append(probe)
             notes += self.read_device().disturbances()
             try:
+                self.ctx.on_case(run.case.id)
                 outputs[stack] = (probe, run.timed_chunk(self.chunks[log.index]))
             except Exception as exc:
                 failed(run.result, exc)
@@ -208,6 +210,7 @@ class WorkloadRun:
     def _finish(self, run: CaseRun, found: dict, contended: str, guard: Guard, resident: dict[str, int]) -> None:
         """After the rounds: the rounds' record, the contended status, then the untimed extras
         (peak memory, the guarded profile, speed of light, the levers' evidence)."""
+        self.ctx.on_case(run.case.id)
         result = run.result
         result.rounds = found
         if result.status != "ok":
@@ -229,6 +232,7 @@ def execute(case: Case, ctx: RunContext, measure: bool) -> CaseResult:
         return WorkloadRun([case], ctx).run()[case.id]
     run = None
     try:
+        ctx.on_case(case.id)
         LEVERS.reset_state([case.stack])
         run = CaseRun(case, ctx)
         prompt_len, gen_len = run.draws[0]
