@@ -60,13 +60,25 @@ def recorded(folder: Path, name: str, commit: str, scale: float, env=GPU_ENV) ->
     folder.mkdir(parents=True, exist_ok=True)
     results = ResultsFile(folder / f"run-{name}.json", {**env, "git_commit": commit, "git_dirty": False}, {})
     for case_id in ("llama-tt-tiny-eager", "llama-tt-tiny-sdpa"):
-        results.add(record(case_id, scale=scale))
+        results.add(with_breakdown(record(case_id, scale=scale), scale))
     # Medians 30% apart, samples interleaved: a ratio alone would call it slower, the samples do not.
     noisy = record("llama-tt-tiny-noisy")
     noisy["e2e_s"] = [0.010, 0.020] * 6 if scale == 1.0 else [0.0105, 0.030] * 6
     results.add(noisy)
     results.add(record("llama-tt-tiny-broken", status="error"))
     return results.path
+
+
+def with_breakdown(case: dict, scale: float) -> dict:
+    """The case's stage times and profiled breakdown: its decode linear time and idle share grow with `scale`."""
+    case["stages_s"] = {"prefill": [0.004 * (1 + 0.001 * i) for i in range(12)],
+                        "decode": [0.006 * scale * (1 + 0.001 * i) for i in range(12)]}
+    case["breakdown"] = {"prefill": {"linear": 0.002, "attention": 0.001}, "decode": {"linear": 0.003 * scale, "norm": 0.0005}}
+    case["idle_frac"] = {"prefill": 0.1, "decode": 0.2 * scale}
+    return case
+
+
+BREAKDOWN = ("stage.decode_s", "breakdown.decode.linear_s", "idle.decode")  # what grew in the second commit
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +134,23 @@ def test_html_history_lists_both_commits(published):
     graphs = list((repo / ".asv" / "html" / "graphs").rglob(f"{name}.json"))
     points = json.loads(graphs[0].read_text())
     assert len(points) == 2 and points[1][1] > points[0][1]
+
+
+def test_breakdown_series_are_published_beside_the_metrics(published):
+    """Each case's stage times, per-phase category seconds and idle shares are asv series of their own,
+    graphed over both commits, marked as recorded and not gated."""
+    repo, commits = published
+    index = json.loads((repo / ".asv" / "html" / "index.json").read_text())
+    benchmarks = json.loads((repo / ".asv" / "results" / "benchmarks.json").read_text())
+    for metric in BREAKDOWN:
+        name = benchmark_name({"id": "llama-tt-tiny-eager", "family": "llama"}, metric)
+        assert name in index["benchmarks"], name
+        assert "not gated" in benchmarks[name]["code"]
+        graphs = [path for path in (repo / ".asv" / "html" / "graphs").rglob(f"{name}.json") if "summary" not in path.parts]
+        points = json.loads(graphs[0].read_text())
+        assert len(points) == 2 and points[1][1] == pytest.approx(points[0][1] * 1.3, rel=0.01), (metric, points)
+    stable = benchmark_name({"id": "llama-tt-tiny-eager", "family": "llama"}, "breakdown.prefill.attention_s")
+    assert benchmarks[stable]["type"] == "track" and benchmarks[stable]["unit"] == "seconds"
 
 
 def test_asv_compare_finds_the_slowdown_significant(published):
@@ -212,6 +241,10 @@ def test_pages_in_a_headless_browser(served, browser):
     browser.open(f"{base}/index.html#{name}")
     plotted = browser.poll(GRAPH_COMMITS)
     assert plotted and sorted(plotted) == sorted(commit[:8] for commit in commits), f"graph shows {plotted}"
+    breakdown = benchmark_name({"id": "llama-tt-tiny-eager", "family": "llama"}, "breakdown.decode.linear_s")
+    browser.open(f"{base}/index.html#{breakdown}")
+    plotted = browser.poll(GRAPH_COMMITS)
+    assert plotted and sorted(plotted) == sorted(commit[:8] for commit in commits), f"breakdown graph shows {plotted}"
     assert browser.errors == [], "no console errors, exceptions or failed loads"
     browser.evaluate("console.error('probe'); fetch('missing.json'); 0")
     browser.poll("window.__probed = (window.__probed || 0) + 1; window.__probed > 10")  # events arrive meanwhile

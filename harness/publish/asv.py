@@ -22,9 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.analyse.gate import GATED_METRICS, metric_samples
 from harness.errors import HarnessError
 from harness.publish.asv_run import AsvConfig, commit_date_ms
+from harness.publish.asv_series import Series, case_series
 from harness.store.machine import machine_class
 from harness.store.records import load_results, write_json_atomic
 
@@ -41,15 +41,6 @@ RESULT_COLUMNS = (
     "result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b",
     "stats_q_25", "stats_q_75", "stats_number", "stats_repeat", "samples", "profile",
 )
-
-# metric -> (asv benchmark type, unit); "time" + "seconds" makes asv print and graph durations.
-METRIC_KINDS = {
-    "ttft_s": ("time", "seconds"),
-    "tpot_s": ("time", "seconds"),
-    "e2e_s": ("time", "seconds"),
-    "peak_mem_bytes": ("track", "bytes"),
-}
-assert set(METRIC_KINDS) == set(GATED_METRICS), "every gated metric is published"
 
 # asv machine.json key -> environment field (values are strings, as asv writes them).
 MACHINE_FIELDS = {
@@ -118,37 +109,37 @@ def result_params(machine: str, environment: Mapping) -> dict:
     return params
 
 
-def benchmark_entry(record: Mapping, metric: str) -> dict:
+def benchmark_entry(record: Mapping, series: Series) -> dict:
     """benchmarks.json entry. version = the case fingerprint: asv drops results whose version
     differs, so a changed case definition never shares a graph with the old one."""
-    kind, unit = METRIC_KINDS[metric]
-    name = benchmark_name(record, metric)
+    name = benchmark_name(record, series.metric)
     described = {key: record.get(key) for key in ("family", "task", "preset", "stack", "dtype", "batch_size",
                                                   "prompt_len", "gen_len", "length_dist")}
+    how = "" if series.gated else " (breakdown: recorded, not gated)"
     return {
         "name": name,
-        "pretty_name": f"{record['id']} {metric}",
-        "type": kind,
-        "unit": unit,
+        "pretty_name": f"{record['id']} {series.metric}",
+        "type": series.kind,
+        "unit": series.unit,
         "params": [],
         "param_names": [],
         "version": record["fingerprint"],
-        "code": "harness case (measured by `pytest suites/ --benchmark`)\n" + json.dumps(described, indent=1),
+        "code": f"harness case (measured by `pytest suites/ --benchmark`){how}\n" + json.dumps(described, indent=1),
         "timeout": 0,
     }
 
 
-def result_row(record: Mapping, metric: str, started_ms: int) -> list | None:
-    """One version-2 results row, or None when the case has no samples for this metric."""
+def result_row(record: Mapping, series: Series, started_ms: int) -> list | None:
+    """One version-2 results row, or None when the case has no samples for this series."""
     from asv_runner.statistics import compute_stats  # the statistics asv computes, exactly
 
-    samples = [float(value) for value in metric_samples(record, metric)]
+    samples = series.samples
     if not samples:
         return None
     if len(samples) > 1:
         value, stats = compute_stats(samples, 1)  # number=1: each sample is one generation
     else:
-        # One value per run (peak memory): no interval to state; asv then compares by its factor.
+        # One value per run (peak memory, the profiled iteration's breakdown): no interval to state.
         value, stats = samples[0], None
     columns = {
         "result": [value],
@@ -171,12 +162,12 @@ def results_document(group: CommitResults, commit_date_ms: int) -> tuple[dict, d
     """(asv results file, benchmarks.json entries) for one machine, commit and environment."""
     rows, benchmarks = {}, {}
     for record in group.cases.values():
-        for metric in METRIC_KINDS:
-            row = result_row(record, metric, group.started_ms)
+        for series in case_series(record):
+            row = result_row(record, series, group.started_ms)
             if row is not None:
-                name = benchmark_name(record, metric)
+                name = benchmark_name(record, series.metric)
                 rows[name] = row
-                benchmarks[name] = benchmark_entry(record, metric)
+                benchmarks[name] = benchmark_entry(record, series)
     document = {
         "commit_hash": group.commit,
         "env_name": env_name(group.environment),
