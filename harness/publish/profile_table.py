@@ -17,6 +17,13 @@ PHASES = ("prefill", "decode")
 TOP_CATEGORIES = 3
 
 
+def recorded_phases(record: Mapping) -> list[str]:
+    """The phases (or a family's own stages: "vq_encode", "encoder", ...) a record's profile has:
+    the known PHASES first in their order, then the others as the record lists them."""
+    found = [phase for phase in record.get("profile_wall_s", {}) if phase in record.get("breakdown", {})]
+    return [phase for phase in PHASES if phase in found] + [phase for phase in found if phase not in PHASES]
+
+
 def phase_shares(record: Mapping, phase: str) -> dict[str, float]:
     """Shares of a phase's profiled wall time: each category, and `idle` (sum 1 when reliable)."""
     wall_s = record.get("profile_wall_s", {}).get(phase)
