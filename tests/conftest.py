@@ -37,6 +37,6 @@ def browser():
         if os.environ.get("CI"):
             pytest.fail(message)  # CI installs it (.ci/run): a missing browser there is a failure
         pytest.skip(message)
-    session = Browser(binary)
+    session = Browser(binary, timeout_s=60.0)  # a loaded 2-core machine once took over 30 s for one reply
     yield session
     session.close()

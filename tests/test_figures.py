@@ -11,6 +11,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import EXIT_HARNESS_ERROR
+from harness.publish.characterize import e2e_split
 from harness.publish.figures_page import PAGE
 from harness.publish.length_data import drawn_lengths, percentile, real_columns, source_curve, workload_lengths
 from harness.publish.profile_table import recorded_phases
@@ -94,10 +95,14 @@ def test_a_record_without_profiles_leaves_those_figures_out_with_the_reason(tmp_
 
 
 def test_a_family_stage_profile_keeps_its_own_phases():
-    """A profile with a family's own stages keeps them all, the known phases first and the others after."""
+    """A profile with a family's own stages keeps them all, in the order an iteration runs them and unknown ones
+    after, and the e2e split names stages without their `_s` suffix."""
     profiled = record("eager", [0.4], breakdown={s: {"linear": 0.01} for s in ("vq_encode", "decode", "prefill", "cfg")},
-                      profile_wall_s={"vq_encode": 0.1, "decode": 0.2, "prefill": 0.1, "cfg": 0.05})
-    assert recorded_phases(profiled) == ["prefill", "decode", "vq_encode", "cfg"]
+                      profile_wall_s={"vq_encode": 0.1, "decode": 0.2, "prefill": 0.1, "cfg": 0.05, "new": 0.1},
+                      stages_s={"text_decode_s": [0.3], "prefill_s": [0.1], "vq_encode_s": [0.1]}, e2e_s=[0.5])
+    profiled["breakdown"]["new"] = {"other": 0.1}
+    assert recorded_phases(profiled) == ["vq_encode", "prefill", "decode", "cfg", "new"]
+    assert list(e2e_split(profiled)) == ["vq_encode", "prefill", "text_decode"]
 
 
 def test_the_length_figures_include_the_real_tables():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from harness.analyse.stats import median
 from harness.publish.charts import chart_data
-from harness.publish.profile_table import PHASES, recorded_phases
+from harness.publish.profile_table import in_pipeline_order, recorded_phases
 from harness.store.records import is_number, positive_samples
 
 
@@ -73,11 +73,8 @@ def family_title(family: str, records: Sequence[Mapping]) -> str:
 
 
 def union_phases(records: Iterable[Mapping]) -> list[str]:
-    """Every phase any record profiled: the known PHASES first, then others as first recorded."""
-    found: list[str] = []
-    for record in records:
-        found += [phase for phase in recorded_phases(record) if phase not in found]
-    return [p for p in PHASES if p in found] + [p for p in found if p not in PHASES]
+    """Every phase any record profiled, in the order an iteration runs them where known."""
+    return in_pipeline_order(phase for record in records for phase in recorded_phases(record))
 
 
 def breakdown(records: Sequence[Mapping]) -> dict[str, list[tuple[str, dict[str, float]]]]:
@@ -117,8 +114,9 @@ def e2e_split(record: Mapping) -> dict[str, float]:
     if not positive_samples(e2e) or not e2e:
         return {}
     total = median(e2e)
-    stages = {name: median(samples) for name, samples in (record.get("stages_s") or {}).items()
-              if positive_samples(samples) and samples}
+    recorded = record.get("stages_s") or {}
+    stages = {name.removesuffix("_s"): median(recorded[name]) for name in in_pipeline_order(recorded)
+              if positive_samples(recorded[name]) and recorded[name]}
     if not stages and positive_samples(record.get("ttft_s")) and record.get("ttft_s"):
         prefill = min(median(record["ttft_s"]), total)
         stages = {"prefill": prefill, "decode": total - prefill}

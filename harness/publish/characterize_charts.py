@@ -39,19 +39,26 @@ def layout_with_legend(figure, axes_list) -> None:
     figure.legend(unique.values(), unique.keys(), fontsize=7, loc="center left", bbox_to_anchor=(right, 0.5))
 
 
+SIDE_BY_SIDE_BARS = 16  # up to this many bars in all, the phases' panels sit in one row
+
+
 def breakdown_figure(title: str, data: Mapping[str, Sequence[tuple[str, Mapping[str, float]]]]):
-    """A panel per phase, a stacked bar per case: category shares of the phase's wall time."""
+    """A panel per phase, a stacked bar per case: category shares of the phase's wall time. Few
+    bars: the panels side by side; a whole matrix: one panel per row, or the figure grows too wide."""
     widest = max(len(cases) for cases in data.values())
-    width = max(3.6, 0.8 * widest + 1.2) * len(data) + LEGEND_IN
-    figure, grid = pyplot().subplots(1, len(data), figsize=(width, 5.2), squeeze=False, sharey=True)
-    panels = list(grid[0])
+    side_by_side = widest * len(data) <= SIDE_BY_SIDE_BARS
+    panel_in = max(3.6, (0.8 if side_by_side else 0.45) * widest + 1.2)
+    shape = (1, len(data)) if side_by_side else (len(data), 1)
+    size = (panel_in * len(data) + LEGEND_IN, 5.2) if side_by_side else (panel_in + LEGEND_IN, 4.6 * len(data))
+    figure, grid = pyplot().subplots(*shape, figsize=size, squeeze=False)
+    panels = [axes for row in grid for axes in row]
     for axes, (phase, cases) in zip(panels, data.items(), strict=True):
         for x, (_, shares) in enumerate(cases):
             draw_stack(axes, x, shares, width=0.7, named=False)
         axes.set_xticks(range(len(cases)), [case for case, _ in cases], rotation=30, ha="right", fontsize=6)
         axes.set_title(phase, fontsize=9)
         axes.set_ylim(0, 102)
-    panels[0].set_ylabel("share of the phase's profiled wall time (%)", fontsize=8)
+        axes.set_ylabel("share of the phase's profiled wall time (%)", fontsize=7)
     figure.suptitle(f"{title}: operator categories per phase (idle hatched)", fontsize=9)
     layout_with_legend(figure, panels)
     return figure
