@@ -76,6 +76,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures(args: argparse.Namespace) -> int:
+    from harness.publish.figures_page import write_figures
+
+    written, omitted = write_figures(args.results, Path(args.out), args.force)
+    print(f"{len(written)} file(s) written to {args.out}; the page: {written[-1]}")
+    print_list(f"{len(omitted)} figure(s) left out:", [f"{item.title}: {item.reason}" for item in omitted])
+    return 0
+
+
 def cmd_ladder(args: argparse.Namespace) -> int:
     from harness.analyse.ladder import summarize
     from harness.publish.ladder import chart_stem, write_ladder
@@ -240,7 +249,8 @@ def add_gating_commands(commands) -> None:
 
 
 def add_rendering_commands(commands) -> None:
-    """publish, report and ladder: the asv history, the time charts and the lever ladder."""
+    """publish, report, ladder and figures: the asv history, the time charts, the lever ladder and
+    the characterization."""
     history = commands.add_parser("publish", help="turn results files into asv results and build the asv HTML history")
     history.add_argument(
         "results", nargs="+",
@@ -265,6 +275,11 @@ def add_rendering_commands(commands) -> None:
     )
     steps.add_argument("--out", help="folder for the chart (default: beside each results file)")
     steps.set_defaults(run=cmd_ladder)
+    figures = commands.add_parser("figures", help="the characterization's figures (PNG, SVG) and one self-contained HTML page")
+    figures.add_argument("results", nargs="+", help="results files or folders written by --benchmark runs")
+    figures.add_argument("--out", required=True, help="folder for the figures and index.html")
+    figures.add_argument("--force", action="store_true", help="replace figures an earlier run left in --out")
+    figures.set_defaults(run=cmd_figures)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,11 @@
 """A headless Debian chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe:
 commands on fd 3, replies on fd 4, NUL-separated JSON), so no driver or websocket package is
-needed. It records console errors, uncaught exceptions and failed loads (Log domain)."""
+needed. It records console errors, uncaught exceptions and failed loads (Log domain), the URLs
+the page requests once watch_network() is called, and takes full-page screenshots."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -45,6 +47,7 @@ class Browser:
         self._messages: queue.Queue = queue.Queue()
         self._next_id = 0
         self.errors: list[str] = []
+        self.requests: list[str] = []  # every URL requested after watch_network()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
@@ -63,7 +66,9 @@ class Browser:
 
     def _note(self, message: dict) -> None:
         method, params = message.get("method"), message.get("params", {})
-        if method == "Runtime.exceptionThrown":
+        if method == "Network.requestWillBeSent":
+            self.requests.append(params["request"]["url"])
+        elif method == "Runtime.exceptionThrown":
             details = params["exceptionDetails"]
             self.errors.append(f"exception: {details.get('exception', {}).get('description') or details.get('text')}")
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
@@ -101,6 +106,19 @@ class Browser:
         if not self.call("Page.navigate", session=self.session, url=url).get("loaderId"):
             return
         self._wait(lambda m: m.get("method") == "Page.loadEventFired", f"load of {url}")
+
+    def watch_network(self) -> None:
+        """From now on, record every request the page makes (data: URLs included) in `requests`."""
+        self.call("Network.enable", session=self.session)
+
+    def screenshot(self, path: str, width_px: int = 1400) -> None:
+        """A PNG of the whole page, the viewport stretched to its height."""
+        height_px = int(self.evaluate("document.documentElement.scrollHeight"))
+        self.call("Emulation.setDeviceMetricsOverride", session=self.session, width=width_px, height=height_px,
+                  deviceScaleFactor=1, mobile=False)
+        found = self.call("Page.captureScreenshot", session=self.session, format="png", captureBeyondViewport=True)
+        with open(path, "wb") as stream:
+            stream.write(base64.b64decode(found["data"]))
 
     def evaluate(self, expression: str):
         result = self.call("Runtime.evaluate", session=self.session, expression=expression, returnByValue=True)

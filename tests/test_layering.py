@@ -146,6 +146,22 @@ def test_report_without_torch(tmp_path):
     assert "llama-tt-tiny-b1-p8-g4-fp32-sdpa: no profiled iteration recorded" in done.stdout
 
 
+def test_figures_without_torch(tmp_path):
+    """`harness figures` writes the characterization's figures and its page without torch, the length
+    tables included."""
+    file = ResultsFile(tmp_path / "run-f.json", {}, {})
+    profiled = table_record(
+        "eager", [0.4, 0.41], task="tt", prompt_lens=[8, 8], breakdown={"decode": {"linear": 0.1, "attention": 0.5}},
+        profile_wall_s={"decode": 1.0}, idle_frac={"decode": 0.3},
+    )
+    file.add(profiled)
+    file.add(table_record("sdpa", [0.2, 0.21], task="tt", prompt_lens=[8, 8]))
+    done = harness("figures", file.path, "--out", tmp_path / "figures")
+    assert done.returncode == 0, explain(done)
+    written = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert {"index.html", "breakdown-llama.svg", "lengths-real-vs-synthetic.png", "ladder.png"} <= written
+
+
 def test_compare_without_torch(tmp_path):
     """`harness compare` finds a regression, and writes its Markdown and the step summary, without torch."""
     old = results(tmp_path / "old", "a", timed_record("x"), timed_record("y"))

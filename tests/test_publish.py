@@ -24,7 +24,6 @@ from harness.cli import main
 from harness.errors import EXIT_HARNESS_ERROR, HarnessError
 from harness.publish.asv import RESULT_COLUMNS, benchmark_name
 from harness.store.records import ResultsFile
-from tests.browser import Browser, find_chromium
 from tests.test_baselines import ENV, record
 
 CONFIG = {
@@ -203,19 +202,6 @@ def served(published):
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):
         pass
-
-
-@pytest.fixture
-def browser():
-    binary = find_chromium()
-    if binary is None:
-        message = "chromium is not installed (apt-get install -y chromium): the published pages cannot be tested"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI installs it (.ci/run): a missing browser there is a failure
-        pytest.skip(message)
-    session = Browser(binary)
-    yield session
-    session.close()
 
 
 # One point per plotted commit: the hashes under the main graph's points.

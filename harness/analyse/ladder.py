@@ -41,8 +41,10 @@ LADDER_METRIC = "e2e_s"
 
 
 def _draws(record: Mapping) -> tuple[list[int], list[int]]:
-    """The (prompt, generated) lengths of each iteration; empty where the record has none."""
-    return list(record.get("prompt_lens") or []), list(record.get("gen_lens") or [])
+    """The (prompt, generated) lengths of each iteration; empty where the record has none, or
+    not one pair per iteration (a hand-edited file: then the iterations cannot be paired by input)."""
+    prompts, gens = list(record.get("prompt_lens") or []), list(record.get("gen_lens") or [])
+    return (prompts, gens) if len(prompts) == len(gens) else ([], [])
 
 
 def round_totals(record: Mapping) -> dict[int, float]:

@@ -89,7 +89,7 @@ def _bars(axes, labels: list[str], intervals: list[Interval], title: str, color:
     axes.bar(range(len(values)), values, color=color, yerr=_errors(intervals), capsize=3, width=0.6)
     axes.axhline(1.0, color="#555555", linewidth=0.8, linestyle="--")
     for x, value in enumerate(values):
-        axes.text(x, value, f"{value:.2f}x", ha="center", va="bottom", fontsize=7)
+        axes.text(x + 0.06, value, f"{value:.2f}x", ha="left", va="bottom", fontsize=7)  # beside the error bar
     axes.set_xticks(range(len(values)), labels, rotation=30, ha="right", fontsize=7)
     axes.set_title(title, fontsize=8)
     axes.set_ylabel("speed-up over baseline", fontsize=7)

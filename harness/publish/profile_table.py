@@ -6,7 +6,7 @@ The shares are those the charts (harness/publish/charts.py) stack; the results t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from rich.table import Table
 
@@ -15,6 +15,29 @@ from harness.publish.units import EMPTY, fmt
 
 PHASES = ("prefill", "decode")
 TOP_CATEGORIES = 3
+
+
+# The stages the families record (docs/families/), in the order an iteration runs them; results
+# files keep keys sorted, so this order, not the file's, is what a chart can follow.
+PIPELINE_ORDER = (
+    "vq_encode", "embedding", "speech_encoder", "text_encoder", "encoder", "blocks", "prefill",
+    "text_decoder_prefill", "decode", "text_decode", "image_decode", "cfg", "image_select", "kv_reorder",
+    "text_decoder_steps", "text_to_unit", "vocoder", "head", "score", "topk",
+)
+
+
+def in_pipeline_order(names: Iterable[str]) -> list[str]:
+    """Known stages (a `_s` suffix aside) in PIPELINE_ORDER, then the others as given."""
+    names = list(dict.fromkeys(names))
+    rank = {name: index for index, name in enumerate(PIPELINE_ORDER)}
+    known = sorted((n for n in names if n.removesuffix("_s") in rank), key=lambda n: rank[n.removesuffix("_s")])
+    return known + [n for n in names if n.removesuffix("_s") not in rank]
+
+
+def recorded_phases(record: Mapping) -> list[str]:
+    """The phases (or a family's own stages: "vq_encode", "encoder", ...) a record's profile has,
+    in the order an iteration runs them where known (PIPELINE_ORDER)."""
+    return in_pipeline_order(phase for phase in record.get("profile_wall_s", {}) if phase in record.get("breakdown", {}))
 
 
 def phase_shares(record: Mapping, phase: str) -> dict[str, float]:

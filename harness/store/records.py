@@ -190,7 +190,7 @@ COMPARE_KEYS = ("id", "status", "fingerprint")
 BASELINE_KEYS = ("id", "family", "status", "fingerprint")
 SHOW_KEYS = ("id", "workload_id", "family", "stack", "status", "message", "batch_size", "outputs_match", "evidence",
              "ttft_s", "tpot_s", "e2e_s", "gen_lens", "peak_mem_bytes")
-LADDER_KEYS = ("id", "workload_id", "family", "stack", "status", "e2e_s")
+LADDER_KEYS = ("id", "workload_id", "family", "task", "stack", "status", "e2e_s")
 
 
 def is_number(value: object) -> bool:
@@ -243,6 +243,18 @@ def case_problem(case: object, required: Iterable[str] = ()) -> tuple[str, str] 
     for lever, found in case.get("evidence", {}).items():
         if not isinstance(found, dict):
             return f"evidence.{lever}", "must be an object"
+    return profile_problem(case)
+
+
+def profile_problem(case: dict) -> tuple[str, str] | None:
+    """The profiled iteration's numbers, which the charts divide: per phase a number (or null)."""
+    for key in ("profile_wall_s", "idle_frac"):
+        value = case.get(key, {})
+        if not isinstance(value, dict) or not all(v is None or is_number(v) for v in value.values()):
+            return key, "must be an object of phase -> number or null"
+    for phase, found in case.get("breakdown", {}).items():
+        if not isinstance(found, dict) or not all(is_number(v) for v in found.values()):
+            return f"breakdown.{phase}", "must be an object of category -> seconds"
     return None
 
 
