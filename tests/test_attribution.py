@@ -36,6 +36,19 @@ def test_an_improvement_names_the_categories_that_shrank():
     assert attribute("tpot_s", BEFORE, after, regressed=False) == "profiled iteration: decode -5.00 ms: linear -4.00 ms, idle -1.00 ms"
 
 
+def test_an_e2e_change_is_attributed_over_a_familys_own_stages():
+    """A changed e2e is explained over the stages that moved its way, a family's own (here a vocoder) included."""
+    def staged(vocoder_linear_s):
+        return {"breakdown": {"encoder": {"conv": 0.002}, "decode": {"linear": 0.004},
+                              "vocoder": {"conv": 0.001, "linear": vocoder_linear_s}},
+                "idle_frac": {"encoder": 0.0, "decode": 0.1, "vocoder": 0.0},
+                "profile_wall_s": {"encoder": 0.002, "decode": 0.005, "vocoder": 0.001 + vocoder_linear_s}}
+
+    text = attribute("e2e_s", staged(0.001), staged(0.004), regressed=True)
+    assert text == "profiled iteration: vocoder +3.00 ms: linear +3.00 ms"
+    assert attribute("tpot_s", staged(0.001), staged(0.004), regressed=True) == "profiled iteration: decode +0.00 ms"
+
+
 def test_no_profile_on_either_side_attributes_nothing():
     """Nothing is attributed when one side has no profile or the metric is not a phase's time."""
     assert attribute("tpot_s", {}, BEFORE, regressed=True) == ""
@@ -43,13 +56,13 @@ def test_no_profile_on_either_side_attributes_nothing():
 
 
 def test_e2e_covers_both_phases():
-    """End-to-end time is attributed over both the prefill and the decode phase."""
+    """End-to-end time is attributed over every phase, the ones that did not move its way left out."""
     prefill = profile(0.002, 0.001, 0.1, 0.004, phase="prefill")
     both_before = {k: {**prefill[k], **BEFORE[k]} for k in BEFORE}
     slower_prefill = profile(0.004, 0.001, 0.1, 0.006, phase="prefill")
     both_after = {k: {**slower_prefill[k], **BEFORE[k]} for k in BEFORE}
     text = attribute("e2e_s", both_before, both_after, regressed=True)
-    assert text.startswith("profiled iteration: prefill +2.00 ms: linear +2.00 ms") and "decode +0.00 ms" in text
+    assert text == "profiled iteration: prefill +2.00 ms: linear +2.00 ms, idle +0.20 ms"
 
 
 def _record(e2e_scale, prof):

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-METRIC_PHASES = {"ttft_s": ("prefill",), "tpot_s": ("decode",), "e2e_s": ("prefill", "decode")}
+# The phases a metric covers; None: every phase both profiles have. A family's own stages (SeamlessM4T's
+# encoder and vocoder, HSTU's blocks, Chameleon's CFG combine) are phases too (docs/profiling.md), and
+# each of them is part of the end-to-end time, so a changed e2e is explained over all of them.
+METRIC_PHASES: dict[str, tuple[str, ...] | None] = {"ttft_s": ("prefill",), "tpot_s": ("decode",), "e2e_s": None}
 PROFILE_FIELDS = ("breakdown", "idle_frac", "profile_wall_s")  # what a baseline keeps of a profile
 TOP_CATEGORIES = 3
 MS_PER_S = 1e3
@@ -55,6 +58,19 @@ def attribute(metric: str, baseline: Mapping, current: Mapping, regressed: bool)
     """For a regressed metric, the categories whose time grew most (shrank, for an improved
     one), per phase the metric covers; "" when either side has no profile."""
     sign = 1 if regressed else -1
-    parts = [attribute_phase(phase, baseline, current, sign) for phase in METRIC_PHASES.get(metric, ())]
+    parts = [attribute_phase(phase, baseline, current, sign) for phase in metric_phases(metric, baseline, current, sign)]
     text = "; ".join(part for part in parts if part)
     return f"profiled iteration: {text}" if text else ""
+
+
+def metric_phases(metric: str, baseline: Mapping, current: Mapping, sign: int) -> tuple[str, ...]:
+    """The phases a metric's attribution covers; over every phase (e2e), only those that moved
+    the verdict's way (sign 1: grew), in the current profile's order."""
+    if metric not in METRIC_PHASES:
+        return ()
+    named = METRIC_PHASES[metric]
+    if named is not None:
+        return named
+    before, after = baseline.get("profile_wall_s") or {}, current.get("profile_wall_s") or {}
+    shared = [phase for phase in (current.get("breakdown") or {}) if phase in (baseline.get("breakdown") or {})]
+    return tuple(phase for phase in shared if phase in before and phase in after and sign * (after[phase] - before[phase]) > 0)
