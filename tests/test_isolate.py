@@ -104,3 +104,20 @@ def test_a_child_that_ends_quietly_without_finishing_is_an_error(hstu_cases, mon
 def test_cases_run_in_process_unless_asked():
     """Isolation is opt-in: the default run measures in the pytest process."""
     assert RunOptions().isolate is False
+
+
+def test_a_case_calling_sys_exit_is_recorded_and_the_run_goes_on(hstu_cases, monkeypatch):
+    """A case whose code calls sys.exit gets an error record (probe K5), in a quick check and measured, instead of ending the run."""
+    from harness.measure import case as case_module
+    from harness.measure.workload import WorkloadRun, execute
+
+    cases, ctx = hstu_cases
+
+    def exits(self, draw):
+        raise SystemExit("a library gave up")
+
+    monkeypatch.setattr(case_module.CaseRun, "check", exits)
+    result = execute(cases[0], ctx, measure=False)
+    assert result.status == "error" and result.message == "SystemExit: a library gave up"
+    measured = WorkloadRun(cases, ctx).run()
+    assert {found.status for found in measured.values()} == {"error"}

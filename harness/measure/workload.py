@@ -38,6 +38,11 @@ from harness.options import RunOptions
 from harness.spec.fit import fit_together
 from harness.spec.matrix import Case
 
+# What a case's failure may raise and still leave a record: any exception, and SystemExit too (a
+# library's sys.exit inside a lever is that case's failure, not the run's end). KeyboardInterrupt is
+# the user's: it ends the run, with every finished case's record kept.
+CASE_FAILURES = (Exception, SystemExit)
+
 # Readings the quiet reference needs before the rounds; a workload with fewer warm-up probes
 # (--warmup 0, one stack) takes the rest right before its rounds.
 REFERENCE_READINGS = 4
@@ -50,7 +55,7 @@ def quick_tokens(case: Case, options: RunOptions) -> int:
     return max([options.quick_tokens] + [LEVERS.get(name).quick_tokens for name in case.stack])
 
 
-def failed(result: CaseResult, exc: Exception) -> CaseResult:
+def failed(result: CaseResult, exc: BaseException) -> CaseResult:
     """The case's result as an error, with its message and traceback (the run goes on)."""
     result.status = "error"
     result.message = f"{type(exc).__name__}: {exc}"
@@ -107,7 +112,7 @@ class WorkloadRun:
         for run in ready:
             try:
                 self._finish(run, found, contended, guard, resident)
-            except Exception as exc:
+            except CASE_FAILURES as exc:
                 failed(run.result, exc)
 
     def _prepare(self, case: Case, resident: dict[str, int]) -> CaseRun | None:
@@ -121,7 +126,7 @@ class WorkloadRun:
             if not run.check(run.draws[0]):
                 return None
             run.warmup()
-        except Exception as exc:
+        except CASE_FAILURES as exc:
             self.results[case.id] = failed(run.result if run else CaseResult(case, "", self.ctx.device), exc)
             return None
         resident[case.id] = allocated_bytes(self.ctx.device) - before  # what this warm session keeps on the device
@@ -187,7 +192,7 @@ class WorkloadRun:
             try:
                 self.ctx.on_case(run.case.id)
                 outputs[stack] = (probe, run.timed_chunk(self.chunks[log.index]))
-            except Exception as exc:
+            except CASE_FAILURES as exc:
                 failed(run.result, exc)
         log.probes_s.append(probe_s(1)[0])
         notes += self.read_device().disturbances()
@@ -242,5 +247,5 @@ def execute(case: Case, ctx: RunContext, measure: bool) -> CaseResult:
         if run.result.status == "ok":
             run.collect_evidence()
         return run.result
-    except Exception as exc:  # recorded with its message; the run goes on with other cases
+    except CASE_FAILURES as exc:  # recorded with its message; the run goes on with other cases
         return failed(run.result if run else CaseResult(case, "", ctx.device), exc)
