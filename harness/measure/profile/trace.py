@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from harness.measure.profile.timeline import PHASE_RANGE_PREFIX, DeviceSpan, HostEvent, Launch
+from harness.measure.profile.timeline import MARK_RANGE_PREFIX, PHASE_RANGE_PREFIX, DeviceSpan, HostEvent, Launch
 
 US = 1e-6
 HOST_OPS = {"cpu_op"}
@@ -38,9 +38,9 @@ def _correlation(event: Mapping) -> int | None:
 
 
 def phase_thread(events: Sequence[Mapping]) -> tuple | None:
-    """(pid, tid) of the thread that opened the first phase range."""
+    """(pid, tid) of the thread that opened the first phase range or clock marker."""
     for event in events:
-        if event.get("cat") in HOST_RANGES and str(event.get("name", "")).startswith(PHASE_RANGE_PREFIX):
+        if event.get("cat") in HOST_RANGES and str(event.get("name", "")).startswith((PHASE_RANGE_PREFIX, MARK_RANGE_PREFIX)):
             return event.get("pid"), event.get("tid")
     return None
 
