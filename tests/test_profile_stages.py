@@ -25,7 +25,7 @@ MARK = "harness::mark::"
 
 
 def markers(*pairs):
-    """Instant marker ranges: (time, phase) each, phase "" for the clock's start."""
+    """Instant marker ranges (the boundary is a marker's end): (time, phase) each, phase "" for the clock's start."""
     return [HostEvent(MARK + phase, time_s, time_s, is_op=False) for time_s, phase in pairs]
 
 
@@ -97,10 +97,20 @@ def test_gpu_windows_of_interleaved_stages_follow_their_late_kernels():
     assert stats["decode"].wall_s + stats["reorder"].wall_s == pytest.approx(3.0)
 
 
-def test_stage_clock_marks_each_stage_and_calls_back_once():
-    """The stage clock passes every mark to its clock, leaves a marker named by the mark's stage (none for a
-    mark of no stage) after a warm-up marker, and calls back once after the first mark of the callback's name."""
+def test_stage_clock_marks_each_stage_and_calls_back_once(monkeypatch):
+    """The stage clock takes its start and every mark inside a marker range named by the mark's stage (none for a
+    mark of no stage), after a warm-up marker, and calls back once after the first mark of the callback's name."""
+    from contextlib import contextmanager
+
+    from harness.measure.profile import annotate
+
     log = []
+
+    @contextmanager
+    def marker(name):
+        log.append(f"enter {name.removeprefix(MARK)!r}")
+        yield
+        log.append("exit")
 
     class Inner:
         def start(self):
@@ -109,14 +119,15 @@ def test_stage_clock_marks_each_stage_and_calls_back_once():
         def mark(self, name):
             log.append(f"mark {name}")
 
+    monkeypatch.setattr(annotate, "FAST_RANGE", marker)
     clock = StageClock(Inner(), {"prefill": "prefill_s", "decode": "image_decode_s"}, {"prefill": lambda: log.append("unwrap")})
-    clock._marker = lambda phase: log.append(f"marker {phase!r}")  # type: ignore[method-assign]
     clock.start()
     for name in ("prefill", "decode", "other", "prefill"):
         clock.mark(name)
     assert log == [
-        "marker ''", "start", "marker ''", "mark prefill", "marker 'prefill'", "unwrap", "mark decode",
-        "marker 'image_decode'", "mark other", "marker ''", "mark prefill", "marker 'prefill'",
+        "enter ''", "exit", "enter ''", "start", "exit", "enter 'prefill'", "mark prefill", "exit", "unwrap",
+        "enter 'image_decode'", "mark decode", "exit", "enter ''", "mark other", "exit", "enter 'prefill'", "mark prefill",
+        "exit",
     ]
 
 
@@ -153,3 +164,19 @@ def test_profile_problems_name_what_the_suites_reject():
     assert "categories {}" in profile_problems(_record(breakdown={"a": {}}, idle_frac={"a": 1.0}))[0]
     assert "account for 90.9%" in profile_problems(_record(profile_clock_s={"a": 1.1}))[0]
     assert profile_problems(_record(profile_clock_s={"a": 1.1}, profile_contended="busy")) == []
+
+
+def test_fast_range_markers_parse_as_ranges_that_end_their_spans():
+    """A marker the trace exports as an operator (a fast range) is read as a range on the profiled thread, and a
+    stage's span ends where its marker range ends, the clock's stamp inside it."""
+    from harness.measure.profile.trace import parse
+
+    def event(name, ts_us, dur_us, tid=1):
+        return {"ph": "X", "cat": "cpu_op", "name": name, "pid": 1, "tid": tid, "ts": ts_us, "dur": dur_us}
+
+    trace = parse({"traceEvents": [
+        event("aten::mul", 0, 5, tid=2), event(MARK, 10, 4), event("aten::linear", 20, 50), event(MARK + "prefill", 80, 10),
+    ]})
+    assert [(e.name, e.is_op) for e in trace.host] == [(MARK, False), ("aten::linear", True), (MARK + "prefill", False)]
+    (prefill,) = marker_ranges(trace.host)
+    assert prefill.spans() == ((pytest.approx(14e-6), pytest.approx(90e-6)),)

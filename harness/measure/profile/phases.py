@@ -71,12 +71,12 @@ def phase_ranges(host: Sequence[HostEvent]) -> list[PhaseRange]:
 
 
 def marker_ranges(host: Sequence[HostEvent]) -> list[PhaseRange]:
-    """Phases from `harness::mark::<phase>` instants (harness.measure.profile.annotate.StageClock):
-    the time from one marker to the next belongs to the next one's phase, as a clock mark names
-    the part of the run that just ended; a marker without a name (the clock's start, or a mark of
-    no stage) ends a span that counts to no phase."""
+    """Phases from `harness::mark::<phase>` markers (harness.measure.profile.annotate.StageClock),
+    each ending where its range ends: the time from one marker to the next belongs to the next
+    one's phase, as a clock mark names the part of the run that just ended; a marker without a
+    name (the clock's start, or a mark of no stage) ends a span that counts to no phase."""
     markers = sorted(
-        (event.start_s, event.name[len(MARK_RANGE_PREFIX):])
+        (event.end_s, event.name[len(MARK_RANGE_PREFIX):])
         for event in host if not event.is_op and event.name.startswith(MARK_RANGE_PREFIX)
     )
     named = [(name, lo, hi) for (lo, _), (hi, name) in zip(markers, markers[1:], strict=False) if name]
