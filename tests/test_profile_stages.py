@@ -1,13 +1,19 @@
 """Stages as phases: clock markers -> intervals, interleaved stages without double counting, the stage clock,
-the profiled window and clock of a staged runner, and the suites' profile check (synthetic timelines)."""
+the profiled window and clock of a staged runner, the suites' profile check (synthetic timelines), and the
+speed of light of Chameleon's decoder."""
 
 import pytest
+import torch
+from transformers import ChameleonForConditionalGeneration
 
 from harness.families.base import Output
+from harness.families.chameleon.runner import ChameleonRunner
+from harness.families.models import model_config
 from harness.measure.case import profile_clock_s, profile_window
 from harness.measure.profile.analysis import accounted_fracs, profile_problems, summarize
 from harness.measure.profile.annotate import StageClock
 from harness.measure.profile.categories import categorize
+from harness.measure.profile.sol import DecoderShape, SolView, decoder_views, layer_matmul_params
 from harness.measure.profile.timeline import (
     DeviceSpan,
     HostEvent,
@@ -20,6 +26,8 @@ from harness.measure.profile.timeline import (
     self_work,
 )
 from harness.measure.profile.trace import Trace
+from harness.options import RunOptions
+from harness.spec.selection import select
 
 MARK = "harness::mark::"
 
@@ -180,3 +188,34 @@ def test_fast_range_markers_parse_as_ranges_that_end_their_spans():
     assert [(e.name, e.is_op) for e in trace.host] == [(MARK, False), ("aten::linear", True), (MARK + "prefill", False)]
     (prefill,) = marker_ranges(trace.host)
     assert prefill.spans() == ((pytest.approx(14e-6), pytest.approx(90e-6)),)
+
+
+def test_chameleon_speed_of_light_sees_the_decoder_alone():
+    """Chameleon's speed of light counts every guidance stream's rows, the image tokens in the decoder's prompt,
+    the prefill stage without the VQ encode and the decode stage without guidance, under the decode stage's name;
+    and its decoder's weight count is the model's decoder parameters."""
+    config = model_config("chameleon", "tiny")
+
+    class Model:  # what the runner reads of its model: the config and the parameters' dtype
+        def __init__(self) -> None:
+            self.config = config
+
+        def parameters(self):
+            return iter([torch.zeros(1)])
+
+    cases, _ = select(RunOptions(stacks="sdpa"), False).expand("chameleon")
+    ti, it = (next(c for c in cases if f"-{task}-tiny" in c.id) for task in ("ti", "it"))
+    samples = {"prompt_lens": [16], "gen_lens": [5], "ttft_s": [0.3], "tpot_s": [0.1, 0.1, 0.2, 0.1],
+               "stages_s": {"prefill_s": [0.2], "cfg_s": [0.1], "image_decode_s": [0.4]}}
+    ((plain, stages_s),) = decoder_views(samples, 1)
+    assert plain == SolView(1, 16, 5, 0.3, pytest.approx(0.1)) and stages_s["image_decode_s"] == 0.4
+    view = ChameleonRunner(ti, Model(), "cpu", 0).sol_view(plain, stages_s)
+    assert (view.rows, view.prompt_len, view.prefill_s, view.per_token_s, view.decode_phase) == (3, 17, 0.2, 0.1, "image_decode")
+    assert ChameleonRunner(it, Model(), "cpu", 0).decoder_prompt_len(8) == 8 + 1024 + 2
+    shape = DecoderShape.from_config(config)
+    with torch.device("meta"):
+        decoder = ChameleonForConditionalGeneration(config).model
+    # Counted: the embedding (the LM head's count) and the decoder; left out: the VQ encoder and the qk norms.
+    counted = sum(p.numel() for name, p in decoder.named_parameters()
+                  if not name.startswith("vqmodel") and "q_norm" not in name and "k_norm" not in name)
+    assert shape.layers * (layer_matmul_params(shape) + 2 * shape.hidden) + shape.hidden + shape.vocab * shape.hidden == counted

@@ -25,7 +25,7 @@ from harness.measure.memory import make_peak
 from harness.measure.profile.annotate import stage_phase
 from harness.measure.profile.capture import hta_idle_frac, profile_iteration
 from harness.measure.profile.peaks import measure_peaks
-from harness.measure.profile.sol import BYTES_PER_DTYPE, sol_fracs
+from harness.measure.profile.sol import BYTES_PER_DTYPE, decoder_views, sol_fracs
 from harness.measure.profile.trace import trace_file_name
 from harness.measure.record import CaseResult
 from harness.measure.rounds import Guard
@@ -259,17 +259,16 @@ class CaseRun:
         peaks = self.ctx.peaks[dtype]
         shape = shape_of(self.model.config)
         per_iteration: dict[str, list[float]] = {}
-        offset = 0
-        for p, g, ttft_s in zip(samples["prompt_lens"], samples["gen_lens"], samples["ttft_s"], strict=True):
-            # Per token: the median of this iteration's intervals, so one stalled step does not set it.
-            intervals = samples["tpot_s"][offset : offset + g - 1]
-            offset += g - 1
+        # A runner whose decoder is one stage of several (Chameleon) says what its decoder saw.
+        adapt = getattr(self.runner, "sol_view", lambda view, stages_s: view)
+        for plain, stages_s in decoder_views(samples, self.case.batch_size):
+            view = adapt(plain, stages_s)
             found = sol_fracs(
-                shape, BYTES_PER_DTYPE[dtype], self.case.batch_size, p, g, ttft_s,
-                median(intervals) if intervals else None, peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"],
+                shape, BYTES_PER_DTYPE[dtype], view.rows, view.prompt_len, view.gen_len, view.prefill_s,
+                view.per_token_s, peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"],
             )
             for phase, frac in found.items():
-                per_iteration.setdefault(phase, []).append(frac)
+                per_iteration.setdefault(view.decode_phase if phase == "decode" else phase, []).append(frac)
         self.result.profile["sol_frac"] = {phase: median(fracs) for phase, fracs in per_iteration.items()}
         self.result.profile["device_peaks"] = peaks
 

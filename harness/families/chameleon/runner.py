@@ -20,7 +20,7 @@ are compared between stacks of this same runner).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -32,7 +32,8 @@ from harness.families.decoder import DecoderSession, clock_marks, decode_positio
 from harness.levers.plan import Plan
 from harness.measure.clock import make_clock
 from harness.measure.equivalence import first_mismatch
-from harness.measure.profile.annotate import stage_clock
+from harness.measure.profile.annotate import stage_clock, stage_phase
+from harness.measure.profile.sol import SolView
 from harness.spec.workload import prompt_ids
 
 # Under the profiler a tiny image token costs ~40 ms on the 2-core CPU, against ~2.4 ms timed (measured):
@@ -173,6 +174,23 @@ class ChameleonRunner(RunnerBase):
     def select_image(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         token = self.image_scores(logits).argmax(-1, keepdim=True)
         return token, token.repeat(self.streams, 1)  # every stream continues with the chosen token
+
+    def decoder_prompt_len(self, prompt_len: int) -> int:
+        """Positions the decoder's prefill runs over: the image's tokens and delimiters, or ti's boi."""
+        if self.task.image_in:
+            return prompt_len + self.tokens_per_image + 2
+        return prompt_len + int(self.task.image_out)
+
+    def sol_view(self, view: SolView, stages_s: dict[str, float]) -> SolView:
+        """The decoder's view of one timed iteration, for its speed of light: every stream's rows,
+        the prompt as the decoder sees it, the prefill stage alone (not the VQ encode before it) and
+        the decode stage per token (not the guidance after each forward; text: with its choice)."""
+        decode_stage = "image_decode_s" if self.task.image_out else "text_decode_s"
+        steps = view.gen_len - 1
+        return replace(
+            view, rows=self.rows, prompt_len=self.decoder_prompt_len(view.prompt_len), prefill_s=stages_s["prefill_s"],
+            per_token_s=stages_s[decode_stage] / steps if steps else None, decode_phase=stage_phase(decode_stage),
+        )
 
     def forced_scores(self, session: ChameleonSession, prepared: Prepared, reference: torch.Tensor) -> torch.Tensor:
         """Teacher-forced scores of the task's own choice: masked (and guided, for ti) logits."""
