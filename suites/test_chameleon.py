@@ -6,6 +6,7 @@ import pytest
 from harness.analyse.stats import median
 from harness.families import FAMILIES
 from harness.families.chameleon.cfg_cost import measure_cfg_cost
+from harness.measure.profile.analysis import profile_problems
 
 pytestmark = pytest.mark.family("chameleon")
 
@@ -15,12 +16,14 @@ BENCH_PAIRS, QUICK_PAIRS, QUICK_TOKENS = 5, 1, 4
 
 def test_chameleon(case, harness):
     """Each Chameleon case of the matrix passes the harness and generates exactly its drawn number of tokens
-    in every timed iteration, one whole image per row for ti."""
+    in every timed iteration, one whole image per row for ti, and a profiled one accounts for each stage's time."""
     result = harness(case)
     generated = result.samples.get("generated_tokens", {})
     kind = "image" if case.task == "ti" else "text"
     # Every timed iteration produced exactly its drawn length: for ti, one whole image per row.
     assert generated.get(kind, []) == result.samples.get("gen_lens", [])
+    problems = profile_problems(result.to_record())
+    assert not problems, problems
 
 
 def test_cfg_cost(harness_experiment):

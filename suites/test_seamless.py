@@ -3,6 +3,7 @@
 import pytest
 
 from harness.families.seamless.runner import TASKS
+from harness.measure.profile.analysis import profile_problems
 
 pytestmark = pytest.mark.family("seamless")
 
@@ -11,7 +12,7 @@ SPEECH_STAGES = {"text_to_unit_s", "vocoder_s"}
 
 def test_seamless(case, harness):
     """Each SeamlessM4T case of the matrix decodes exactly its drawn number of text tokens and, when measured,
-    times every stage its task and beams have."""
+    times and profiles every stage its task and beams have, the profile accounting for each stage's time."""
     result = harness(case)
     samples = result.samples
     generated = samples.get("generated_tokens", {})
@@ -23,6 +24,8 @@ def test_seamless(case, harness):
         assert {encoder, "text_decoder_prefill_s", "text_decoder_steps_s"} <= stages
         assert (SPEECH_STAGES <= stages) == TASKS[case.task].speech_out
         assert ("kv_reorder_s" in stages) == (case.beams > 1)
+    problems = profile_problems(result.to_record())
+    assert not problems, problems
 
 
 BENCH_PAIRS, QUICK_PAIRS, QUICK_TOKENS = 8, 1, 4

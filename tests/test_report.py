@@ -86,6 +86,20 @@ def test_profile_table_shows_top_categories_idle_and_sol_per_phase():
     assert rows([unreliable])[0].top["decode"].endswith("(unreliable)")
 
 
+def test_profile_table_lists_a_staged_case_stage_by_stage():
+    """A staged runner's profile gets one line per stage with its top categories and idle share, beside the
+    prefill and decode table of a decoder case."""
+    decoder = record("eager", [0.4], breakdown={"decode": {"linear": 0.1}}, profile_wall_s={"decode": 1.0},
+                     idle_frac={"decode": 0.5})
+    staged = record("sdpa", [0.2], breakdown={"vq_encode": {"conv": 0.3}, "cfg": {"elementwise": 0.1, "sampling": 0.05}},
+                    profile_wall_s={"vq_encode": 0.5, "cfg": 0.2}, idle_frac={"vq_encode": 0.4, "cfg": 0.25})
+    text = render_text(rows([decoder, staged]), width=200)
+    assert "where the time goes (profiled" in text and "where the time goes, by stage" in text
+    cfg_line = next(line for line in text.splitlines() if " cfg " in line)
+    assert "elementwise 50% sampling 25%" in cfg_line and "25%" in cfg_line
+    assert any(" vq_encode " in line and "conv 60%" in line and "40%" in line for line in text.splitlines())
+
+
 def test_each_family_gets_its_own_table_and_long_ids_leave_the_numbers_whole():
     """Each family gets a table of its own in which a long id folds without splitting the numbers, and the
     lever evidence names its case."""

@@ -22,9 +22,10 @@ from harness.levers.plan import plan_for
 from harness.measure.calibration import probe_s
 from harness.measure.equivalence import agreement
 from harness.measure.memory import make_peak
+from harness.measure.profile.annotate import stage_phase
 from harness.measure.profile.capture import hta_idle_frac, profile_iteration
 from harness.measure.profile.peaks import measure_peaks
-from harness.measure.profile.sol import BYTES_PER_DTYPE, sol_fracs
+from harness.measure.profile.sol import BYTES_PER_DTYPE, decoder_views, sol_fracs
 from harness.measure.profile.trace import trace_file_name
 from harness.measure.record import CaseResult
 from harness.measure.rounds import Guard
@@ -66,6 +67,26 @@ def case_fingerprint(case: Case, options: RunOptions) -> str:
     preset_config = family_models(case.family).presets[case.preset]
     return fingerprint(case, {**preset_config, **checkpoint_identity(options.checkpoint_dir)},
                        family_spec(case.family).measurement_version)
+
+
+def profile_clock_s(output: Output) -> dict[str, float]:
+    """The profiled iteration's own clock per phase: a staged runner's stages (the phases its
+    clock's markers name, harness.measure.profile.annotate.stage_phase), else prefill and decode."""
+    if output.stages_s:
+        return {stage_phase(stage): seconds for stage, seconds in output.stages_s.items() if seconds > 0}
+    ttft_s, e2e_s = output.metrics["ttft_s"], output.metrics["e2e_s"]
+    return {"prefill": ttft_s, "decode": e2e_s - ttft_s}
+
+
+def profile_window(draw: tuple[int, int], cap_tokens: int | None) -> tuple[tuple[int, int], dict]:
+    """The draw the profiled iteration runs, and what the record says of it: a runner's
+    `profile_tokens` caps a long generation (Chameleon's 1024 image tokens: under the profiler
+    each costs ~15x its timed time, and a whole image makes a trace of ~300k events) to its first tokens, the same
+    steps as the full iteration's first ones (greedy decoding with no stop)."""
+    prompt_len, gen_len = draw
+    if cap_tokens is None or gen_len <= cap_tokens:
+        return draw, {}
+    return (prompt_len, cap_tokens), {"generated_tokens": cap_tokens, "of_generated_tokens": gen_len, "steps": "first"}
 
 
 class CaseRun:
@@ -199,6 +220,7 @@ class CaseRun:
             # Only runners that mark their phases (run(..., annotate=True)) can be split by phase.
             self.result.profile["profile_notes"] = [f"{type(self.runner).__name__} has no profiled iteration yet"]
             return
+        draw, window = profile_window(draw, getattr(self.runner, "profile_tokens", None))
         reason = ""
         for take in range(1, PROFILE_TAKES + 1):
             self.ctx.progress(f"{self.case.id}: profiled iteration" + (f" (take {take}: {reason})" if reason else ""))
@@ -211,6 +233,7 @@ class CaseRun:
             summary["profile_notes"] = [*summary.get("profile_notes", []),
                                         f"profile disturbed by the machine in all {PROFILE_TAKES} takes: {reason}"]
         summary["profile_contended"] = reason
+        summary["profile_window"] = window
         self.result.profile.update(summary)
 
     def _profile_once(self, draw: tuple[int, int]) -> dict:
@@ -222,8 +245,7 @@ class CaseRun:
             summary, output = profile_iteration(
                 lambda: self.runner.run(self.session, inputs, annotate=True), self.ctx.device, trace_path
             )
-        ttft_s, e2e_s = output.metrics["ttft_s"], output.metrics["e2e_s"]
-        summary["profile_clock_s"] = {"prefill": ttft_s, "decode": e2e_s - ttft_s}
+        summary["profile_clock_s"] = profile_clock_s(output)
         if trace_path is not None:
             summary["trace_file"] = str(trace_path)
             if summary["ops_unit"] == "kernels":
@@ -243,17 +265,16 @@ class CaseRun:
         peaks = self.ctx.peaks[dtype]
         shape = shape_of(self.model.config)
         per_iteration: dict[str, list[float]] = {}
-        offset = 0
-        for p, g, ttft_s in zip(samples["prompt_lens"], samples["gen_lens"], samples["ttft_s"], strict=True):
-            # Per token: the median of this iteration's intervals, so one stalled step does not set it.
-            intervals = samples["tpot_s"][offset : offset + g - 1]
-            offset += g - 1
+        # A runner whose decoder is one stage of several (Chameleon) says what its decoder saw.
+        adapt = getattr(self.runner, "sol_view", lambda view, stages_s: view)
+        for plain, stages_s in decoder_views(samples, self.case.batch_size):
+            view = adapt(plain, stages_s)
             found = sol_fracs(
-                shape, BYTES_PER_DTYPE[dtype], self.case.batch_size, p, g, ttft_s,
-                median(intervals) if intervals else None, peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"],
+                shape, BYTES_PER_DTYPE[dtype], view.rows, view.prompt_len, view.gen_len, view.prefill_s,
+                view.per_token_s, peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"],
             )
             for phase, frac in found.items():
-                per_iteration.setdefault(phase, []).append(frac)
+                per_iteration.setdefault(view.decode_phase if phase == "decode" else phase, []).append(frac)
         self.result.profile["sol_frac"] = {phase: median(fracs) for phase, fracs in per_iteration.items()}
         self.result.profile["device_peaks"] = peaks
 

@@ -114,4 +114,5 @@ PROFILE_KEYS: dict[str, object] = {
     "breakdown": {}, "idle_frac": {}, "profile_wall_s": {}, "profile_clock_s": {}, "ops_per_token": None,
     "ops_unit": "", "top_ops": {}, "profile_reliable": {}, "profile_notes": [], "annotated": {},
     "sol_frac": {}, "device_peaks": {}, "trace_file": "", "hta": {}, "profile_contended": "",
+    "profile_window": {},  # what of a long iteration was profiled ({}: all of it)
 }

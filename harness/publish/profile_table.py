@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 
 from harness.publish.row import Row
@@ -60,9 +61,19 @@ def top_categories(record: Mapping, phase: str, count: int = TOP_CATEGORIES) -> 
     return text + ("" if record.get("profile_reliable", {}).get(phase, True) else " (unreliable)")
 
 
-def render_profile(table_rows: list[Row]) -> Table | None:
-    """Second table: where the time goes in each case's profiled iteration (None if none was profiled)."""
+def render_profile(table_rows: list[Row]) -> RenderableType | None:
+    """Where the time goes in each case's profiled iteration (None if none was profiled): a table
+    of prefill and decode for decoder loops, and one line per stage for the staged runners."""
     profiled = [row for row in table_rows if row.top]
+    phased = [row for row in profiled if set(row.top) <= set(PHASES)]
+    staged = [row for row in profiled if not set(row.top) <= set(PHASES)]
+    tables = [table for table in (_phase_table(phased), _stage_table(staged)) if table is not None]
+    if not tables:
+        return None
+    return tables[0] if len(tables) == 1 else Group(*tables)
+
+
+def _phase_table(profiled: list[Row]) -> Table | None:
     if not profiled:
         return None
     table = Table(title="where the time goes (profiled iteration; shares of its wall time)")
@@ -82,4 +93,20 @@ def render_profile(table_rows: list[Row]) -> Table | None:
             ]
         per_token = EMPTY if row.ops_per_token is None else f"{row.ops_per_token:.0f} {row.ops_unit}"
         table.add_row(*cells, per_token)
+    return table
+
+
+def _stage_table(profiled: list[Row]) -> Table | None:
+    """One line per stage of each case, in the order the profile lists them."""
+    if not profiled:
+        return None
+    table = Table(title="where the time goes, by stage (profiled iteration; shares of each stage's wall time)")
+    for name in ("case", "stage", "top categories"):
+        table.add_column(name, overflow="fold")
+    for name in ("idle", "SoL"):
+        table.add_column(name, justify="right")
+    for row in profiled:
+        for index, (stage, top) in enumerate(row.top.items()):
+            table.add_row(row.case_id if index == 0 else "", stage, top or EMPTY,
+                          fmt(row.idle_frac.get(stage), 100, 0, "%"), fmt(row.sol_frac.get(stage), 100, 1, "%"))
     return table

@@ -228,7 +228,7 @@ def render_tables(table_rows: list[Row], title: str = "harness results") -> list
 
 def render_text(table_rows: list[Row], width: int = 160, color: bool = False, title: str = "harness results") -> str:
     """The results table, then (when any case was profiled) the where-the-time-goes table."""
-    tables = render_tables(table_rows, title)
+    tables: list[RenderableType] = list(render_tables(table_rows, title))
     profile = render_profile(table_rows)
     if profile is not None:
         tables.append(profile)

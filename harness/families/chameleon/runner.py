@@ -20,7 +20,7 @@ are compared between stacks of this same runner).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -32,7 +32,13 @@ from harness.families.decoder import DecoderSession, clock_marks, decode_positio
 from harness.levers.plan import Plan
 from harness.measure.clock import make_clock
 from harness.measure.equivalence import first_mismatch
+from harness.measure.profile.annotate import stage_clock, stage_phase
+from harness.measure.profile.sol import SolView
 from harness.spec.workload import prompt_ids
+
+# Under the profiler a tiny image token costs ~40 ms on the 2-core CPU, against ~2.4 ms timed (measured):
+# the whole 1024-token image took 67 s to profile and minutes to analyse; 32 tokens took 2.8 s (a loaded machine).
+PROFILE_IMAGE_TOKENS = 32
 
 
 def cfg_combine(logits: torch.Tensor, guidance: Guidance) -> torch.Tensor:
@@ -90,11 +96,14 @@ class ChameleonRunner(RunnerBase):
     """One Chameleon task (TASKS) under the decoder runner's sessions and levers."""
 
     compare = staticmethod(first_mismatch)
+    profiles = True  # run(..., annotate=True) marks each stage for the profiled iteration
 
     def __init__(self, case, model, device: str, seed: int, guidance: Guidance | None = REFERENCE_GUIDANCE) -> None:
         super().__init__(case, model, device, seed)
         self.task = TASKS[case.task]
         self.guidance = guidance if self.task.image_out else None
+        # The profiled iteration of an image decodes this many of its tokens (CaseRun.profile).
+        self.profile_tokens = PROFILE_IMAGE_TOKENS if self.task.image_out else None
         self.streams = self.guidance.streams if self.guidance else 1
         self.rows = case.batch_size * self.streams
         self.vocab = vocab_layout(model.config).to(device)
@@ -166,6 +175,23 @@ class ChameleonRunner(RunnerBase):
         token = self.image_scores(logits).argmax(-1, keepdim=True)
         return token, token.repeat(self.streams, 1)  # every stream continues with the chosen token
 
+    def decoder_prompt_len(self, prompt_len: int) -> int:
+        """Positions the decoder's prefill runs over: the image's tokens and delimiters, or ti's boi."""
+        if self.task.image_in:
+            return prompt_len + self.tokens_per_image + 2
+        return prompt_len + int(self.task.image_out)
+
+    def sol_view(self, view: SolView, stages_s: dict[str, float]) -> SolView:
+        """The decoder's view of one timed iteration, for its speed of light: every stream's rows,
+        the prompt as the decoder sees it, the prefill stage alone (not the VQ encode before it) and
+        the decode stage per token (not the guidance after each forward; text: with its choice)."""
+        decode_stage = "image_decode_s" if self.task.image_out else "text_decode_s"
+        steps = view.gen_len - 1
+        return replace(
+            view, rows=self.rows, prompt_len=self.decoder_prompt_len(view.prompt_len), prefill_s=stages_s["prefill_s"],
+            per_token_s=stages_s[decode_stage] / steps if steps else None, decode_phase=stage_phase(decode_stage),
+        )
+
     def forced_scores(self, session: ChameleonSession, prepared: Prepared, reference: torch.Tensor) -> torch.Tensor:
         """Teacher-forced scores of the task's own choice: masked (and guided, for ti) logits."""
         score = self.image_scores if self.task.image_out else self.text_scores
@@ -175,14 +201,18 @@ class ChameleonRunner(RunnerBase):
             return tokens.repeat(self.streams, 1)
         return forced_scores(session, first, prepared.positions, reference, encode, score, feed)
 
-    def run(self, session: ChameleonSession, prepared: Prepared) -> Output:
+    def run(self, session: ChameleonSession, prepared: Prepared, annotate: bool = False) -> Output:
+        """One generation. `annotate` (the profiled iteration only) marks each stage for the
+        profiler; timed iterations never pay for it."""
         encode = self.encode if self.task.image_in else None
         select = self.select_image if self.task.image_out else self.select_text
         tokens = len(prepared.positions) + 1
-        clock = make_clock(self.device, clock_marks(tokens, select, encode))
-        first = prepared if encode else prepared.head
-        generation = generate(session, first, prepared.positions, clock, select=select, encode=encode)
         stages_of_marks = stage_names(self.task.image_in, self.task.image_out, self.guidance is not None)
+        first = prepared if encode else prepared.head
+        bare = make_clock(self.device, clock_marks(tokens, select, encode))
+        # The decode step (wrapped by compile, CUDA graphs) first runs after prefill's choice.
+        with stage_clock(bare, session, stages_of_marks, "prefill", annotate) as clock:
+            generation = generate(session, first, prepared.positions, clock, select=select, encode=encode)
         metrics, stages = timings(generation.marks, CHOICE_MARKS, stages_of_marks)
         kind = "image" if self.task.image_out else "text"
         return Output(value=generation.tokens, metrics=metrics, stages_s=stages, generated_tokens={kind: generation.tokens.shape[1]})

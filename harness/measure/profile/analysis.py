@@ -6,7 +6,15 @@ from __future__ import annotations
 from collections import defaultdict
 
 from harness.measure.profile.categories import CATEGORY_RANGE_PREFIX, decide
-from harness.measure.profile.timeline import PhaseRange, device_work, phase_ranges, phase_stats, self_work, top_level_ops
+from harness.measure.profile.timeline import (
+    PhaseRange,
+    device_work,
+    marker_ranges,
+    phase_ranges,
+    phase_stats,
+    self_work,
+    top_level_ops,
+)
 from harness.measure.profile.trace import Trace
 
 TOP_OPS = 3  # operators listed per category
@@ -17,7 +25,7 @@ def annotated_categories(trace: Trace, phase: PhaseRange) -> frozenset[str]:
     return frozenset(
         event.name[len(CATEGORY_RANGE_PREFIX):]
         for event in trace.host
-        if not event.is_op and event.name.startswith(CATEGORY_RANGE_PREFIX) and phase.start_s <= event.start_s < phase.end_s
+        if not event.is_op and event.name.startswith(CATEGORY_RANGE_PREFIX) and phase.holds(event.start_s)
     )
 
 
@@ -39,9 +47,10 @@ def category_totals(stats: dict) -> tuple[dict[str, dict[str, float]], dict[str,
 
 
 def summarize(trace: Trace) -> dict:
-    ranges = phase_ranges(trace.host)
+    # Llama's loop opens phase ranges; the staged runners' clocks leave markers (annotate.StageClock).
+    ranges = phase_ranges(trace.host) or marker_ranges(trace.host)
     if not ranges:
-        raise ValueError("the profiled iteration has no harness::phase:: ranges")
+        raise ValueError("the profiled iteration has no harness::phase:: ranges or harness::mark:: markers")
     if trace.on_device:
         work, unresolved = device_work(trace.host, trace.launches, trace.device)
         unit = "kernels"
@@ -54,7 +63,7 @@ def summarize(trace: Trace) -> dict:
         # On the CPU a "launch" is a call from Python into the framework: count top-level ops.
         calls = top_level_ops(trace.host)
         for phase in ranges:
-            stats[phase.phase].kernels = sum(1 for e in calls if phase.start_s <= e.start_s < phase.end_s)
+            stats[phase.phase].kernels = sum(1 for e in calls if phase.holds(e.start_s))
     breakdown, top_ops = category_totals(stats)
     decode = stats.get("decode")
     return {
@@ -81,3 +90,35 @@ def accounted_fracs(record: dict) -> dict[str, float]:
             continue
         out[phase] = (sum(record["breakdown"][phase].values()) + idle * wall_s) / clock_s
     return out
+
+
+ACCOUNTED_TOLERANCE = 0.05  # categories + idle vs the profiled iteration's own clock, per phase
+# ...or half a millisecond: a tiny prefill lasts ~4 ms, and one scheduler hiccup on a shared
+# 2-core machine between the profiler's timeline and the clock marks is a few hundred us.
+ACCOUNTED_SLACK_S = 0.0005
+
+
+def profile_problems(record: dict, tolerance: float = ACCOUNTED_TOLERANCE, slack_s: float = ACCOUNTED_SLACK_S) -> list[str]:
+    """What is wrong with a record's profile (the family suites' check): a measured case was
+    profiled; every phase the clock timed is profiled, with categories and an idle share in
+    [0, 1]; its categories + idle account for the clock's time within `tolerance` (or `slack_s`).
+    [] when nothing is, or when every take of the profile was disturbed (its notes say so)."""
+    if not record["breakdown"]:
+        measured = record["status"] == "ok" and record["e2e_s"]
+        return [f"measured, but not profiled: {record['profile_notes']}"] if measured else []
+    if record["profile_contended"]:
+        return []
+    clock_s = {phase: seconds for phase, seconds in record.get("profile_clock_s", {}).items() if seconds > 0}
+    problems = [f"{phase}: timed by the clock but not profiled" for phase in clock_s if phase not in record["breakdown"]]
+    problems += [f"{phase}: profiled but not timed by the clock" for phase in record["breakdown"] if phase not in clock_s]
+    for phase, categories in record["breakdown"].items():
+        idle = record["idle_frac"].get(phase)
+        if not record.get("profile_reliable", {}).get(phase, True):
+            continue  # CUDA-graph replays the trace does not show: no idle share, by design
+        if not categories or idle is None or not 0 <= idle <= 1:
+            problems.append(f"{phase}: categories {categories}, idle share {idle}")
+    for phase, frac in accounted_fracs(record).items():
+        allowed = max(tolerance, slack_s / record["profile_wall_s"][phase])
+        if abs(frac - 1) > allowed:
+            problems.append(f"{phase}: categories + idle account for {frac:.1%} of the iteration")
+    return problems

@@ -10,14 +10,17 @@ exactly the code that was timed (a hook or patched method would make dynamo reco
 # No `from __future__ import annotations` here: it binds the module-level name `annotations`, which
 # the context manager at the end of this module takes (its annotations all evaluate on Python 3.10).
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
 
 from harness.measure.profile.categories import category_range
-from harness.measure.profile.timeline import PHASE_RANGE_PREFIX
+from harness.measure.profile.timeline import MARK_RANGE_PREFIX, PHASE_RANGE_PREFIX
 
+# A range without operator dispatch from Python (~5 us against ~20 us); the trace shows it as an
+# operator, which harness.measure.profile.trace reads as a range by its prefix.
+FAST_RANGE = getattr(torch._C._profiler, "_RecordFunctionFast", torch.profiler.record_function)
 NORM_MODULE = re.compile(r"(RMS|Layer|Group|Batch)Norm", re.IGNORECASE)
 
 
@@ -70,6 +73,50 @@ class PhaseClock:
         return self.inner.marks()
 
 
+def stage_phase(stage: str) -> str:
+    """The profile's phase of a stage: its name without the seconds suffix (prefill_s -> prefill)."""
+    return stage.removesuffix("_s")
+
+
+class StageClock:
+    """The profiled iteration's clock for a runner that names its stages by marks: the clock's
+    start and every mark taken inside a `harness::mark::<phase>` range, named by the phase of the
+    stage the mark ends (a mark of no stage: unnamed), which harness.measure.profile.phases
+    .marker_ranges turns into each stage's intervals, from range end to range end. `on_mark`:
+    called once, after the first mark of its name."""
+
+    def __init__(self, inner, stage_of_mark: Mapping[str, str], on_mark: Mapping[str, Callable[[], None]]) -> None:
+        self.inner = inner
+        self.marker_of_mark = {mark: MARK_RANGE_PREFIX + stage_phase(stage) for mark, stage in stage_of_mark.items()}
+        self.on_mark = dict(on_mark)
+
+    def start(self) -> None:
+        # A first marker before the clock starts: the profiler's first range of an iteration costs
+        # more than the later ones (measured: 0.1 ms, 8 ms in a process's first), and the start
+        # marker paying it would cut that much off the first stage's interval.
+        with FAST_RANGE(MARK_RANGE_PREFIX):
+            pass
+        with FAST_RANGE(MARK_RANGE_PREFIX):
+            self.inner.start()  # a CUDA clock synchronizes here, and that wait is no stage's
+
+    def mark(self, name: str) -> None:
+        # The stamp inside the range, the boundary its end: the first Python after a forward runs
+        # ~10 us slower than after a token choice (cold caches, measured), and that time then lies
+        # before both the clock's stamp and the profile's boundary, in the same stage. The fast
+        # range (no operator dispatch from Python) keeps the two a few us apart.
+        with FAST_RANGE(self.marker_of_mark.get(name, MARK_RANGE_PREFIX)):
+            self.inner.mark(name)
+        callback = self.on_mark.pop(name, None)
+        if callback is not None:
+            callback()
+
+    def elapsed_s(self) -> list[float]:
+        return self.inner.elapsed_s()
+
+    def marks(self):
+        return self.inner.marks()
+
+
 class CategoryRanges:
     """Forward hooks on norm modules and a wrapped cache `update`, each in a category range."""
 
@@ -82,6 +129,8 @@ class CategoryRanges:
 
     def _wrap_cache(self) -> None:
         cache = self.session.cache
+        if cache is None:  # a session without a KV cache (HSTU): nothing to annotate
+            return
         original = cache.update
         ranges = self._ranges
 
@@ -135,3 +184,15 @@ def annotations(session) -> Iterator[CategoryRanges]:
         yield ranges
     finally:
         ranges.remove()
+
+
+@contextmanager
+def stage_clock(clock, session, stage_of_mark: Mapping[str, str], wrapped_after: str, annotate: bool) -> Iterator:
+    """The clock a staged runner's iteration marks: `clock` itself, or in the profiled iteration
+    (`annotate`) a StageClock with category ranges that are removed after the mark `wrapped_after`
+    where the session's step is wrapped (compile, CUDA graphs), before the wrapped step first runs."""
+    if not annotate:
+        yield clock
+        return
+    with annotations(session) as ranges:
+        yield StageClock(clock, stage_of_mark, {wrapped_after: ranges.prefill_done})

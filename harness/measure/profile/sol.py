@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.analyse.stats import median
+
 BYTES_PER_DTYPE = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
@@ -77,3 +79,31 @@ def sol_fracs(
         out["decode"] = moved / (per_token_s * bandwidth_bytes_per_s)
     return out
 
+
+
+@dataclass(frozen=True)
+class SolView:
+    """What one timed iteration's speed-of-light fractions compare: the decoder's rows and prompt
+    as it sees them, the generated tokens, the measured prefill and per-token seconds, and the
+    phase the decode fraction is reported under."""
+
+    rows: int
+    prompt_len: int
+    gen_len: int
+    prefill_s: float
+    per_token_s: float | None
+    decode_phase: str = "decode"
+
+
+def decoder_views(samples: dict, batch: int) -> list[tuple[SolView, dict[str, float]]]:
+    """Per timed iteration, the plain decoder loop's view (the batch, the prompt, TTFT, the median
+    of its token intervals: one stalled step does not set it), with that iteration's stages."""
+    stages = samples.get("stages_s", {})
+    views = []
+    offset = 0
+    for index, (p, g, ttft_s) in enumerate(zip(samples["prompt_lens"], samples["gen_lens"], samples["ttft_s"], strict=True)):
+        intervals = samples["tpot_s"][offset : offset + g - 1]
+        offset += g - 1
+        view = SolView(batch, p, g, ttft_s, median(intervals) if intervals else None)
+        views.append((view, {stage: seconds[index] for stage, seconds in stages.items()}))
+    return views

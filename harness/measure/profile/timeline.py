@@ -12,7 +12,12 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-PHASE_RANGE_PREFIX = "harness::phase::"
+# Phases as intervals of host time live in `phases`; re-exported here, where their statistics are.
+from harness.measure.profile.phases import MARK_RANGE_PREFIX as MARK_RANGE_PREFIX
+from harness.measure.profile.phases import PHASE_RANGE_PREFIX as PHASE_RANGE_PREFIX
+from harness.measure.profile.phases import PhaseRange, interval_windows
+from harness.measure.profile.phases import marker_ranges as marker_ranges
+from harness.measure.profile.phases import phase_ranges as phase_ranges
 
 
 @dataclass(frozen=True)
@@ -57,17 +62,18 @@ class Work:
 
 @dataclass
 class PhaseStats:
-    window_s: tuple[float, float]
+    window_s: tuple[float, float]  # the hull of the phase's windows
     busy_s: float
     by_category_s: dict  # classify key -> seconds
     kernels: int
     tokens: int
     reliable: bool = True
     notes: list[str] = field(default_factory=list)
+    windows_s: list[tuple[float, float]] = field(default_factory=list)  # [] for one window, window_s
 
     @property
     def wall_s(self) -> float:
-        return self.window_s[1] - self.window_s[0]
+        return sum(hi - lo for lo, hi in self.windows_s or [self.window_s])
 
     @property
     def idle_frac(self) -> float | None:
@@ -186,38 +192,9 @@ def device_work(host: Sequence[HostEvent], launches: Sequence[Launch], spans: Se
     return work, unresolved
 
 
-@dataclass(frozen=True)
-class PhaseRange:
-    phase: str
-    start_s: float
-    end_s: float
-    tokens: int  # ranges merged into this phase (decode: one per token)
-
-
-def phase_ranges(host: Sequence[HostEvent]) -> list[PhaseRange]:
-    """Merge `harness::phase::<name>` ranges by name, in order of first start."""
-    merged: dict[str, list[float]] = {}
-    for event in sorted(host, key=lambda e: e.start_s):
-        if event.is_op or not event.name.startswith(PHASE_RANGE_PREFIX):
-            continue
-        name = event.name[len(PHASE_RANGE_PREFIX):]
-        lo, hi, n = merged.get(name, (event.start_s, event.end_s, 0))
-        merged[name] = [min(lo, event.start_s), max(hi, event.end_s), n + 1]
-    return [PhaseRange(name, lo, hi, int(n)) for name, (lo, hi, n) in merged.items()]
-
-
 def phase_windows(ranges: Sequence[PhaseRange], work: Sequence[Work]) -> dict[str, tuple[float, float]]:
-    """Consecutive windows: a phase lasts from its range's start (or the previous window's end)
-    until both its host range and the last device work it launched have ended."""
-    windows = {}
-    previous_end = float("-inf")
-    for phase in ranges:
-        owned_ends = [w.end_s for w in work if phase.start_s <= w.host_s < phase.end_s]
-        start = max(phase.start_s, previous_end)
-        end = max([phase.end_s, start, *owned_ends])
-        windows[phase.phase] = (start, end)
-        previous_end = end
-    return windows
+    """Each phase's windows (interval_windows) as one hull: its first window's start to its last's end."""
+    return {name: (found[0][0], found[-1][1]) for name, found in interval_windows(ranges, work).items()}
 
 
 def phase_stats(
@@ -227,15 +204,27 @@ def phase_stats(
     count_kernel: Callable[[Work], bool] = lambda w: w.kind in ("op", "kernel"),
     unresolved_graph_launches: Sequence[Launch] = (),
 ) -> dict[str, PhaseStats]:
-    """Per phase: busy time, seconds per key of classify(phase, chain), work items launched
-    (count_kernel decides which count), and whether the phase is reliable."""
-    windows = phase_windows(ranges, work)
+    """Per phase: busy time over its windows, seconds per key of classify(phase, chain), work
+    items launched (count_kernel decides which count), and whether the phase is reliable."""
+    windows = interval_windows(ranges, work)
     out = {}
     for phase in ranges:
-        mine = [w for w in work if phase.start_s <= w.host_s < phase.end_s]
-        busy, shares = sweep(((w.start_s, w.end_s, classify(phase.phase, w.chain)) for w in mine), windows[phase.phase])
-        lost = [launch for launch in unresolved_graph_launches if phase.start_s <= launch.start_s < phase.end_s]
-        stats = PhaseStats(windows[phase.phase], busy, shares, sum(1 for w in mine if count_kernel(w)), phase.tokens)
+        # Each piece of work counts in the window of the interval that launched it (classified once).
+        per_window: list[list] = [[] for _ in windows[phase.phase]]
+        mine = []
+        for w in work:
+            index = phase.interval_of(w.host_s)
+            if index is not None:
+                mine.append(w)
+                per_window[index].append((w.start_s, w.end_s, classify(phase.phase, w.chain)))
+        busy, shares = 0.0, Counter[Hashable]()
+        for window, spans in zip(windows[phase.phase], per_window, strict=True):
+            window_busy, window_shares = sweep(spans, window)
+            busy += window_busy
+            shares.update(window_shares)
+        lost = [launch for launch in unresolved_graph_launches if phase.holds(launch.start_s)]
+        stats = PhaseStats((windows[phase.phase][0][0], windows[phase.phase][-1][1]), busy, dict(shares),
+                           sum(1 for w in mine if count_kernel(w)), phase.tokens, windows_s=windows[phase.phase])
         if lost:
             # The device ran graph kernels the trace does not show: calling that time idle would lie.
             stats.reliable = False

@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from harness.measure.profile.timeline import PHASE_RANGE_PREFIX, DeviceSpan, HostEvent, Launch
+from harness.measure.profile.timeline import MARK_RANGE_PREFIX, PHASE_RANGE_PREFIX, DeviceSpan, HostEvent, Launch
 
 US = 1e-6
 HOST_OPS = {"cpu_op"}
 HOST_RANGES = {"user_annotation"}
 LAUNCH_CATS = {"cuda_runtime", "cuda_driver"}
 DEVICE_KINDS = {"kernel": "kernel", "gpu_memcpy": "memcpy", "gpu_memset": "memset"}
-GRAPH_LAUNCH = "GraphLaunch"  # cudaGraphLaunch, cuGraphLaunch
+GRAPH_LAUNCH = "GraphLaunch"
+HARNESS_RANGES = (PHASE_RANGE_PREFIX, MARK_RANGE_PREFIX)  # cudaGraphLaunch, cuGraphLaunch
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,9 @@ def _correlation(event: Mapping) -> int | None:
 
 
 def phase_thread(events: Sequence[Mapping]) -> tuple | None:
-    """(pid, tid) of the thread that opened the first phase range."""
+    """(pid, tid) of the thread that opened the first phase range or clock marker."""
     for event in events:
-        if event.get("cat") in HOST_RANGES and str(event.get("name", "")).startswith(PHASE_RANGE_PREFIX):
+        if event.get("cat") in HOST_RANGES | HOST_OPS and str(event.get("name", "")).startswith(HARNESS_RANGES):
             return event.get("pid"), event.get("tid")
     return None
 
@@ -54,7 +55,9 @@ def parse(data: Mapping) -> Trace:
         start, end = _span(event)
         if cat in HOST_OPS or cat in HOST_RANGES:
             if (event.get("pid"), event.get("tid")) == thread:
-                host.append(HostEvent(event["name"], start, end, is_op=cat in HOST_OPS))
+                # A fast range (annotate.FAST_RANGE) is exported as an operator: its prefix says it is a range.
+                is_op = cat in HOST_OPS and not event["name"].startswith(HARNESS_RANGES)
+                host.append(HostEvent(event["name"], start, end, is_op=is_op))
         elif cat in LAUNCH_CATS and (correlation := _correlation(event)) is not None:
             launches.append(Launch(event["name"], start, correlation, is_graph=GRAPH_LAUNCH in event["name"]))
         elif cat in DEVICE_KINDS:
