@@ -49,6 +49,17 @@ def test_an_e2e_change_is_attributed_over_a_familys_own_stages():
     assert attribute("tpot_s", staged(0.001), staged(0.004), regressed=True) == "profiled iteration: decode +0.00 ms"
 
 
+def test_a_tpot_change_is_attributed_to_a_familys_per_token_stages():
+    """TPOT is explained over the stages that run once per token: SeamlessM4T's decoder steps and its beams' KV reorder."""
+    def seamless(reorder_s):
+        return {"breakdown": {"text_decoder_steps": {"linear": 0.004}, "kv_reorder": {"kv_cache": reorder_s}, "vocoder": {"conv": 0.01}},
+                "idle_frac": {"text_decoder_steps": 0.0, "kv_reorder": 0.0, "vocoder": 0.0},
+                "profile_wall_s": {"text_decoder_steps": 0.004, "kv_reorder": reorder_s, "vocoder": 0.01}}
+
+    text = attribute("tpot_s", seamless(0.001), seamless(0.003), regressed=True)
+    assert text == "profiled iteration: text_decoder_steps +0.00 ms; kv_reorder +2.00 ms: kv_cache +2.00 ms"
+
+
 def test_no_profile_on_either_side_attributes_nothing():
     """Nothing is attributed when one side has no profile or the metric is not a phase's time."""
     assert attribute("tpot_s", {}, BEFORE, regressed=True) == ""

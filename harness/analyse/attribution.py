@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-# The phases a metric covers; None: every phase both profiles have. A family's own stages (SeamlessM4T's
-# encoder and vocoder, HSTU's blocks, Chameleon's CFG combine) are phases too (docs/profiling.md), and
-# each of them is part of the end-to-end time, so a changed e2e is explained over all of them.
-METRIC_PHASES: dict[str, tuple[str, ...] | None] = {"ttft_s": ("prefill",), "tpot_s": ("decode",), "e2e_s": None}
+# The phases a metric covers (docs/profiling.md names every family's stages); None: every phase both
+# profiles have, since each stage is part of the end-to-end time. A phase a profile lacks is skipped.
+METRIC_PHASES: dict[str, tuple[str, ...] | None] = {
+    "ttft_s": ("vq_encode", "speech_encoder", "text_encoder", "prefill", "text_decoder_prefill"),  # before the first token
+    "tpot_s": ("decode", "text_decode", "image_decode", "cfg", "text_decoder_steps", "kv_reorder"),  # once per token
+    "e2e_s": None,
+}
 PROFILE_FIELDS = ("breakdown", "idle_frac", "profile_wall_s")  # what a baseline keeps of a profile
 TOP_CATEGORIES = 3
 MS_PER_S = 1e3
