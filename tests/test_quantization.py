@@ -172,3 +172,14 @@ def test_a_quantization_that_replaces_nothing_is_not_in_effect(ctx, monkeypatch)
         result = execute(tiny_case(("sdpa", "noopq")), ctx, measure=False)
     assert result.status == "error"
     assert "LeverNotInEffect: noopq: no linear layer was replaced" in result.message
+
+
+@pytest.mark.parametrize("name", ["int8dq", "int8wo"])
+def test_a_quantized_copy_leaves_the_inductor_configuration_as_it_was(tiny_llama, name):
+    """torchao's quantize_ sets inductor options process-wide; after a quantized copy every option is back."""
+    import torch._inductor.config as inductor_config
+
+    before = inductor_config.get_config_copy()
+    quantized_copy(tiny_llama, name)
+    after = inductor_config.get_config_copy()
+    assert {key: after[key] for key in before if before[key] != after[key]} == {}

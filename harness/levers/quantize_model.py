@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 import importlib.util
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -152,9 +153,28 @@ class Quantized:
         }
 
 
+@contextmanager
+def inductor_config_kept() -> Iterator[None]:
+    """Whatever the block changes in torch._inductor.config is set back after it. torchao's
+    quantize_ applies its recommended inductor settings (coordinate-descent tuning, int_mm fusion)
+    process-wide and never restores them, so every later compile case of the run, quantized or not,
+    would compile under another configuration: results would depend on case order."""
+    import torch._inductor.config as inductor_config
+
+    saved = inductor_config.get_config_copy()
+    try:
+        yield
+    finally:
+        for key, value in inductor_config.get_config_copy().items():
+            if saved.get(key, value) != value:
+                setattr(inductor_config, key, saved[key])
+
+
 def quantized_copy(model: torch.nn.Module, name: str) -> Quantized:
-    """A quantized deep copy of `model` (its linear layers, by the named scheme)."""
+    """A quantized deep copy of `model` (its linear layers, by the named scheme); the inductor
+    configuration stays the run's (`inductor_config_kept`)."""
     found = scheme(name)
     before = linear_census(model)
-    result = found.apply(copy.deepcopy(model))
+    with inductor_config_kept():
+        result = found.apply(copy.deepcopy(model))
     return Quantized(result, name, dict(before), dict(linear_census(result)))
