@@ -1,7 +1,8 @@
 """`harness` command line: inspect the matrix and render recorded results.
 
-Measuring happens under pytest (`pytest suites/ --benchmark`), and in `harness ab`'s two worker
-processes (harness/ab/); no other command measures.
+Measuring happens under pytest (`pytest suites/ --benchmark`), in `harness ab`'s two worker
+processes (harness/ab/), and in `harness smoke` (harness/smoke/: every CUDA path once); no other
+command measures.
 """
 
 from __future__ import annotations
@@ -203,6 +204,9 @@ def parser() -> argparse.ArgumentParser:
     from harness.ab.command import add_ab_command
 
     add_ab_command(commands, add_run_options)
+    from harness.smoke.command import add_smoke_command
+
+    add_smoke_command(commands)
     return top
 
 
