@@ -46,6 +46,21 @@ class RunContext:
     progress: Callable[[str], None] = lambda message: None
     quiet_probe_s: float | None = None  # the quietest machine-speed reference of the run so far (harness.measure.workload)
 
+    def __post_init__(self) -> None:
+        use_device(self.device)
+
+
+def use_device(device: str) -> None:
+    """Make `cuda:N` the current CUDA device for the rest of the process. Events, streams,
+    synchronize, graph capture and the peak timers use the current device when given none, so
+    without this a model on cuda:1 would be timed and captured on device 0 (empty graphs, near-zero
+    times). Plain `cuda` and the CPU leave the current device as it is."""
+    kind, _, index = device.partition(":")
+    if kind == "cuda" and index:
+        import torch
+
+        torch.cuda.set_device(int(index))
+
 
 def merge_samples(samples: dict, output: Output) -> None:
     """Append one iteration's raw times: a float is one sample, a list several."""

@@ -62,6 +62,9 @@ def smoke_device(args: argparse.Namespace) -> str:
         return "cpu"
     if not torch.cuda.is_available():
         raise HarnessError(NO_GPU)
+    from harness.measure.case import use_device
+
+    use_device(args.device)
     return args.device
 
 
@@ -108,3 +111,4 @@ def add_smoke_command(commands) -> None:
     smoke.add_argument("--out", default="results/smoke.json", help="the JSON verdict (default: %(default)s)")
     smoke.add_argument("--work-dir", default="", help="keep the suites' results and traces here (default: a temp folder)")
     smoke.set_defaults(run=cmd_smoke)
+

@@ -1,0 +1,71 @@
+"""The CUDA paths of the clock, the peak-memory reader and the run context, on the CPU through a fake
+torch.cuda (tests/fake_cuda.py): what they call, on which device, and that timed marks stay cheap."""
+
+import pytest
+
+from harness.cli import parser
+from harness.measure.case import RunContext
+from harness.measure.clock import CudaClock, make_clock
+from harness.measure.memory import CudaPeak
+from harness.options import RunOptions
+from harness.smoke import command
+from harness.smoke.base import SmokeContext
+from harness.smoke.timing import check_clock
+from tests.fake_cuda import FakeCuda
+
+
+@pytest.fixture
+def cuda(monkeypatch):
+    return FakeCuda().install(monkeypatch)
+
+
+def test_cuda_n_becomes_the_current_device_at_run_start(cuda):
+    """--device cuda:1: the run context sets device 1 current, so events, syncs and capture land there."""
+    RunContext(RunOptions(), "cuda:1")
+    assert ("set_device", (1,)) in cuda.calls
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_plain_cuda_and_the_cpu_leave_the_current_device(cuda, device):
+    """Without an index there is nothing to select: the current device stays as it is."""
+    RunContext(RunOptions(), device)
+    assert "set_device" not in cuda.names()
+
+
+def test_smoke_sets_its_cuda_n_current(cuda):
+    """`harness smoke --device cuda:1` checks device 1, not device 0."""
+    args = parser().parse_args(["smoke", "--device", "cuda:1"])
+    assert command.smoke_device(args) == "cuda:1"
+    assert ("set_device", (1,)) in cuda.calls
+
+
+def test_cuda_events_exist_before_timing_and_marks_neither_sync_nor_create(cuda):
+    """Every event is created (first record) when the clock is made; a mark only records, never
+    synchronizes; start synchronizes once and reading the times waits on the last event once."""
+    clock = make_clock("cuda", 4)
+    assert isinstance(clock, CudaClock)
+    assert len(cuda.events) == 5 and all(event.created for event in cuda.events)
+    cuda.calls.clear()
+    clock.start()
+    for name in ("prefill", "decode", "decode"):
+        clock.mark(name)
+    assert cuda.names() == ["synchronize", "record", "record", "record", "record"]
+    marks = clock.marks()
+    assert cuda.names().count("event_synchronize") == 1
+    assert marks.names == ("prefill", "decode", "decode")
+    assert all(b >= a >= 0 for a, b in zip(marks.seconds, marks.seconds[1:], strict=False))
+
+
+def test_the_cuda_peak_reads_the_allocator_of_its_own_device(cuda):
+    """CudaPeak resets and reads the peak of the device it was made for, not the current one."""
+    cuda.peak_bytes = 3 * 2**20
+    peak = CudaPeak("cuda:1")
+    peak.start()
+    assert peak.peak_bytes() == 3 * 2**20
+    assert cuda.calls == [("reset_peak_memory_stats", ("cuda:1",)), ("max_memory_allocated", ("cuda:1",))]
+
+
+def test_the_smoke_clock_check_passes_on_the_cuda_clock(cuda, tmp_path):
+    """The smoke run's clock check, on the (fake) CUDA clock: host sleeps read as their length."""
+    found = check_clock(SmokeContext("cuda", "bfloat16", tmp_path))
+    assert found.passed, found.detail
