@@ -185,7 +185,7 @@ def test_parse_reads_kineto_chrome_events():
     assert [(launch.correlation, launch.is_graph) for launch in trace.launches] == [(5, False), (6, True)]
     assert [(d.name, d.start_s, d.end_s) for d in trace.device] == [("gemm", pytest.approx(40e-6), pytest.approx(70e-6))]
     summary = summarize(trace)
-    assert summary["ops_unit"] == "kernels" and summary["profile_reliable"] == {"prefill": False}
+    assert summary["ops_unit"] == "launches" and summary["profile_reliable"] == {"prefill": False}
 
 
 SMALL = DecoderShape(hidden=8, layers=2, heads=2, kv_heads=1, ffn=16, vocab=10)

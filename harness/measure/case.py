@@ -22,6 +22,7 @@ from harness.levers.plan import plan_for
 from harness.measure.calibration import probe_s
 from harness.measure.equivalence import agreement
 from harness.measure.memory import make_peak
+from harness.measure.profile.analysis import DEVICE_OPS_UNIT
 from harness.measure.profile.capture import hta_idle_frac, profile_iteration
 from harness.measure.profile.peaks import measure_peaks
 from harness.measure.profile.sol import BYTES_PER_DTYPE, sol_fracs
@@ -235,7 +236,7 @@ class CaseRun:
         summary["profile_clock_s"] = {"prefill": ttft_s, "decode": e2e_s - ttft_s}
         if trace_path is not None:
             summary["trace_file"] = str(trace_path)
-            if summary["ops_unit"] == "kernels":
+            if summary["ops_unit"] == DEVICE_OPS_UNIT:  # a device trace: HTA reads its kernels
                 summary["hta"] = hta_idle_frac(trace_path)
         return summary
 
