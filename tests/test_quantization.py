@@ -174,6 +174,24 @@ def test_a_quantization_that_replaces_nothing_is_not_in_effect(ctx, monkeypatch)
     assert "LeverNotInEffect: noopq: no linear layer was replaced" in result.message
 
 
+def _all_but_the_head(model):
+    """int8dq on every linear layer but the LM head, as torchao does silently for unsuitable shapes."""
+    import torchao.quantization as tq
+
+    config = tq.Int8DynamicActivationInt8WeightConfig()
+    tq.quantize_(model, config, filter_fn=lambda module, fqn: isinstance(module, torch.nn.Linear) and fqn != "lm_head")
+    return model
+
+
+def test_a_partial_quantization_is_not_in_effect(ctx, monkeypatch):
+    """A quantization that leaves some linear layers float is an error naming how many were replaced."""
+    monkeypatch.setitem(SCHEMES, "partq", _planted("partq", _all_but_the_head))
+    with LEVERS.temporarily(quant_lever("partq")):
+        result = execute(tiny_case(("sdpa", "partq")), ctx, measure=False)
+    assert result.status == "error"
+    assert f"partq: only {LLAMA_LINEARS - 1} of {LLAMA_LINEARS} linear layers were replaced (1 kept float)" in result.message
+
+
 @pytest.mark.parametrize("name", ["int8dq", "int8wo"])
 def test_a_quantized_copy_leaves_the_inductor_configuration_as_it_was(tiny_llama, name):
     """torchao's quantize_ sets inductor options process-wide; after a quantized copy every option is back."""

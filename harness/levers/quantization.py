@@ -45,6 +45,11 @@ def evidence(session, name: str) -> dict:
     found = quantized.evidence()
     if found["replaced"] < 1:
         raise LeverNotInEffect(f"{name}: no linear layer was replaced ({found['kept_float']} kept float)")
+    # torchao leaves a weight float, silently, when its shape does not suit the scheme (in_features
+    # not a multiple of the group size): a partly quantized model's times are not the scheme's.
+    if found["replaced"] < found["linears"]:
+        raise LeverNotInEffect(f"{name}: only {found['replaced']} of {found['linears']} linear layers were replaced "
+                               f"({found['kept_float']} kept float)")
     return found
 
 
