@@ -9,7 +9,7 @@ from harness.measure.clock import CudaClock, make_clock
 from harness.measure.memory import CudaPeak
 from harness.options import RunOptions
 from harness.smoke import command
-from harness.smoke.base import SmokeContext
+from harness.smoke.base import Check, SmokeContext, judge
 from harness.smoke.timing import check_clock
 from tests.fake_cuda import FakeCuda
 
@@ -69,3 +69,34 @@ def test_the_smoke_clock_check_passes_on_the_cuda_clock(cuda, tmp_path):
     """The smoke run's clock check, on the (fake) CUDA clock: host sleeps read as their length."""
     found = check_clock(SmokeContext("cuda", "bfloat16", tmp_path))
     assert found.passed, found.detail
+
+
+def test_graph_replay_over_the_real_static_cache_gives_the_eager_tokens(monkeypatch, tmp_path):
+    """GraphedStep over transformers' real StaticCache, with a fake graph that replays the captured ops:
+    sdpa+static+cudagraphs chooses the very tokens of sdpa+static at both smoke prompt lengths (the
+    smoke run's own check), and the captured step makes no host sync."""
+    from harness.smoke.decoding import check_graph_replay
+    from tests.fake_cuda import install_fake_graphs
+
+    install_fake_graphs(monkeypatch)
+    found = check_graph_replay(SmokeContext("cpu", "float32", tmp_path))
+    assert found.passed, found.detail
+    assert all(figures["captures"] == 1 for figures in found.figures.values())
+
+
+@pytest.mark.parametrize("breakage", ["no_rewind", "no_replay"])
+def test_the_fake_graph_catches_a_broken_capture(monkeypatch, tmp_path, breakage):
+    """The fake is strict enough to matter: without the cache-position rewind after the warm-up calls, or
+    with a replay that runs nothing (an empty graph, as on the wrong device), the check fails (tokens differ,
+    or the cache is written past its end)."""
+    from harness.levers import cudagraphs
+    from harness.smoke.decoding import check_graph_replay
+    from tests.fake_cuda import FakeGraph, install_fake_graphs
+
+    install_fake_graphs(monkeypatch)
+    if breakage == "no_rewind":
+        monkeypatch.setattr(cudagraphs, "_cache_counters", lambda cache: [])
+    else:
+        monkeypatch.setattr(FakeGraph, "replay", lambda self: None)
+    check = Check("graph_replay", "", check_graph_replay, cpu=True)
+    assert judge(check, SmokeContext("cpu", "float32", tmp_path)).status == "fail"
