@@ -38,7 +38,7 @@ def checks() -> tuple[Check, ...]:
         Check("quantization", "every scheme replaces every linear and runs", decoding.check_quantization, cpu=True),
         Check("graph_replay", "CUDA-graph replay is bit-identical to eager at two prompt lengths",
               decoding.check_graph_replay),
-        Check("compile", "the compiled decode step: graphs, no breaks, no recompiles", decoding.check_compile),
+        Check("compile", "the compiled decode step: graphs, no breaks, no recompiles", decoding.check_compile, cpu=True),
         *ladders,
         Check("overhead", "the overhead suite's loops choose the same tokens", suites.check_overhead),
     )

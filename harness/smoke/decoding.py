@@ -24,9 +24,10 @@ def tiny_llama(ctx: SmokeContext):
     return build_model("llama", "tiny", ctx.dtype, ctx.device, ctx.seed)
 
 
-def greedy(model, stack: tuple[str, ...], prompt_len: int, gen_len: int, ctx: SmokeContext):
-    """Greedy tokens of one stack over a seeded prompt, and the session that made them."""
-    session = DecoderSession(model, plan_for(stack), 1, prompt_len + gen_len)
+def greedy(model, stack: tuple[str, ...], prompt_len: int, gen_len: int, ctx: SmokeContext, session=None):
+    """Greedy tokens of one stack over a seeded prompt, and the session that made them (a new one,
+    or `session` run again)."""
+    session = session or DecoderSession(model, plan_for(stack), 1, prompt_len + gen_len)
     ids = prompt_ids(1, prompt_len, model.config.vocab_size, ctx.seed).to(ctx.device)
     positions = decode_positions(1, prompt_len, gen_len, ctx.device)
     found = generate(session, ids, positions, make_clock(ctx.device, clock_marks(gen_len)))
@@ -53,14 +54,19 @@ def check_compile(ctx: SmokeContext) -> Found:
     model = tiny_llama(ctx)
     LEVERS.reset_state([("compile",)])  # graphs of an earlier check would count as this one's
     reference, _ = greedy(model, ("sdpa", "static"), GRAPH_PROMPTS[0], COMPILE_TOKENS, ctx)
-    tokens, session = greedy(model, ("sdpa", "static", "compile"), GRAPH_PROMPTS[0], COMPILE_TOKENS, ctx)
+    stack = ("sdpa", "static", "compile")
+    tokens, session = greedy(model, stack, GRAPH_PROMPTS[0], COMPILE_TOKENS, ctx)
+    with session.timed():  # as a timed iteration: a recompile or graph break here raises
+        greedy(model, stack, GRAPH_PROMPTS[0], COMPILE_TOKENS, ctx, session)
     try:
         evidence = LEVERS.get("compile").evidence(session)
     except LeverNotInEffect as exc:
         return Found(False, str(exc))
     agreement = float((tokens == reference).float().mean())
     figures = {**evidence, "token_agreement": agreement}
-    return Found(True, f"{evidence} ; tokens agree with sdpa+static at {agreement:.0%}", figures)
+    passed = evidence["graph_breaks"] == 0 and evidence["recompiles_during_timing"] == 0
+    return Found(passed, f"graphs {evidence['graphs']}, breaks {evidence['graph_breaks']}, recompiles while timed "
+                 f"{evidence['recompiles_during_timing']}; tokens agree with sdpa+static at {agreement:.0%}", figures)
 
 
 # The schemes a device runs (harness/levers/quantization.py LEVERS): each must replace every linear.
