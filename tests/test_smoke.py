@@ -77,3 +77,12 @@ def test_the_ladder_commands_measure_on_the_device_without_baselines(tmp_path):
         assert args[args.index("--device") + 1] == "cuda" and args[args.index("--preset") + 1] == "tiny"
         assert "--benchmark" in args and args[args.index("--stacks") + 1] == ",".join(ladder.stacks)
         assert all((suites.ROOT / suite).exists() for suite in ladder.suites)
+
+
+def test_a_spent_budget_fails_the_checks_it_could_not_run(tmp_path):
+    """With no time left, every check that would run fails as not run (exit 14): a run that checked
+    nothing never passes."""
+    out = tmp_path / "smoke.json"
+    assert cli.main(["smoke", "--dry-run", "--budget-s", "0", "--checks", "env,clock", "--out", str(out)]) == EXIT_SMOKE_FAILED
+    verdict = json.loads(out.read_text())
+    assert [c["detail"] for c in verdict["checks"]] == ["not run: the smoke run's time budget was spent"] * 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,10 +26,14 @@ class SmokeContext:
     dtype: str
     work_dir: Path
     seed: int = 0
+    deadline_s: float = math.inf  # time.perf_counter() at which the run's budget is spent
 
     @property
     def on_cuda(self) -> bool:
         return self.device.startswith("cuda")
+
+    def remaining_s(self) -> float:
+        return self.deadline_s - time.perf_counter()
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ def judge(check: Check, ctx: SmokeContext) -> Verdict:
     """Run one check; an exception is that check's failure (its type and message), not the run's."""
     if not ctx.on_cuda and not check.cpu:
         return Verdict(check.name, "skip", "CUDA only: not run on the CPU", {}, 0.0)
+    if ctx.remaining_s() <= 0:  # a run that did not check everything must not pass
+        return Verdict(check.name, "fail", "not run: the smoke run's time budget was spent", {}, 0.0)
     start = time.perf_counter()
     try:
         found = check.run(ctx)

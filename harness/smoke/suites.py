@@ -78,7 +78,7 @@ def judge_cases(cases: list[dict]) -> tuple[bool, str, dict]:
 def check_ladder(family: str, ctx: SmokeContext) -> Found:
     ladder = LADDERS[family]
     results_dir = ctx.work_dir / family
-    status, last = run_pytest(pytest_command(ladder, ctx, results_dir), ladder.timeout_s)
+    status, last = run_pytest(pytest_command(ladder, ctx, results_dir), min(ladder.timeout_s, ctx.remaining_s()))
     files = sorted(results_dir.glob("run-*.json"))
     if status not in ACCEPTED_EXITS or not files:
         return Found(False, f"pytest exit {status}: {last}", {"exit": status})
@@ -92,5 +92,5 @@ OVERHEAD_TIMEOUT_S = 90
 def check_overhead(ctx: SmokeContext) -> Found:
     """The overhead suite's quick mode: the harness's loop and a bare loop choose the same tokens."""
     args = [sys.executable, "-m", "pytest", "suites/test_overhead.py", "--device", ctx.device, *COMMON]
-    status, last = run_pytest(args, OVERHEAD_TIMEOUT_S)
+    status, last = run_pytest(args, min(OVERHEAD_TIMEOUT_S, ctx.remaining_s()))
     return Found(status == 0, f"pytest exit {status}: {last}", {"exit": status})
