@@ -100,3 +100,18 @@ def test_the_fake_graph_catches_a_broken_capture(monkeypatch, tmp_path, breakage
         monkeypatch.setattr(FakeGraph, "replay", lambda self: None)
     check = Check("graph_replay", "", check_graph_replay, cpu=True)
     assert judge(check, SmokeContext("cpu", "float32", tmp_path)).status == "fail"
+
+
+def test_device_peaks_on_cuda_are_timed_by_events_over_back_to_back_calls(cuda):
+    """On CUDA each peak timing is two events around back-to-back calls, synchronized once before and read
+    once after: no host timer with its launch and sync latency in a sub-millisecond copy."""
+    import time
+
+    from harness.measure.profile import peaks
+
+    calls = []
+    per_call_s = peaks._best(lambda: (calls.append(1), time.sleep(0.001)), "cuda")
+    assert len(calls) == 1 + peaks.REPEATS * peaks.BACK_TO_BACK["cuda"]  # one warm-up call, then the timings
+    assert 0.001 <= per_call_s < 0.01
+    assert cuda.names().count("synchronize") == peaks.REPEATS
+    assert cuda.names().count("event_synchronize") == peaks.REPEATS
