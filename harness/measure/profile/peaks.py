@@ -69,5 +69,6 @@ def measure_peaks(device: str, dtype: str) -> dict:
     return {
         "mem_bw_bytes_per_s": 2 * n_bytes / copy_s,  # read + write
         "matmul_flops_per_s": 2 * n**3 / matmul_s,
-        "method": f"best of {REPEATS} x {BACK_TO_BACK[kind]} back to back: copy of {n_bytes // 2**20} MiB (read + write); {dtype} matmul {n}x{n}",
+        "method": (f"best of {REPEATS} x {BACK_TO_BACK[kind]} back to back: copy of {n_bytes // 2**20} MiB "
+                   f"(read + write); {dtype} matmul {n}x{n}"),
     }
