@@ -240,3 +240,16 @@ def test_the_int_mm_probe_names_the_rows_it_accepts(monkeypatch):
     monkeypatch.setattr(torch, "_int_mm", _cuda_int_mm(torch._int_mm))
     assert "greater than 16, but got 16" in int_mm_refusal(16, torch.device("cpu"))
     assert int_mm_refusal(17, torch.device("cpu")) == ""
+
+
+def test_a_quantized_session_moves_its_narrow_weights_in_the_speed_of_light():
+    """The speed of light of a quantized stack counts its linear weights at the scheme's bytes (int8: 1,
+    int4: a half), a float session's at the dtype's."""
+    from types import SimpleNamespace
+
+    from harness.measure.case import linear_weight_bytes
+
+    assert linear_weight_bytes(SimpleNamespace(quantized=None)) is None
+    assert linear_weight_bytes(SimpleNamespace(quantized=SimpleNamespace(scheme="int8dq"))) == 1
+    assert linear_weight_bytes(SimpleNamespace(quantized=SimpleNamespace(scheme="int4wo"))) == 0.5
+    assert all(SCHEMES[name].weight_bytes for name in ("int8dq", "int8wo", "int4wo", "dynint8"))

@@ -19,6 +19,7 @@ from harness.families.models import ModelCache, checkpoint_identity, family_mode
 from harness.lazy import resolve
 from harness.levers import LEVERS, Tolerance, stack_tolerance
 from harness.levers.plan import plan_for
+from harness.levers.quantize_model import scheme as quant_scheme
 from harness.measure.calibration import probe_s
 from harness.measure.equivalence import agreement
 from harness.measure.memory import make_peak
@@ -61,6 +62,12 @@ def use_device(device: str) -> None:
         import torch
 
         torch.cuda.set_device(int(index))
+
+
+def linear_weight_bytes(session) -> float | None:
+    """Bytes per linear weight of the session's quantized model (None: it runs the float model)."""
+    quantized = getattr(session, "quantized", None)
+    return quant_scheme(quantized.scheme).weight_bytes if quantized is not None else None
 
 
 def merge_samples(samples: dict, output: Output) -> None:
@@ -261,6 +268,7 @@ class CaseRun:
             found = sol_fracs(
                 shape, BYTES_PER_DTYPE[dtype], self.case.batch_size, p, g, ttft_s,
                 median(intervals) if intervals else None, peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"],
+                linear_weight_bytes(self.session),
             )
             for phase, frac in found.items():
                 per_iteration.setdefault(phase, []).append(frac)
