@@ -1,7 +1,8 @@
 """`harness` command line: inspect the matrix and render recorded results.
 
-Measuring happens under pytest (`pytest suites/ --benchmark`), and in `harness ab`'s two worker
-processes (harness/ab/); no other command measures.
+Measuring happens under pytest (`pytest suites/ --benchmark`), in `harness ab`'s two worker
+processes (harness/ab/), and in `harness smoke` (harness/smoke/: every CUDA path once); no other
+command measures.
 """
 
 from __future__ import annotations
@@ -73,15 +74,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         written, skipped = render_all(data["cases"], out)
         missing = [f"{case_id}: no profiled iteration recorded (quick check, or an error)" for case_id in skipped]
         print_list(f"{path}: {len(written)} file(s) written to {args.out}", missing)
-    return 0
-
-
-def cmd_figures(args: argparse.Namespace) -> int:
-    from harness.publish.figures_page import write_figures
-
-    written, omitted = write_figures(args.results, Path(args.out), args.force)
-    print(f"{len(written)} file(s) written to {args.out}; the page: {written[-1]}")
-    print_list(f"{len(omitted)} figure(s) left out:", [f"{item.title}: {item.reason}" for item in omitted])
     return 0
 
 
@@ -212,6 +204,9 @@ def parser() -> argparse.ArgumentParser:
     from harness.ab.command import add_ab_command
 
     add_ab_command(commands, add_run_options)
+    from harness.smoke.command import add_smoke_command
+
+    add_smoke_command(commands)
     return top
 
 
@@ -251,6 +246,8 @@ def add_gating_commands(commands) -> None:
 def add_rendering_commands(commands) -> None:
     """publish, report, ladder and figures: the asv history, the time charts, the lever ladder and
     the characterization."""
+    from harness.publish.figures_page import add_figures_command
+
     history = commands.add_parser("publish", help="turn results files into asv results and build the asv HTML history")
     history.add_argument(
         "results", nargs="+",
@@ -275,11 +272,7 @@ def add_rendering_commands(commands) -> None:
     )
     steps.add_argument("--out", help="folder for the chart (default: beside each results file)")
     steps.set_defaults(run=cmd_ladder)
-    figures = commands.add_parser("figures", help="the characterization's figures (PNG, SVG) and one self-contained HTML page")
-    figures.add_argument("results", nargs="+", help="results files or folders written by --benchmark runs")
-    figures.add_argument("--out", required=True, help="folder for the figures and index.html")
-    figures.add_argument("--force", action="store_true", help="replace figures an earlier run left in --out")
-    figures.set_defaults(run=cmd_figures)
+    add_figures_command(commands, print_list)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ EXIT_REGRESSION = 11  # a gated metric regressed against the baseline (tests the
 # regressed" would otherwise also be what a gate that judged nothing says.
 EXIT_UNJUDGED = 12
 # 13: `harness publish` with skipped files (harness.publish.asv_run.EXIT_PUBLISHED_WITH_SKIPS).
+EXIT_SMOKE_FAILED = 14  # `harness smoke`: a check failed (its verdict file says which, and why)
 
 
 class HarnessError(Exception):

@@ -9,7 +9,7 @@ from transformers import ChameleonForConditionalGeneration
 from harness.families.base import Output
 from harness.families.chameleon.runner import ChameleonRunner
 from harness.families.models import model_config
-from harness.measure.case import profile_clock_s, profile_window
+from harness.measure.profile.iteration import profile_clock_s, profile_window
 from harness.measure.profile.analysis import accounted_fracs, profile_problems, summarize
 from harness.measure.profile.annotate import StageClock
 from harness.measure.profile.categories import categorize

@@ -185,7 +185,7 @@ def test_parse_reads_kineto_chrome_events():
     assert [(launch.correlation, launch.is_graph) for launch in trace.launches] == [(5, False), (6, True)]
     assert [(d.name, d.start_s, d.end_s) for d in trace.device] == [("gemm", pytest.approx(40e-6), pytest.approx(70e-6))]
     summary = summarize(trace)
-    assert summary["ops_unit"] == "kernels" and summary["profile_reliable"] == {"prefill": False}
+    assert summary["ops_unit"] == "launches" and summary["profile_reliable"] == {"prefill": False}
 
 
 SMALL = DecoderShape(hidden=8, layers=2, heads=2, kv_heads=1, ffn=16, vocab=10)
@@ -198,6 +198,8 @@ def test_byte_and_flop_counts_by_hand():
     # weights 2*(576 + 2 norms of 8) + final norm 8 + LM head 80 = 1272; embedding row 8;
     # KV read: 2 (k, v) * 2 layers * 1 head * 4 dims * 5 positions = 80; 1360 values of 2 bytes.
     assert decode_bytes_per_step(SMALL, 2, batch=1, context_len=5) == 2720
+    # int8 linears (2 x 576 + LM head 80 = 1232 weights at 1 byte); norms 40, embedding 8, KV 80 stay at 2.
+    assert decode_bytes_per_step(SMALL, 2, batch=1, context_len=5, linear_bytes=1) == 1232 + 2 * 128
     # 2*3 tokens*2 layers*576 = 6912; causal pairs 3*4/2 = 6: 4*2 layers*2 heads*4 dims*6 = 384; LM head 2*8*10 = 160.
     assert prefill_flops(SMALL, batch=1, prompt_len=3) == 6912 + 384 + 160
     assert prefill_flops(SMALL, batch=2, prompt_len=3) == 2 * 7456

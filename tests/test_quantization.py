@@ -172,3 +172,84 @@ def test_a_quantization_that_replaces_nothing_is_not_in_effect(ctx, monkeypatch)
         result = execute(tiny_case(("sdpa", "noopq")), ctx, measure=False)
     assert result.status == "error"
     assert "LeverNotInEffect: noopq: no linear layer was replaced" in result.message
+
+
+def _all_but_the_head(model):
+    """int8dq on every linear layer but the LM head, as torchao does silently for unsuitable shapes."""
+    import torchao.quantization as tq
+
+    config = tq.Int8DynamicActivationInt8WeightConfig()
+    tq.quantize_(model, config, filter_fn=lambda module, fqn: isinstance(module, torch.nn.Linear) and fqn != "lm_head")
+    return model
+
+
+def test_a_partial_quantization_is_not_in_effect(ctx, monkeypatch):
+    """A quantization that leaves some linear layers float is an error naming how many were replaced."""
+    monkeypatch.setitem(SCHEMES, "partq", _planted("partq", _all_but_the_head))
+    with LEVERS.temporarily(quant_lever("partq")):
+        result = execute(tiny_case(("sdpa", "partq")), ctx, measure=False)
+    assert result.status == "error"
+    assert f"partq: only {LLAMA_LINEARS - 1} of {LLAMA_LINEARS} linear layers were replaced (1 kept float)" in result.message
+
+
+@pytest.mark.parametrize("name", ["int8dq", "int8wo"])
+def test_a_quantized_copy_leaves_the_inductor_configuration_as_it_was(tiny_llama, name):
+    """torchao's quantize_ sets inductor options process-wide; after a quantized copy every option is back."""
+    import torch._inductor.config as inductor_config
+
+    before = inductor_config.get_config_copy()
+    quantized_copy(tiny_llama, name)
+    after = inductor_config.get_config_copy()
+    assert {key: after[key] for key in before if before[key] != after[key]} == {}
+
+
+def _cuda_int_mm(real):
+    """torch._int_mm as CUDA has it: it refuses 16 rows or fewer (ATen's check, same message)."""
+    def int_mm(a, b):
+        if a.shape[0] <= 16:
+            raise RuntimeError(f"_int_mm_out_cuda : expected self.size(0) needs to be greater than 16, but got {a.shape[0]}")
+        return real(a, b)
+    return int_mm
+
+
+def test_int8dq_decode_that_would_time_the_float_fallback_is_not_in_effect(ctx, monkeypatch):
+    """Where torchao's eager int8 matmul goes through torch._int_mm (CUDA, faked here on the CPU), a decode
+    of 16 rows or fewer would silently run torchao's float32 fallback: the case fails, saying so."""
+    from harness.levers import quantization
+
+    real_probe, real_int_mm = quantization.int_mm_refusal, torch._int_mm
+
+    def probe_under_cuda_rule(rows, device):
+        # Only the probe sees CUDA's rule: torchao's CPU int8 path calls torch._int_mm for any rows.
+        with monkeypatch.context() as patch:
+            patch.setattr(torch, "_int_mm", _cuda_int_mm(real_int_mm))
+            return real_probe(rows, device)
+
+    monkeypatch.setattr(quantization, "SAFE_INT_MM_DEVICE_TYPES", frozenset({"cpu"}))
+    monkeypatch.setattr(quantization, "int_mm_refusal", probe_under_cuda_rule)
+    result = execute(tiny_case(("sdpa", "int8dq")), ctx, measure=False)
+    assert result.status == "error"
+    assert "torch._int_mm refuses decode's 2 row(s)" in result.message and "float32 matmul" in result.message
+
+
+def test_the_int_mm_probe_names_the_rows_it_accepts(monkeypatch):
+    """The probe runs torch._int_mm itself: the CPU's accepts one row; CUDA's rule refuses 16 and accepts 17."""
+    from harness.levers.quantization import int_mm_refusal
+
+    assert int_mm_refusal(1, torch.device("cpu")) == ""
+    monkeypatch.setattr(torch, "_int_mm", _cuda_int_mm(torch._int_mm))
+    assert "greater than 16, but got 16" in int_mm_refusal(16, torch.device("cpu"))
+    assert int_mm_refusal(17, torch.device("cpu")) == ""
+
+
+def test_a_quantized_session_moves_its_narrow_weights_in_the_speed_of_light():
+    """The speed of light of a quantized stack counts its linear weights at the scheme's bytes (int8: 1,
+    int4: a half), a float session's at the dtype's."""
+    from types import SimpleNamespace
+
+    from harness.measure.case import linear_weight_bytes
+
+    assert linear_weight_bytes(SimpleNamespace(quantized=None)) is None
+    assert linear_weight_bytes(SimpleNamespace(quantized=SimpleNamespace(scheme="int8dq"))) == 1
+    assert linear_weight_bytes(SimpleNamespace(quantized=SimpleNamespace(scheme="int4wo"))) == 0.5
+    assert all(SCHEMES[name].weight_bytes for name in ("int8dq", "int8wo", "int4wo", "dynint8"))

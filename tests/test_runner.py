@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import DynamicCache, StaticCache
 
-from harness.families.decoder import DecoderSession, decode_positions, forced_scores, generate
+from harness.families.decoder import PROBE_PROMPT_LEN, DecoderSession, decode_positions, forced_scores, generate
 from harness.families.models import build_model
 from harness.levers import LEVERS, LeverNotInEffect
 from harness.levers.plan import plan_for
@@ -103,6 +103,28 @@ def test_attention_evidence_sees_different_operators(model):
     assert eager["attn_implementation"] == "eager" and "aten::softmax" in eager["attention_ops"]
     assert any("scaled_dot_product" in op for op in sdpa["attention_ops"])
     assert not any("scaled_dot_product" in op for op in eager["attention_ops"])
+
+
+@pytest.mark.parametrize("stack", [("sdpa",), ("sdpa", "static")])
+def test_attention_evidence_probes_a_decode_step_over_the_sessions_cache(model, monkeypatch, stack):
+    """The SDPA evidence comes from a decode step as the timed loop runs it (one query over the session's
+    own cache, a static cache's mask included), not from an uncached prompt (whose skipped mask lets
+    another backend run), and the cache is reset for the runs after it."""
+    session, _ = run(model, stack)
+    calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, key, value, attn_mask=None, **kwargs):
+        calls.append((key.shape[-2], attn_mask is not None))
+        return real(query, key, value, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    LEVERS.get("sdpa").evidence(session)
+    decode = calls[-model.config.num_hidden_layers:]  # the profiled step: one call per layer
+    # Keys: the cache's (a static cache attends over all its slots through a mask), not a bare prompt's.
+    want = (PROMPT + GEN, True) if "static" in stack else (PROBE_PROMPT_LEN + 1, False)
+    assert set(decode) == {want}
+    assert session.cache.get_seq_length() == 0
 
 
 def test_attention_evidence_catches_a_lever_that_did_not_apply(model):

@@ -246,3 +246,28 @@ def test_pages_build_keeps_going_when_publish_skipped_files(tmp_path, publish_st
     done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == job_status, done.stdout + done.stderr
     assert ("::warning::" in done.stdout) == (publish_status == 13)
+
+
+@pytest.mark.parametrize("job_name", ["benchmark", "ab"])
+def test_gpu_jobs_measure_on_cuda_and_refuse_a_cpu_fallback(job_name):
+    """Both GPU jobs measure with --device cuda (never auto, which falls back to the CPU), and after the
+    install a step fails unless torch itself sees exactly one CUDA device; torchao is pinned too."""
+    job = load(WORKFLOWS / "benchmarks.yml")["jobs"][job_name]
+    scripts = [step.get("run", "") for step in job["steps"]]
+    measuring = [script for script in scripts if ".venv/bin/pytest" in script or ".venv/bin/harness ab" in script]
+    assert measuring and all("--device cuda" in script for script in measuring)
+    names = [step.get("name", "") for step in job["steps"]]
+    check = names.index("Check torch sees exactly one CUDA device")
+    assert names.index("Install") < check < min(i for i, script in enumerate(scripts) if script in measuring)
+    assert "torch.cuda.device_count()" in scripts[check] and "== 1" in scripts[check]
+    pins = (ROOT / ".github" / "requirements" / "gpu.txt").read_text(encoding="utf-8")
+    assert re.search(r"^torchao==\d+\.\d+\.\d+$", pins, re.MULTILINE)
+
+
+def test_the_environment_block_records_torchao_and_gates_on_it():
+    """torchao's version is in every results file's environment and among the fields a baseline must match."""
+    from harness.measure.env import environment
+    from harness.store.machine import ENV_FIELDS
+
+    assert "torchao" in ENV_FIELDS
+    assert environment("cpu", ROOT)["torchao"]

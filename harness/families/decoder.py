@@ -28,6 +28,9 @@ class Generation:
     marks_s: list[float]  # seconds from start to each token's mark: the first token, then each decoded one
 
 
+PROBE_PROMPT_LEN = 4  # the evidence probe's prefill before its one decode step
+
+
 class DecoderSession(SessionBase):
     """One model under one plan. The attention implementation is a property of the model, so
     sessions of one model take turns: `activate` sets it back before each of this session's runs."""
@@ -70,6 +73,20 @@ class DecoderSession(SessionBase):
 
     def probe_forward(self) -> tuple:
         return self.model, {"input_ids": torch.zeros((1, 4), dtype=torch.long, device=self.device), "use_cache": False}
+
+    def probe_op_names(self) -> set[str]:
+        """Operator names of one decode step as the timed loop runs it: one token over this session's
+        own cache after a short prefill. An uncached probe would name another SDPA backend: without a
+        cache transformers skips the mask (flash-eligible), while a static cache's decode passes one."""
+        self.reset()
+        ids = torch.zeros((self.batch_size, PROBE_PROMPT_LEN), dtype=torch.long, device=self.device)
+        position = torch.full((self.batch_size, 1), PROBE_PROMPT_LEN, device=self.device)
+        with torch.no_grad():
+            self.prefill(ids)
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                self.forward_step(ids[:, :1], position)
+        self.reset()  # the cache as a run expects it (in place: a captured graph keeps its buffers)
+        return {event.key for event in prof.key_averages()}
 
 
 def decode_positions(batch_size: int, prompt_len: int, gen_len: int, device) -> list[torch.Tensor]:

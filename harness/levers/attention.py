@@ -14,7 +14,8 @@ EAGER_OP_NAMES = ("aten::softmax", "aten::_softmax")
 
 
 def attention_ops(session) -> list[str]:
-    """Operator names of one short forward, profiled outside any timed region."""
+    """Attention operator names of the session's probe (a decoder's: one decode step over its own
+    cache), profiled outside any timed region; the aten::_* op names the SDPA backend."""
     op_names = session.probe_op_names()
     return sorted(name for name in op_names if name.startswith(SDPA_OP_PREFIXES) or name in EAGER_OP_NAMES)
 
@@ -51,6 +52,7 @@ def sdpa_backends() -> dict:
         "flash": cuda.flash_sdp_enabled(),
         "mem_efficient": cuda.mem_efficient_sdp_enabled(),
         "math": cuda.math_sdp_enabled(),
+        "cudnn": cuda.cudnn_sdp_enabled(),
     }
 
 

@@ -38,6 +38,44 @@ def configure(plan, name: str):
     return dataclasses.replace(plan, quantization=name)
 
 
+# Where torchao's int8 x int8 matmul (int8dq) goes through `safe_int_mm`, which calls torch._int_mm
+# and, on any error, silently computes a float32 matmul instead (torchao/kernel/intmm.py). The CPU
+# takes its own path (`_int_scaled_matmul_cpu`), and a compiled step lowers the op without the
+# fallback, so only eager steps on these devices can time the fallback as int8.
+SAFE_INT_MM_DEVICE_TYPES = frozenset({"cuda"})
+INT_MM_PROBE_DIM = 32  # K and N of the probe: multiples of 8, as cuBLAS's int8 path requires
+
+
+def int_mm_refusal(rows: int, device) -> str:
+    """Why torch._int_mm refuses a [rows, K] int8 input on `device` ("" when it runs): on CUDA it
+    needs more than 16 rows, so batch-1 decode never runs int8 there."""
+    import torch
+
+    a = torch.zeros((rows, INT_MM_PROBE_DIM), dtype=torch.int8, device=device)
+    b = torch.zeros((INT_MM_PROBE_DIM, INT_MM_PROBE_DIM), dtype=torch.int8, device=device)
+    try:
+        torch._int_mm(a, b)
+    except RuntimeError as exc:
+        return str(exc).strip().splitlines()[0]
+    return ""
+
+
+def int8_decode_path(session) -> dict:
+    """int8dq's evidence of the matmul decode runs: torch._int_mm at the decode's row count, or
+    LeverNotInEffect where torchao would fall back to a float32 matmul."""
+    device = session.device
+    if device.type not in SAFE_INT_MM_DEVICE_TYPES or "compile" in session.wrappers:
+        return {}
+    rows = session.batch_size
+    refusal = int_mm_refusal(rows, device)
+    if refusal:
+        raise LeverNotInEffect(
+            f"int8dq: torch._int_mm refuses decode's {rows} row(s) on {device} ({refusal}); torchao falls back "
+            "to a float32 matmul there, which would be timed as int8"
+        )
+    return {"decode_matmul": f"torch._int_mm ({rows} rows)"}
+
+
 def evidence(session, name: str) -> dict:
     quantized = getattr(session, "quantized", None)
     if quantized is None or quantized.scheme != name:
@@ -45,7 +83,12 @@ def evidence(session, name: str) -> dict:
     found = quantized.evidence()
     if found["replaced"] < 1:
         raise LeverNotInEffect(f"{name}: no linear layer was replaced ({found['kept_float']} kept float)")
-    return found
+    # torchao leaves a weight float, silently, when its shape does not suit the scheme (in_features
+    # not a multiple of the group size): a partly quantized model's times are not the scheme's.
+    if found["replaced"] < found["linears"]:
+        raise LeverNotInEffect(f"{name}: only {found['replaced']} of {found['linears']} linear layers were replaced "
+                               f"({found['kept_float']} kept float)")
+    return {**found, **int8_decode_path(session)} if name == "int8dq" else found
 
 
 def brief(found: dict) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 import importlib.util
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,8 @@ class Scheme:
     package: str  # the package whose absence makes the scheme unavailable ("" = torch itself)
     apply: Callable[[torch.nn.Module], torch.nn.Module]  # quantizes in place or returns a new module
     missing_api: Callable[[], str] = lambda: ""  # why the installed package cannot do it ("" = it can)
+    # Bytes per linear weight as stored (scales left out: a few percent); None: a per-layer choice.
+    weight_bytes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,20 @@ def _autoquant(model: torch.nn.Module) -> torch.nn.Module:
 # of torchao 0.18 runs on the CPU (seen here: "Int4PlainInt32Tensor does not support device cpu").
 INT4_GROUP_SIZE = 128
 SCHEMES = {
-    "int8dq": Scheme("int8 dynamic activation + int8 weight (torchao)", TORCHAO, _torchao("Int8DynamicActivationInt8WeightConfig")),
-    "int8wo": Scheme("int8 weight-only (torchao)", TORCHAO, _torchao("Int8WeightOnlyConfig")),
+    "int8dq": Scheme(
+        "int8 dynamic activation + int8 weight (torchao)", TORCHAO, _torchao("Int8DynamicActivationInt8WeightConfig"),
+        weight_bytes=1,
+    ),
+    "int8wo": Scheme("int8 weight-only (torchao)", TORCHAO, _torchao("Int8WeightOnlyConfig"), weight_bytes=1),
     "int4wo": Scheme(
         f"int4 weight-only, group {INT4_GROUP_SIZE}, tinygemm layout (torchao)", TORCHAO,
         _torchao("Int4WeightOnlyConfig", group_size=INT4_GROUP_SIZE, int4_packing_format="tile_packed_to_4d"),
+        weight_bytes=0.5,
     ),
     "autoquant": Scheme("torchao autoquant (per-layer choice by benchmark)", TORCHAO, _autoquant, _torchao_autoquant_missing),
-    "dynint8": Scheme("PyTorch dynamic int8 nn.Linear (torch.ao.quantization.quantize_dynamic)", "", _torch_dynamic),
+    "dynint8": Scheme(
+        "PyTorch dynamic int8 nn.Linear (torch.ao.quantization.quantize_dynamic)", "", _torch_dynamic, weight_bytes=1,
+    ),
 }
 
 
@@ -152,9 +161,28 @@ class Quantized:
         }
 
 
+@contextmanager
+def inductor_config_kept() -> Iterator[None]:
+    """Whatever the block changes in torch._inductor.config is set back after it. torchao's
+    quantize_ applies its recommended inductor settings (coordinate-descent tuning, int_mm fusion)
+    process-wide and never restores them, so every later compile case of the run, quantized or not,
+    would compile under another configuration: results would depend on case order."""
+    import torch._inductor.config as inductor_config
+
+    saved = inductor_config.get_config_copy()
+    try:
+        yield
+    finally:
+        for key, value in inductor_config.get_config_copy().items():
+            if saved.get(key, value) != value:
+                setattr(inductor_config, key, saved[key])
+
+
 def quantized_copy(model: torch.nn.Module, name: str) -> Quantized:
-    """A quantized deep copy of `model` (its linear layers, by the named scheme)."""
+    """A quantized deep copy of `model` (its linear layers, by the named scheme); the inductor
+    configuration stays the run's (`inductor_config_kept`)."""
     found = scheme(name)
     before = linear_census(model)
-    result = found.apply(copy.deepcopy(model))
+    with inductor_config_kept():
+        result = found.apply(copy.deepcopy(model))
     return Quantized(result, name, dict(before), dict(linear_census(result)))

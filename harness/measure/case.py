@@ -19,11 +19,13 @@ from harness.families.models import ModelCache, checkpoint_identity, family_mode
 from harness.lazy import resolve
 from harness.levers import LEVERS, Tolerance, stack_tolerance
 from harness.levers.plan import plan_for
+from harness.levers.quantize_model import scheme as quant_scheme
 from harness.measure.calibration import probe_s
 from harness.measure.equivalence import agreement
 from harness.measure.memory import make_peak
-from harness.measure.profile.annotate import stage_phase
+from harness.measure.profile.analysis import DEVICE_OPS_UNIT
 from harness.measure.profile.capture import hta_idle_frac, profile_iteration
+from harness.measure.profile.iteration import profile_clock_s, profile_window
 from harness.measure.profile.peaks import measure_peaks
 from harness.measure.profile.sol import BYTES_PER_DTYPE, decoder_views, sol_fracs
 from harness.measure.profile.trace import trace_file_name
@@ -48,6 +50,27 @@ class RunContext:
     on_case: Callable[[str], None] = lambda case_id: None  # the case whose work starts (--isolate names a crash's case by it)
     quiet_probe_s: float | None = None  # the quietest machine-speed reference of the run so far (harness.measure.workload)
 
+    def __post_init__(self) -> None:
+        use_device(self.device)
+
+
+def use_device(device: str) -> None:
+    """Make `cuda:N` the current CUDA device for the rest of the process. Events, streams,
+    synchronize, graph capture and the peak timers use the current device when given none, so
+    without this a model on cuda:1 would be timed and captured on device 0 (empty graphs, near-zero
+    times). Plain `cuda` and the CPU leave the current device as it is."""
+    kind, _, index = device.partition(":")
+    if kind == "cuda" and index:
+        import torch
+
+        torch.cuda.set_device(int(index))
+
+
+def linear_weight_bytes(session) -> float | None:
+    """Bytes per linear weight of the session's quantized model (None: it runs the float model)."""
+    quantized = getattr(session, "quantized", None)
+    return quant_scheme(quantized.scheme).weight_bytes if quantized is not None else None
+
 
 def merge_samples(samples: dict, output: Output) -> None:
     """Append one iteration's raw times: a float is one sample, a list several."""
@@ -67,26 +90,6 @@ def case_fingerprint(case: Case, options: RunOptions) -> str:
     preset_config = family_models(case.family).presets[case.preset]
     return fingerprint(case, {**preset_config, **checkpoint_identity(options.checkpoint_dir)},
                        family_spec(case.family).measurement_version)
-
-
-def profile_clock_s(output: Output) -> dict[str, float]:
-    """The profiled iteration's own clock per phase: a staged runner's stages (the phases its
-    clock's markers name, harness.measure.profile.annotate.stage_phase), else prefill and decode."""
-    if output.stages_s:
-        return {stage_phase(stage): seconds for stage, seconds in output.stages_s.items() if seconds > 0}
-    ttft_s, e2e_s = output.metrics["ttft_s"], output.metrics["e2e_s"]
-    return {"prefill": ttft_s, "decode": e2e_s - ttft_s}
-
-
-def profile_window(draw: tuple[int, int], cap_tokens: int | None) -> tuple[tuple[int, int], dict]:
-    """The draw the profiled iteration runs, and what the record says of it: a runner's
-    `profile_tokens` caps a long generation (Chameleon's 1024 image tokens: under the profiler
-    each costs ~15x its timed time, and a whole image makes a trace of ~300k events) to its first tokens, the same
-    steps as the full iteration's first ones (greedy decoding with no stop)."""
-    prompt_len, gen_len = draw
-    if cap_tokens is None or gen_len <= cap_tokens:
-        return draw, {}
-    return (prompt_len, cap_tokens), {"generated_tokens": cap_tokens, "of_generated_tokens": gen_len, "steps": "first"}
 
 
 class CaseRun:
@@ -248,7 +251,7 @@ class CaseRun:
         summary["profile_clock_s"] = profile_clock_s(output)
         if trace_path is not None:
             summary["trace_file"] = str(trace_path)
-            if summary["ops_unit"] == "kernels":
+            if summary["ops_unit"] == DEVICE_OPS_UNIT:  # a device trace: HTA reads its kernels
                 summary["hta"] = hta_idle_frac(trace_path)
         return summary
 
@@ -271,7 +274,7 @@ class CaseRun:
             view = adapt(plain, stages_s)
             found = sol_fracs(
                 shape, BYTES_PER_DTYPE[dtype], view.rows, view.prompt_len, view.gen_len, view.prefill_s,
-                view.per_token_s, peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"],
+                view.per_token_s, peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"], linear_weight_bytes(self.session),
             )
             for phase, frac in found.items():
                 per_iteration.setdefault(view.decode_phase if phase == "decode" else phase, []).append(frac)

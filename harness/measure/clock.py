@@ -2,7 +2,7 @@
 
 Every mark has a name, the part of the run that just ended ("prefill", "decode", "vocoder", ...),
 so that runners read their stages back by name (`Marks`), not by position. CPU: time.perf_counter
-at each mark. CUDA: one event per mark, made before timing, recorded on the stream and read after
+at each mark. CUDA: one event per mark, made (and created on the device) before timing, recorded on the stream and read after
 a single synchronize at the end, so the GPU is never stalled per token. Names go into a list
 allocated with the stamps: a mark costs its timestamp (or event record) and one list store.
 """
@@ -73,6 +73,10 @@ class CudaClock(_Clock):
     def __init__(self, max_marks: int) -> None:
         super().__init__(max_marks)
         self._events = [torch.cuda.Event(enable_timing=True) for _ in range(max_marks + 1)]
+        # A torch.cuda.Event becomes a CUDA event only at its first record (a cudaEventCreate on
+        # the host): recorded once here, outside timing, so that no mark pays for it per token.
+        for event in self._events:
+            event.record()
 
     def start(self) -> None:
         torch.cuda.synchronize()  # the edge: nothing earlier leaks into the first sample

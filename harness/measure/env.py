@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -70,6 +71,14 @@ def thread_settings() -> dict:
     }
 
 
+def torchao_version() -> str | None:
+    """torchao's version (quantized stacks' kernels come from it); None where it is not installed."""
+    try:
+        return importlib.metadata.version("torchao")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def environment(device: str, cwd: Path | None = None) -> dict:
     return {
         "python": platform.python_version(),
@@ -77,6 +86,7 @@ def environment(device: str, cwd: Path | None = None) -> dict:
         "platform": platform.platform(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
+        "torchao": torchao_version(),
         "device": device,
         "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),

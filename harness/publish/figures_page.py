@@ -104,3 +104,19 @@ def write_figures(results: Sequence[str], out: Path, force: bool) -> tuple[list[
     page = out / PAGE
     write_text_atomic(page, page_html(drawn, omitted, sources))
     return [*written, page], omitted
+
+
+def add_figures_command(commands, print_list) -> None:
+    """`harness figures RESULTS... --out DIR` (harness/cli.py lists it with the other rendering commands)."""
+    figures = commands.add_parser("figures", help="the characterization's figures (PNG, SVG) and one self-contained HTML page")
+    figures.add_argument("results", nargs="+", help="results files or folders written by --benchmark runs")
+    figures.add_argument("--out", required=True, help="folder for the figures and index.html")
+    figures.add_argument("--force", action="store_true", help="replace figures an earlier run left in --out")
+
+    def run(args) -> int:
+        written, omitted = write_figures(args.results, Path(args.out), args.force)
+        print(f"{len(written)} file(s) written to {args.out}; the page: {written[-1]}")
+        print_list(f"{len(omitted)} figure(s) left out:", [f"{item.title}: {item.reason}" for item in omitted])
+        return 0
+
+    figures.set_defaults(run=run)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 
 # Fields whose difference makes a stored baseline incomparable (unless the user allows them).
-ENV_FIELDS = ("device_name", "gpu_count", "driver_version", "cuda_version", "torch", "transformers")
+ENV_FIELDS = ("device_name", "gpu_count", "driver_version", "cuda_version", "torch", "transformers", "torchao")
 
 
 def slug(text: str) -> str:

@@ -3,7 +3,9 @@ wall time, work items per decode token, and the operators behind each category."
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from collections.abc import Sequence
 
 from harness.measure.profile.categories import CATEGORY_RANGE_PREFIX, decide
 from harness.measure.profile.timeline import (
@@ -46,6 +48,24 @@ def category_totals(stats: dict) -> tuple[dict[str, dict[str, float]], dict[str,
     return breakdown, dict(top_ops)
 
 
+DEVICE_OPS_UNIT = "launches"
+# The host calls that start device work: cudaLaunchKernel(ExC), cuLaunchKernel(Ex), cudaGraphLaunch,
+# cuGraphLaunch (copies and memsets are not kernel launches).
+KERNEL_LAUNCH = re.compile(r"LaunchKernel|GraphLaunch|LaunchCooperativeKernel")
+
+
+def count_calls(trace: Trace, ranges: Sequence[PhaseRange], stats: dict) -> None:
+    """What ops_per_token counts, per phase. A GPU: the host's kernel and graph launches, not the
+    kernels, since a CUDA graph runs a token's kernels from one launch and that saving is the
+    lever's point. The CPU: calls from Python into the framework, the top-level ops."""
+    if trace.on_device:
+        starts = [launch.start_s for launch in trace.launches if KERNEL_LAUNCH.search(launch.name)]
+    else:
+        starts = [event.start_s for event in top_level_ops(trace.host)]
+    for phase in ranges:
+        stats[phase.phase].kernels = sum(1 for start_s in starts if phase.holds(start_s))  # a phase is a union of intervals
+
+
 def summarize(trace: Trace) -> dict:
     # Llama's loop opens phase ranges; the staged runners' clocks leave markers (annotate.StageClock).
     ranges = phase_ranges(trace.host) or marker_ranges(trace.host)
@@ -53,17 +73,13 @@ def summarize(trace: Trace) -> dict:
         raise ValueError("the profiled iteration has no harness::phase:: ranges or harness::mark:: markers")
     if trace.on_device:
         work, unresolved = device_work(trace.host, trace.launches, trace.device)
-        unit = "kernels"
+        unit = DEVICE_OPS_UNIT
     else:
         work, unresolved = self_work(trace.host), []
         unit = "host ops"
     annotated = {phase.phase: annotated_categories(trace, phase) for phase in ranges}
     stats = phase_stats(ranges, work, lambda phase, chain: decide(chain, annotated[phase]), unresolved_graph_launches=unresolved)
-    if not trace.on_device:
-        # On the CPU a "launch" is a call from Python into the framework: count top-level ops.
-        calls = top_level_ops(trace.host)
-        for phase in ranges:
-            stats[phase.phase].kernels = sum(1 for e in calls if phase.holds(e.start_s))
+    count_calls(trace, ranges, stats)
     breakdown, top_ops = category_totals(stats)
     decode = stats.get("decode")
     return {

@@ -27,14 +27,23 @@ RULES: tuple[tuple[str, str], ...] = (
     ("fused", r"compiledfxgraph|compiled region|compiledfunction"),
     ("communication", r"nccl|c10d|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|broadcast_"),
     ("sampling", r"argmax|argmin|topk|top_k|multinomial|aten::sort\b|log_softmax|aten::cumsum"),
-    ("attention", r"scaled_dot_product|flash|fmha|efficient_attention|attention|softmax|bmm|aten::matmul\b"),
+    # cuDNN's fused attention kernels say `sdpa` (cudnn_generated_fort_native_sdpa_sm90_knob_...).
+    ("attention", r"scaled_dot_product|flash|fmha|efficient_attention|attention|softmax|bmm|aten::matmul\b|_sdpa_"),
     ("embedding", r"embedding"),
-    ("conv", r"conv|winograd"),
-    ("linear", r"aten::linear|addmm|aten::mm\b|gemm|gemv|cublas|cutlass|xmma|mkldnn_linear|matmul|_int_mm|int4pack|int8pack"),
+    # cuDNN's convolutions are implicit GEMMs by kernel name (sm80_xmma_fprop_implicit_gemm_...): before linear.
+    ("conv", r"conv|winograd|implicit_gemm|_fprop_|_dgrad_|_wgrad_"),
+    # Kernel names matter where no host op encloses the kernel (CUDA-graph replay): on Hopper cuBLAS
+    # names its GEMMs nvjet_* (nvjet_tst_128x64_64x4_1x2_h_bz_coopA_NNT), split-K GEMMs end in a
+    # splitKreduce_kernel, and inductor's matmul templates are triton_tem_fused_mm_* / *_addmm_*.
+    ("linear", (
+        r"aten::linear|addmm|aten::mm\b|gemm|gemv|cublas|cutlass|xmma|mkldnn_linear|matmul|_int_mm|int4pack|int8pack|"
+        r"nvjet|splitkreduce|triton_tem_fused_\w*mm"
+    )),
     ("norm", r"norm|rsqrt"),
     ("kv_cache", r"aten::cat\b|index_select|index_copy|index_put|slice_scatter|catarraybatchedcopy|fused_cat|_cat_"),
     ("elementwise", (
-        r"silu|gelu|relu|sigmoid|tanh|elementwise|vectorized|pointwise|unrolled|triton_poi|"
+        # reduce_kernel: ATen's reductions (mean, sum) by kernel name alone, e.g. a norm's mean in graph replay.
+        r"silu|gelu|relu|sigmoid|tanh|elementwise|vectorized|pointwise|unrolled|triton_poi|reduce_kernel|"
         r"aten::(add|mul|sub|div|neg|pow|mean|sum|exp|where|cos|sin|clamp|masked_fill|fill_|copy_|to|"
         r"_to_copy|contiguous|clone|zero_|zeros|ones|full|arange|tril|triu|eq|le|lt|ge|gt|any|all|bitwise_\w+)\b"
     )),

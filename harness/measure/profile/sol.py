@@ -44,12 +44,19 @@ def layer_matmul_params(shape: DecoderShape) -> int:
     return 2 * shape.hidden * shape.hidden + 2 * shape.hidden * kv_width + 3 * shape.hidden * shape.ffn
 
 
-def decode_bytes_per_step(shape: DecoderShape, dtype_bytes: int, batch: int, context_len: float) -> float:
-    """Bytes one decode step must move: matmul and norm weights, LM head, embedding rows, KV read."""
-    weights = shape.layers * (layer_matmul_params(shape) + 2 * shape.hidden) + shape.hidden + shape.vocab * shape.hidden
+def decode_bytes_per_step(
+    shape: DecoderShape, dtype_bytes: int, batch: int, context_len: float, linear_bytes: float | None = None,
+) -> float:
+    """Bytes one decode step must move: matmul and norm weights, LM head, embedding rows, KV read.
+    `linear_bytes`: bytes per weight of the linear layers (matmuls, LM head) where a quantized stack
+    stores them narrower than the dtype (int8: 1, int4: 0.5); norms, embedding rows and KV stay at
+    the dtype's. Without it an int8 stack's speed of light counts float weights and can exceed 1."""
+    linear = shape.layers * layer_matmul_params(shape) + shape.vocab * shape.hidden
+    norms = shape.layers * 2 * shape.hidden + shape.hidden
     embedding_rows = batch * shape.hidden
     kv_read = 2 * shape.layers * shape.kv_heads * shape.head_dim * context_len * batch
-    return dtype_bytes * (weights + embedding_rows + kv_read)
+    per_linear = dtype_bytes if linear_bytes is None else linear_bytes
+    return per_linear * linear + dtype_bytes * (norms + embedding_rows + kv_read)
 
 
 def prefill_flops(shape: DecoderShape, batch: int, prompt_len: int) -> float:
@@ -69,13 +76,14 @@ def mean_decode_context(prompt_len: int, gen_len: int) -> float:
 def sol_fracs(
     shape: DecoderShape, dtype_bytes: int, batch: int, prompt_len: int, gen_len: int,
     ttft_s: float, per_token_s: float | None, bandwidth_bytes_per_s: float, peak_flops_per_s: float,
+    linear_bytes: float | None = None,
 ) -> dict[str, float]:
     """Fractions of the speed of light one iteration reached, per phase (1.0 = at the peak)."""
     out = {}
     if ttft_s > 0:
         out["prefill"] = prefill_flops(shape, batch, prompt_len) / (ttft_s * peak_flops_per_s)
     if gen_len > 1 and per_token_s:
-        moved = decode_bytes_per_step(shape, dtype_bytes, batch, mean_decode_context(prompt_len, gen_len))
+        moved = decode_bytes_per_step(shape, dtype_bytes, batch, mean_decode_context(prompt_len, gen_len), linear_bytes)
         out["decode"] = moved / (per_token_s * bandwidth_bytes_per_s)
     return out
 
