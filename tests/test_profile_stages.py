@@ -9,10 +9,10 @@ from transformers import ChameleonForConditionalGeneration
 from harness.families.base import Output
 from harness.families.chameleon.runner import ChameleonRunner
 from harness.families.models import model_config
-from harness.measure.profile.iteration import profile_clock_s, profile_window
 from harness.measure.profile.analysis import accounted_fracs, profile_problems, summarize
 from harness.measure.profile.annotate import StageClock
 from harness.measure.profile.categories import categorize
+from harness.measure.profile.iteration import profile_clock_s, profile_window
 from harness.measure.profile.sol import DecoderShape, SolView, decoder_views, layer_matmul_params
 from harness.measure.profile.timeline import (
     DeviceSpan,
