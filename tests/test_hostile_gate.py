@@ -59,7 +59,7 @@ def test_a_case_without_a_baseline_is_not_a_pass(tmp_path):
 def test_an_unwritable_trace_dir_is_named_as_such(pytester):
     """`pytest --trace-dir /proc/nope` exits 10 naming the trace directory (probe P10: "results directory")."""
     pytester.makeconftest('pytest_plugins = ("harness.pytest_plugin",)\n')
-    pytester.makepyfile(test_llama=SUITE)
+    pytester.makepyfile(test_llama_suite=SUITE)
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--collect-only", "--trace-dir", "/proc/nope")
     assert result.ret == 10
     result.stderr.fnmatch_lines(["*trace directory '/proc/nope' is not writable*"])
@@ -69,7 +69,7 @@ def test_an_unwritable_trace_dir_is_named_as_such(pytester):
 def test_progress_counts_only_the_selected_cases(pytester):
     """With -k selecting 2 of the llama cases, the progress total is 2 (D14: `[1/8]`, deselected items counted)."""
     pytester.makeconftest('pytest_plugins = ("harness.pytest_plugin",)\n')
-    pytester.makepyfile(test_llama=SUITE)
+    pytester.makepyfile(test_llama_suite=SUITE)
     recorder = pytester.inline_run("-p", "no:cacheprovider", "--collect-only", "--stacks", "eager,sdpa",
                                    "-k", "b1-p128-g64-fp32-sdpa or b1-p128-g64-fp32-eager")
     session = recorder.getcalls("pytest_collection_finish")[0].session
