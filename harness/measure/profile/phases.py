@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.measure.profile.timeline import HostEvent, Work
+    from harness.measure.profile.events import HostEvent, Work
 
 PHASE_RANGE_PREFIX = "harness::phase::"
 MARK_RANGE_PREFIX = "harness::mark::"  # an instant at a clock mark, named by the phase it ends

@@ -12,52 +12,17 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-# Phases as intervals of host time live in `phases`; re-exported here, where their statistics are.
+# The timeline's events live in `events`, phases as intervals of host time in `phases` (which reads
+# the events); both re-exported here, where their statistics are.
+from harness.measure.profile.events import DeviceSpan as DeviceSpan
+from harness.measure.profile.events import HostEvent as HostEvent
+from harness.measure.profile.events import Launch as Launch
+from harness.measure.profile.events import Work
 from harness.measure.profile.phases import MARK_RANGE_PREFIX as MARK_RANGE_PREFIX
 from harness.measure.profile.phases import PHASE_RANGE_PREFIX as PHASE_RANGE_PREFIX
 from harness.measure.profile.phases import PhaseRange, interval_windows
 from harness.measure.profile.phases import marker_ranges as marker_ranges
 from harness.measure.profile.phases import phase_ranges as phase_ranges
-
-
-@dataclass(frozen=True)
-class HostEvent:
-    name: str
-    start_s: float
-    end_s: float
-    thread: int = 0
-    is_op: bool = True  # False for ranges (record_function annotations)
-
-
-@dataclass(frozen=True)
-class Launch:
-    """A host call that starts device work (cudaLaunchKernel, cudaGraphLaunch, ...)."""
-
-    name: str
-    start_s: float
-    correlation: int
-    thread: int = 0
-    is_graph: bool = False
-
-
-@dataclass(frozen=True)
-class DeviceSpan:
-    name: str
-    start_s: float
-    end_s: float
-    correlation: int | None = None
-    kind: str = "kernel"  # kernel | memcpy | memset
-
-
-@dataclass(frozen=True)
-class Work:
-    """A piece of busy time with what encloses it (outermost first) and the host time it belongs to."""
-
-    start_s: float
-    end_s: float
-    chain: tuple[str, ...]
-    host_s: float
-    kind: str = "op"  # op (host self time) | kernel | memcpy | memset
 
 
 @dataclass
