@@ -46,6 +46,8 @@ def print_list(heading: str, lines: Sequence[str]) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from harness.analyse.ladder import summarize
+    from harness.publish.ladder import render_ladders
     from harness.publish.profile_table import render_profile
     from harness.publish.terminal import render_tables, rows
     from harness.store.records import SHOW_KEYS, load_results
@@ -59,6 +61,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         profile = render_profile(table_rows)
         if profile is not None:
             console.print(profile)
+        found = summarize(data["cases"])
+        if found.ladders or found.missing:  # the ladder table; `harness ladder` also draws its chart
+            console.print(render_ladders(found.ladders, found.per_family, found.overall, found.missing))
     return 0
 
 

@@ -69,6 +69,11 @@ class RunOptions:
         "measure each workload (quick checks: each case) in a child process of its own, so a native crash "
         "(a segfault, the OOM killer, a poisoned CUDA context) records that case as crashed and the run goes on "
         "(docs/isolation.md)")})
+    tables: bool = field(default=False, metadata={"help": (
+        "print every table of the run at its end (per family, lever evidence, where the time goes, ladder, "
+        "verdicts); without it a one-screen summary, and `harness show RESULTS` prints the tables")})
+    pytest_benchmark_table: bool = field(default=False, metadata={"help": (
+        "print pytest-benchmark's own timing table too (off: it repeats the e2e times; --benchmark-json still works)")})
 
     def with_values(self, **changes: Any) -> RunOptions:  # each field's own type (dataclasses.replace checks the names)
         return dataclasses.replace(self, **changes)

@@ -7,7 +7,6 @@ prints the end-of-run table.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,8 @@ from harness.errors import EXIT_HARNESS_ERROR, HarnessError
 from harness.measure.env import apply_threads
 from harness.measure.pairs import PairedExperiment
 from harness.options import RunOptions, check_writable_dir, option_specs
+from harness.publish.progress import ProgressDisplay
+from harness.publish.summary import dropped_lines
 from harness.session import RunSession
 from harness.spec.selection import select
 
@@ -26,14 +27,26 @@ DEST_PREFIX = "harness_"
 RUN_KEY = pytest.StashKey[RunSession]()
 
 
-def _write_progress(config: pytest.Config, line: str) -> None:
-    """A progress line on the terminal, past pytest's output capture."""
+def _display(config: pytest.Config) -> ProgressDisplay | None:
+    """Progress on pytest's terminal, past its output capture: a live line on a terminal, one
+    line per case in a pipe or a CI log (harness/publish/progress.py)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or capture is None:
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line(line)
+        return None
+    writer = reporter._tw  # write_raw: the live line must not move pytest's idea of the cursor's column
+
+    def write_raw(text: str) -> None:
+        with capture.global_and_fixture_disabled():
+            writer.write_raw(text, flush=True)
+
+    def new_line() -> None:  # not reporter.ensure_newline(): that forgets the suite's path and prints it again per case
+        if writer.width_of_current_line:
+            with capture.global_and_fixture_disabled():
+                writer.line()
+
+    return ProgressDisplay(0, write_raw, new_line, live=bool(reporter.isatty()) and reporter.verbosity <= 0,
+                           width=writer.fullwidth, color=reporter.hasmarkup)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,13 +61,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             )
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's, which reads benchmark_quiet once
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "family(name): the model family a suite module parametrizes over")
     values = {dest: config.getoption(DEST_PREFIX + dest) for dest, *_ in option_specs()}
+    if values["benchmark"] and not values["pytest_benchmark_table"]:
+        config.option.benchmark_quiet = True  # its table repeats the harness's e2e times; its JSON is unaffected
     try:
         selection = select(RunOptions(**values), torch.cuda.is_available())
         apply_threads(selection.options.threads)  # before any model runs, and before the environment records it
-        run = RunSession(selection, Path(config.rootpath), partial(_write_progress, config))
+        run = RunSession(selection, Path(config.rootpath))
         if selection.options.benchmark:
             check_writable_dir(Path(selection.options.results_dir))
             run.open_results()
@@ -85,7 +101,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """The cases left after every deselection (-k, --stacks): each workload's are measured together."""
     cases = [item.callspec.params["case"] for item in session.items
              if "case" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")]
-    session.config.stash[RUN_KEY].plan(cases)
+    run = session.config.stash[RUN_KEY]
+    run.display = _display(session.config) or run.display
+    run.plan(cases)
+    run.case_nodeids = {item.nodeid for item in session.items if "case" in getattr(item, "fixturenames", ())}
 
 
 def feed_benchmark(benchmark, samples_s: list[float]) -> None:
@@ -117,10 +136,7 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
     if selection.options.benchmark:
         action = "updating baselines" if selection.options.update_baselines else f"{len(run.baselines)} baseline case(s)"
         lines.append(f"harness: machine class {run.machine}, {action} in {selection.options.baseline_dir}")
-    if run.dropped:
-        lines.append(f"harness: {len(run.dropped)} matrix cell(s) dropped at expansion:")
-        lines += [f"  {case_id}: {reason}" for case_id, reason in sorted(run.dropped.items())]
-    return lines
+    return lines + dropped_lines(run.dropped, full=bool(config.option.collectonly))
 
 
 @pytest.fixture
@@ -132,7 +148,7 @@ def harness(request: pytest.FixtureRequest):
     def run_case(case):
         result = run.measure_case(case)
         record = result.to_record()
-        run.records.append(record)
+        run.add_record(record)
         if measure:
             benchmark = request.getfixturevalue("benchmark")
             feed_benchmark(benchmark, record["e2e_s"])
@@ -181,10 +197,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = status
 
 
+def _clear_live_line(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.display.clear()
+
+
+# Before pytest itself writes (a suite's path when an item starts, a test's letter or percentage
+# when a report comes, the summary), the live progress line leaves the screen; the next phase
+# redraws it.
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    _clear_live_line(item.config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """With --benchmark, a passed matrix case gets no letter of its own: its progress line (or the
+    live bar) says it; failures keep theirs. Verbose runs keep pytest's own lines."""
+    _clear_live_line(config)
+    run = config.stash.get(RUN_KEY, None)
+    if (run is None or not run.selection.options.benchmark or report.when != "call" or not report.passed
+            or report.nodeid not in run.case_nodeids or config.get_verbosity() > 0):
+        return None
+    return "passed", "", ""
+
+
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is None:
         return
+    run.display.clear()
     for note in run.notes:
         terminalreporter.write_line(f"harness: {note}")
     if not run.records:
@@ -194,13 +237,13 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         return
     width, color = max(160, terminalreporter._tw.fullwidth), terminalreporter.hasmarkup
     terminalreporter.write_sep("=", "harness")
-    terminalreporter.write(run.results_text(width, color))
-    terminalreporter.write_line(f"harness: results written to {run.results_path}")
-    if line := run.rounds_line():
-        terminalreporter.write_line(line, yellow="left out of ladders" in line)
-    for text, lines in (run.ladder_text(width, color), run.verdicts_text(width, color)):
-        terminalreporter.write(text)
-        for line in lines:
-            terminalreporter.write_line(line, red=line.startswith("harness: no "))
+    if run.selection.options.tables:
+        terminalreporter.write(run.tables_text(width, color))
+    for line in run.summary_lines(run.write_outputs()):
+        terminalreporter.write_line(line, red=_alarming(line), yellow="left out of ladders" in line or "no ladder" in line)
     if run.error:
         terminalreporter.write_line(f"harness error: {run.error}", red=True)
+
+
+def _alarming(line: str) -> bool:
+    return "regressed:" in line or "fails the gate" in line or line.startswith("  ") and ": error:" in line

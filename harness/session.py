@@ -4,7 +4,6 @@ the pytest plugin (harness/pytest_plugin.py) drives it, and tests can drive it w
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from harness.analyse.gate import compare_records, gate_status
@@ -15,7 +14,9 @@ from harness.measure.isolation import RecordedResult, measure_isolated
 from harness.measure.record import CaseResult
 from harness.measure.rounds import run_figures
 from harness.measure.workload import WorkloadRun, execute
-from harness.publish.ladder import chart_stem, write_ladder
+from harness.publish.ladder import chart_stem, render_ladders, write_ladder
+from harness.publish.progress import ProgressDisplay
+from harness.publish.summary import counts_line, failed_lines, files_lines, ladder_lines, verdict_lines
 from harness.publish.terminal import render_text, render_text_table, rows
 from harness.publish.verdicts import markdown, render_verdicts, write_step_summary
 from harness.spec.matrix import Case
@@ -28,12 +29,14 @@ from harness.store.records import ResultsFile, new_results_path, write_json_atom
 class RunSession:
     """State of one run: the selection, shared run context, records so far."""
 
-    def __init__(self, selection: Selection, rootpath: Path, write_line: Callable[[str], None] = lambda line: None) -> None:
+    def __init__(self, selection: Selection, rootpath: Path, display: ProgressDisplay | None = None) -> None:
         self.selection = selection
         self.rootpath = rootpath
-        self.write_line = write_line  # where progress lines go (the plugin: the terminal reporter)
+        # Where progress goes (the plugin: its terminal reporter); none: nowhere.
+        self.display = display or ProgressDisplay(0, lambda text: None, lambda: None)
         self.ctx = RunContext(selection.options, selection.device, progress=self.progress)
         self.dropped: dict[str, str] = {}
+        self.case_nodeids: set[str] = set()  # the matrix cases' pytest ids: a passed one gets no letter (its line says it)
         self.records: list[dict] = []
         self.results: ResultsFile | None = None
         self.notes: list[str] = []
@@ -54,6 +57,7 @@ class RunSession:
         for case in cases:
             self.planned.setdefault(case.workload_id, []).append(case)
         self.total = len(cases)
+        self.display.start(self.total)
 
     def measure_case(self, case: Case) -> CaseResult | RecordedResult:
         """The case's result: a quick check, or (with --benchmark) its share of its workload's
@@ -69,7 +73,13 @@ class RunSession:
 
     def progress(self, message: str) -> None:
         if self.selection.options.benchmark:
-            self.write_line(f"  [{len(self.records) + 1}/{self.total}] {message}")
+            self.display.phase(message)
+
+    def add_record(self, record: dict) -> None:
+        """A case's record, handed to pytest: kept for the end of the run, and counted as done."""
+        self.records.append(record)
+        if self.selection.options.benchmark:
+            self.display.case_done(record)
 
     def open_results(self) -> None:
         """Results file, machine class and baselines: all checked before any model is built."""
@@ -131,26 +141,40 @@ class RunSession:
         within = f" ({lossy} of them lossy stacks within their stated tolerance)" if lossy else ""
         return f"harness: {len(self.records)} case(s) checked, {matched} matched the baseline outputs{within}"
 
-    def results_text(self, width: int, color: bool) -> str:
-        return render_text(rows(self.records), width=width, color=color)
-
-    def ladder_text(self, width: int, color: bool) -> tuple[str, list[str]]:
-        """The lever ladder of this run: its table, and lines saying where the chart went (or why not)."""
+    def write_outputs(self) -> list[str]:
+        """The run's files beside its results file (the ladder chart) and the verdicts' Markdown in
+        the CI step summary; a line for each, saying where it went (or why it did not)."""
+        lines = []
         try:
             written = write_ladder(summarize(self.records), chart_stem(self.results_path))
         except (OSError, ValueError) as exc:  # the results are safe on disk; say why the chart is not
-            return "", [f"harness: no ladder chart: {exc}"]
-        if written is None:
-            return "", []
-        table, paths = written
-        text = render_text_table(table, width=width, color=color)
-        return text, [f"harness: ladder chart written to {', '.join(str(p) for p in paths)}"] if paths else []
+            written, lines = None, [f"no ladder chart: {exc}"]
+        if written is not None and written[1]:
+            lines.append(f"ladder chart written to {', '.join(str(p) for p in written[1])}")
+        if self.verdicts:
+            title, allowed = f"verdicts vs baselines ({self.machine})", self.selection.allowed_unjudged
+            if summary := write_step_summary(markdown(self.verdicts, title, allowed)):
+                lines.append(f"verdicts appended to {summary}")
+        return lines
 
-    def verdicts_text(self, width: int, color: bool) -> tuple[str, list[str]]:
-        """The verdict table, and a line saying where its Markdown went (the CI step summary)."""
-        if not self.verdicts:
-            return "", []
-        title, allowed = f"verdicts vs baselines ({self.machine})", self.selection.allowed_unjudged
-        text = render_text_table(render_verdicts(self.verdicts, title, allowed), width=width, color=color)
-        written = write_step_summary(markdown(self.verdicts, title, allowed))
-        return text, [f"harness: verdicts appended to {written}"] if written else []
+    def summary_lines(self, written: list[str]) -> list[str]:
+        """The end of the run on one screen (harness/publish/summary.py); the tables: tables_text."""
+        lines = [counts_line(self.records, len(self.dropped)), *failed_lines(self.records)]
+        lines += ladder_lines(summarize(self.records))
+        lines += verdict_lines(self.verdicts, tuple(self.selection.allowed_unjudged), f"baselines ({self.machine})")
+        if line := self.rounds_line():
+            lines.append(line)
+        return lines + files_lines(self.results_path, written)
+
+    def tables_text(self, width: int, color: bool) -> str:
+        """Every table of the run (--tables; `harness show` renders the same from the file)."""
+        text = render_text(rows(self.records), width=width, color=color)
+        found = summarize(self.records)
+        if found.per_family or found.missing:
+            text += render_text_table(render_ladders(found.ladders, found.per_family, found.overall, found.missing),
+                                      width=width, color=color)
+        if self.verdicts:
+            title = f"verdicts vs baselines ({self.machine})"
+            text += render_text_table(render_verdicts(self.verdicts, title, self.selection.allowed_unjudged),
+                                      width=width, color=color)
+        return text

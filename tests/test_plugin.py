@@ -37,14 +37,19 @@ def test_benchmark_run_writes_json_results_and_table(suite):
     """A benchmark run through the plugin measures every case and writes pytest-benchmark JSON with the
     harness's fields, a results file with its environment, the results table, and the lever ladder with its
     chart; with no baselines for this machine class nothing is judged, which fails closed with exit 12."""
-    result = suite.runpytest_subprocess(*FAST, "--benchmark", "--benchmark-json=out.json", "--results-dir=res")
+    result = suite.runpytest_subprocess(*FAST, "--benchmark", "--benchmark-json=out.json", "--results-dir=res", "--tables")
     result.assert_outcomes(passed=10)  # eager and sdpa on 5 workloads (one with draft-friendly weights, one HumanEval)
     assert result.ret == EXIT_UNJUDGED
     out = result.stdout.str()
     assert "not judged: 10 case(s): exit 12; --allow-unjudged no_baseline would accept them" in out
-    assert "harness results" in out and "speed-up e2e" in out
+    assert "harness results" in out and "speed-up e2e" in out  # --tables: every table, as harness show prints them
     assert "llama-tt-tiny-b1-p128-g64-fp32-sdpa" in out
-    assert "llama-tt-tiny-b1-p128-g64-fp32: round 3 (schedule 3/3)" in out  # progress shows the running workload
+    # A pipe gets one line per case, numbered in run order, and no line per phase.
+    progress = [line for line in out.splitlines() if line.startswith("[") and "] llama-" in line]
+    assert [line.split("]")[0] for line in progress] == [f"[{i}/10" for i in range(1, 11)]
+    assert all(": ok, e2e p50 " in line and " elapsed" in line for line in progress)
+    assert "warm-up" not in out and "schedule" not in out
+    assert "harness: 10 case(s): 10 ok;" in out and "Name (time in" not in out  # pytest-benchmark's table is off
     benchmarks = json.loads((suite.path / "out.json").read_text())["benchmarks"]
     assert len(benchmarks) == 10
     for bench in benchmarks:
@@ -63,6 +68,22 @@ def test_benchmark_run_writes_json_results_and_table(suite):
     assert "lever ladder" in out and "+sdpa" in out and "all families: geometric mean (1)" in out
     for fmt in ("png", "svg"):
         assert results_file.with_name(f"{results_file.stem}-ladder.{fmt}").stat().st_size > 1000
+
+
+def test_without_tables_the_end_of_a_run_is_a_short_summary(suite):
+    """Without --tables a benchmark run ends with the summary (no per-family tables), still writes
+    pytest-benchmark's JSON, and --pytest-benchmark-table brings its table back."""
+    args = (*FAST, "--benchmark", "-k", "b1-p128-g64-fp32-eager or b1-p128-g64-fp32-sdpa", "--results-dir=res")
+    result = suite.runpytest_subprocess(*args, "--benchmark-json=out.json", "--allow-unjudged", "no_baseline")
+    assert result.ret == 0
+    out = result.stdout.str()
+    assert "harness results" not in out and "Name (time in" not in out
+    assert any(line.endswith(" cell(s): cudagraphs needs a cuda device (this run: cpu)") for line in out.splitlines())
+    assert "harness: 2 case(s): 2 ok;" in out and "llama  " in out and "every table of this run: harness show" in out
+    assert len(json.loads((suite.path / "out.json").read_text())["benchmarks"]) == 2
+    assert len(out.splitlines()) < 45, out
+    again = suite.runpytest_subprocess(*args, "--allow-unjudged", "no_baseline", "--pytest-benchmark-table")
+    assert "Name (time in" in again.stdout.str()
 
 
 def test_quick_mode_checks_without_measuring(suite):

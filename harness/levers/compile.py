@@ -43,6 +43,25 @@ def workload_graphs() -> int:
     return _compile_counts()[0] - start[0]
 
 
+KV_LENGTH_DIM = -2  # [batch, kv heads, positions, head dim]: the one dimension a decode step grows
+
+
+def mark_growing_cache(cache) -> None:
+    """A dynamic KV cache grows by one position per step: dynamo would first compile the step for
+    the first length, then recompile it with that dimension symbolic when the second step's differs
+    (automatic dynamic shapes). Marking it dynamic up front compiles that second, symbolic graph
+    at once: the same graph the timed steps run, without the first one, which only warm-up ever
+    called (a compile of about a third of a tiny case's cold-cache start on the CPU). A symbolic
+    graph is also the same for every prompt length, so inductor's cache serves it to the family's
+    other workloads. A static cache (fixed shapes) has nothing to mark."""
+    import torch
+
+    for layer in getattr(cache, "layers", ()) if type(cache).__name__ == "DynamicCache" else ():
+        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+            if isinstance(tensor, torch.Tensor) and tensor.dim() == 4:
+                torch._dynamo.maybe_mark_dynamic(tensor, tensor.dim() + KV_LENGTH_DIM)
+
+
 class CompiledStep:
     """The compiled step. Its evidence counts the graphs and breaks compiled during its own
     untimed calls (other sessions compile the same code object in between)."""
@@ -50,6 +69,7 @@ class CompiledStep:
     def __init__(self, step, session) -> None:
         import torch
 
+        self._session = session
         self._fn = torch.compile(step)
         self._graphs = self._breaks = 0
         self._timing = False
@@ -59,6 +79,7 @@ class CompiledStep:
         if self._timing:  # the timed guard below checks the counts around the whole region
             return self._fn(*args)
         before = _compile_counts()
+        mark_growing_cache(getattr(self._session, "cache", None))  # untimed calls only: the timed ones find the graph symbolic
         try:
             return self._fn(*args)
         finally:
