@@ -249,9 +249,10 @@ def add_gating_commands(commands) -> None:
 
 
 def add_rendering_commands(commands) -> None:
-    """publish, report, ladder and figures: the asv history, the time charts, the lever ladder and
-    the characterization."""
+    """publish, report, ladder, figures and page: the asv history, the time charts, the lever ladder,
+    the characterization and a run's HTML report."""
     from harness.publish.figures_page import add_figures_command
+    from harness.publish.run_report import add_page_command
 
     history = commands.add_parser("publish", help="turn results files into asv results and build the asv HTML history")
     history.add_argument(
@@ -278,6 +279,7 @@ def add_rendering_commands(commands) -> None:
     steps.add_argument("--out", help="folder for the chart (default: beside each results file)")
     steps.set_defaults(run=cmd_ladder)
     add_figures_command(commands, print_list)
+    add_page_command(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

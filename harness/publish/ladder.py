@@ -97,6 +97,11 @@ def _bars(axes, labels: list[str], intervals: list[Interval], title: str, color:
 
 def render_chart(found: Sequence[Ladder], per_family: Mapping[str, Interval], overall: Interval | None,
                  stem: Path) -> list[Path]:
+    """The ladder chart (ladder_figure) as PNG and SVG files at `stem`."""
+    return save_figure(ladder_figure(found, per_family, overall), stem)
+
+
+def ladder_figure(found: Sequence[Ladder], per_family: Mapping[str, Interval], overall: Interval | None):
     """One panel per ladder (cumulative speed-up at each step, CI as error bars), and a last
     panel with each family's combined speed-up and the geometric mean across families."""
     panels = len(found) + 1
@@ -116,7 +121,7 @@ def render_chart(found: Sequence[Ladder], per_family: Mapping[str, Interval], ov
         axes.set_visible(False)
     figure.suptitle(f"lever ladder (e2e, Hodges-Lehmann {100 * CONFIDENCE:.0f}% CI)", fontsize=9)
     figure.tight_layout()
-    return save_figure(figure, stem)
+    return figure
 
 
 def chart_stem(results_path: Path) -> Path:

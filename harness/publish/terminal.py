@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Mapping
 
-from rich.console import Console, RenderableType
+from rich.console import Console, JustifyMethod, RenderableType
 from rich.table import Table
 
 from harness.analyse.intervals import paired_speedup_interval
@@ -157,7 +157,7 @@ def _case_text(row: Row, prefix: str = "") -> str:
     return case if row.status == "ok" else f"{case} [{color}]({row.status})[/]"
 
 
-def _cells(row: Row, prefix: str = "") -> list[tuple[str, str, str]]:
+def metric_cells(row: Row, prefix: str = "") -> list[tuple[str, str, str]]:
     """(header, justify, text) of the metrics table for one row, in column order."""
     match = {True: "[green]yes[/]", False: "[red]NO[/]", None: EMPTY}[row.outputs_match]
     return [
@@ -176,7 +176,7 @@ def _cells(row: Row, prefix: str = "") -> list[tuple[str, str, str]]:
     ]
 
 
-def _evidence_cells(row: Row) -> list[tuple[str, str, str]]:
+def evidence_cells(row: Row) -> list[tuple[str, str, str]]:
     return [
         ("case", "left", _case_text(row)),
         ("agreement", "left", row.agreement),  # lossy stacks only: the gated figure vs its minimum
@@ -188,22 +188,28 @@ def _evidence_cells(row: Row) -> list[tuple[str, str, str]]:
 MIN_WIDTHS = {"stages p50 ms": 30}
 
 
-def _table(table_rows: list[Row], title: str, cells_of) -> Table:
-    """Only the columns some row fills (OPTIONAL_COLUMNS); the case column never wraps."""
-    table = Table(title=title, show_lines=False)
+def kept_columns(table_rows: list[Row], cells_of) -> tuple[list[tuple[str, JustifyMethod]], list[list[str]]]:
+    """(header, justify) of the columns some row fills (OPTIONAL_COLUMNS), and each row's texts
+    in them: the terminal's tables and the HTML report's (harness/publish/run_report.py) alike."""
     grid = [cells_of(row) for row in table_rows]
     columns = cells_of(Row("", "ok", None, None, None, None, None, None, None, ""))
     keep = [
         index for index, (header, _, _) in enumerate(columns)
         if _column_used(header, table_rows, [cells[index][2] for cells in grid])
     ]
-    for index in keep:
-        header, justify, _ = columns[index]
+    return [columns[index][:2] for index in keep], [[cells[index][2] for index in keep] for cells in grid]
+
+
+def _table(table_rows: list[Row], title: str, cells_of) -> Table:
+    """Only the columns some row fills; the case column never wraps."""
+    table = Table(title=title, show_lines=False)
+    columns, grid = kept_columns(table_rows, cells_of)
+    for header, justify in columns:
         table.add_column(
             header, justify=justify, overflow="fold", no_wrap=header == "case", min_width=MIN_WIDTHS.get(header)
         )
-    for cells in grid:
-        table.add_row(*(cells[index][2] for index in keep))
+    for texts in grid:
+        table.add_row(*texts)
     return table
 
 
@@ -219,10 +225,10 @@ def render_tables(table_rows: list[Row], title: str = "harness results") -> list
     names), then one table of what each lever left as evidence. A single table of every
     column and 85-character SeamlessM4T ids folded the numbers into 3-character slivers."""
     tables = [
-        _table(group, f"{title}: {family}", lambda row, prefix=f"{family}-": _cells(row, prefix))
+        _table(group, f"{title}: {family}", lambda row, prefix=f"{family}-": metric_cells(row, prefix))
         for family, group in _by_family(table_rows).items()
     ]
-    tables.append(_table(table_rows, f"{title}: lever evidence (or why a case failed)", _evidence_cells))
+    tables.append(_table(table_rows, f"{title}: lever evidence (or why a case failed)", evidence_cells))
     return tables
 
 
