@@ -193,3 +193,34 @@ def test_a_measured_tiny_case_records_its_speed_of_light(family, ctx_factory):
     assert set(record["sol_frac"]) == stages | parts and stages <= set(record["breakdown"])
     assert all(0 < frac < math.inf for frac in record["sol_frac"].values()), record["sol_frac"]
     assert record["device_peaks"] == ctx.peaks["float32"]
+
+
+def test_a_phase_without_measurable_time_has_no_fraction():
+    """A stage timed at zero seconds gives no fraction rather than a division by zero."""
+    found = fake_input(None, {})
+    assert found.roofline("encoder", 10.0, 10.0, 0.0) == {}
+    assert found.roofline("encoder", 1e10, 1e9, 2.0) == {"encoder": 0.5, "encoder_compute": 0.5, "encoder_bandwidth": 0.5}
+
+
+def test_seamless_sol_reads_rows_source_and_stages_of_each_iteration():
+    """seamless_sol counts batch x beams rows, the speech encoder's output length as the source, the steps
+    stage per step and the vocoder over the units and frames of each iteration."""
+    from harness.families.seamless import TASKS
+    from harness.families.seamless.sol import seamless_sol
+
+    config = model_config("seamless", "tiny")
+    runner = SimpleNamespace(model=SimpleNamespace(config=config), case=SimpleNamespace(batch_size=1), beams=4,
+                             task=TASKS["ss"])
+    samples = {"e2e_s": [2.0], "prompt_lens": [64], "gen_lens": [5],
+               "stages_s": {"text_decoder_prefill_s": [0.5], "text_decoder_steps_s": [0.4], "vocoder_s": [0.25]},
+               "generated_tokens": {"unit": [10], "waveform_samples": [12 * math.prod(config.upsample_rates)]}}
+    found = seamless_sol(fake_input(runner, samples))
+    shape, rows, source = TextDecoderShape.from_config(config), 4, 9  # 64 frames: 9 after the adapter
+    assert found["text_decoder_prefill_compute"] == [prefill_flops(shape, rows, 1, source) / (0.5 * 1e10)]
+    assert found["text_decoder_prefill_bandwidth"] == [prefill_bytes(shape, 4, rows, 1, source) / (0.5 * 1e9)]
+    step = decode_bytes_per_step(shape, 4, rows, 1, source, 2 + 5 / 2)  # the prefix and half the generation
+    assert found["text_decoder_steps"] == [step * 4 / (0.4 * 1e9)]
+    assert found["vocoder_compute"] == [vocoder_flops(config, 1, 10, 12) / (0.25 * 1e10)]
+    text_only = seamless_sol(fake_input(SimpleNamespace(**{**vars(runner), "task": TASKS["tt"]}), samples))
+    assert set(text_only) == {"text_decoder_prefill", "text_decoder_prefill_compute", "text_decoder_prefill_bandwidth",
+                              "text_decoder_steps"}

@@ -125,7 +125,7 @@ def iteration_fracs(found: SolInput, shape: TextDecoderShape, index: int) -> dic
         "text_decoder_prefill", prefill_flops(shape, rows, batch, source),
         prefill_bytes(shape, found.dtype_bytes, rows, batch, source, found.linear_bytes), stages_s["text_decoder_prefill_s"],
     )
-    if gen_len > 1:
+    if gen_len > 1 and stages_s["text_decoder_steps_s"] > 0:
         context = mean_decode_context(PREFIX_LEN, gen_len)
         step = decode_bytes_per_step(shape, found.dtype_bytes, rows, batch, source, context, found.linear_bytes)
         out["text_decoder_steps"] = step * (gen_len - 1) / (stages_s["text_decoder_steps_s"] * found.bandwidth_bytes_per_s)

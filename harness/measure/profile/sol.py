@@ -110,7 +110,10 @@ class SolInput:
     def roofline(self, phase: str, flops: float, moved_bytes: float, seconds: float) -> dict[str, float]:
         """A phase bounded by both the peak and the bandwidth: `<phase>_compute` (FLOPs ÷ (seconds ×
         peak)), `<phase>_bandwidth` (bytes ÷ (seconds × bandwidth)) and `<phase>`, the larger: the
-        ideal time is the longer of the two, so that one says how close the phase came to it."""
+        ideal time is the longer of the two, so that one says how close the phase came to it. A phase
+        that took no measurable time has none ({})."""
+        if seconds <= 0:
+            return {}
         compute = flops / (seconds * self.peak_flops_per_s)
         bandwidth = moved_bytes / (seconds * self.bandwidth_bytes_per_s)
         return {phase: max(compute, bandwidth), f"{phase}_compute": compute, f"{phase}_bandwidth": bandwidth}
