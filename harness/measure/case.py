@@ -27,7 +27,7 @@ from harness.measure.profile.analysis import DEVICE_OPS_UNIT
 from harness.measure.profile.capture import hta_idle_frac, profile_iteration
 from harness.measure.profile.iteration import profile_clock_s, profile_window
 from harness.measure.profile.peaks import measure_peaks
-from harness.measure.profile.sol import BYTES_PER_DTYPE, decoder_views, sol_fracs
+from harness.measure.profile.sol import BYTES_PER_DTYPE, SolInput
 from harness.measure.profile.trace import trace_file_name
 from harness.measure.record import CaseResult
 from harness.measure.rounds import Guard
@@ -257,28 +257,20 @@ class CaseRun:
 
     def speed_of_light(self) -> None:
         """sol_frac per phase from the timed samples (median over iterations) and this run's peaks."""
-        shape_of = resolve(self.spec.sol) if self.spec.sol else None
+        family_sol = resolve(self.spec.sol) if self.spec.sol else None
         samples = self.result.samples
-        if shape_of is None or not samples.get("e2e_s"):
+        if family_sol is None or not samples.get("e2e_s"):
             return
         dtype = self.case.dtype
         if dtype not in self.ctx.peaks:
             self.ctx.progress(f"measuring this device's peaks ({dtype})")
             self.ctx.peaks[dtype] = measure_peaks(self.ctx.device, dtype)
         peaks = self.ctx.peaks[dtype]
-        shape = shape_of(self.model.config)
-        per_iteration: dict[str, list[float]] = {}
-        # A runner whose decoder is one stage of several (Chameleon) says what its decoder saw.
-        adapt = getattr(self.runner, "sol_view", lambda view, stages_s: view)
-        for plain, stages_s in decoder_views(samples, self.case.batch_size):
-            view = adapt(plain, stages_s)
-            found = sol_fracs(
-                shape, BYTES_PER_DTYPE[dtype], view.rows, view.prompt_len, view.gen_len, view.prefill_s,
-                view.per_token_s, peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"], linear_weight_bytes(self.session),
-            )
-            for phase, frac in found.items():
-                per_iteration.setdefault(view.decode_phase if phase == "decode" else phase, []).append(frac)
-        self.result.profile["sol_frac"] = {phase: median(fracs) for phase, fracs in per_iteration.items()}
+        per_iteration = family_sol(SolInput(
+            self.runner, samples, BYTES_PER_DTYPE[dtype], linear_weight_bytes(self.session),
+            peaks["mem_bw_bytes_per_s"], peaks["matmul_flops_per_s"],
+        ))
+        self.result.profile["sol_frac"] = {phase: median(fracs) for phase, fracs in per_iteration.items() if fracs}
         self.result.profile["device_peaks"] = peaks
 
     def collect_evidence(self) -> None:

@@ -78,7 +78,9 @@ class FamilySpec:
     # first baselines: folded into the fingerprint, so that a baseline or history recorded under the
     # old definition reads no_baseline rather than a change of speed (0: never redefined).
     measurement_version: int = 0
-    sol: str = ""  # entry point of (model config) -> harness.measure.profile.sol.DecoderShape ("": no sol_frac)
+    # entry point of (harness.measure.profile.sol.SolInput) -> {phase: one speed-of-light fraction per
+    # timed iteration} ("": no sol_frac); Llama-shaped decoders: harness.measure.profile.sol:decoder_sol
+    sol: str = ""
 
     @property
     def baseline(self) -> tuple[str, ...]:

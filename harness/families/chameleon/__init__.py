@@ -43,5 +43,5 @@ SPEC = FamilySpec(
     runner="harness.families.chameleon.runner:ChameleonRunner",
     fit="decoder",
     fit_rows="harness.families.chameleon.presets:fit_rows",
-    sol="harness.measure.profile.sol:DecoderShape.from_config",  # a Llama-shaped decoder (its VQ encoder aside)
+    sol="harness.measure.profile.sol:decoder_sol",  # a Llama-shaped decoder (its VQ encoder aside)
 )

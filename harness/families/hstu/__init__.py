@@ -61,4 +61,5 @@ SPEC = FamilySpec(
     models="harness.families.hstu.model:MODELS",
     runner="harness.families.hstu.runner:RecommenderRunner",
     fit="recommender",
+    sol="harness.families.hstu.sol:hstu_sol",
 )

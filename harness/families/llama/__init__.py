@@ -43,5 +43,5 @@ SPEC = FamilySpec(
     models="harness.families.llama.model:MODELS",
     runner="harness.families.decoder:DecoderRunner",
     fit="decoder",
-    sol="harness.measure.profile.sol:DecoderShape.from_config",
+    sol="harness.measure.profile.sol:decoder_sol",
 )

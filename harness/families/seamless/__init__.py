@@ -70,4 +70,5 @@ SPEC = FamilySpec(
     capabilities=frozenset({"hf_attention", "kv_cache", "step_wrappers", "beam_reorder"}),
     models="harness.families.seamless.model:MODELS",
     runner="harness.families.seamless.runner:SeamlessRunner",
+    sol="harness.families.seamless.sol:seamless_sol",
 )

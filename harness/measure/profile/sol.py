@@ -1,6 +1,11 @@
 """Speed of light: the bytes a decode step must move and the FLOPs a prefill must do, from a
 decoder config (Llama shape), and how close a measured time comes to the device's peaks.
 
+A family's figures come from one function (its spec's `sol` entry point): `SolInput` (its runner,
+the timed samples, the dtype's and a quantized stack's bytes, this device's peaks) -> per phase,
+one fraction per timed iteration. `decoder_sol` is the Llama-shaped decoders' (Llama, Chameleon);
+SeamlessM4T's and HSTU's are in their family packages (`sol.py`), with their own counting rules.
+
 Counted as the minimum the math needs, not what a given implementation does: decode reads
 every weight once per step (batch shares it) plus the KV cache up to the current position;
 embedding reads only its looked-up rows; prefill's LM head runs for the last position only;
@@ -10,6 +15,7 @@ causal attention counts the lower triangle. Norm weights are read but their FLOP
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from harness.analyse.stats import median
 
@@ -88,6 +94,36 @@ def sol_fracs(
     return out
 
 
+@dataclass(frozen=True)
+class SolInput:
+    """What a family's speed-of-light function reads: the case's runner (its case, model, seed and
+    what it knows of its stages), the timed samples, the bytes per element of the case's dtype,
+    the bytes per linear weight of a quantized stack (None: the dtype's) and this device's peaks."""
+
+    runner: Any  # each family's own runner class
+    samples: dict
+    dtype_bytes: int
+    linear_bytes: float | None
+    bandwidth_bytes_per_s: float
+    peak_flops_per_s: float
+
+    def roofline(self, phase: str, flops: float, moved_bytes: float, seconds: float) -> dict[str, float]:
+        """A phase bounded by both the peak and the bandwidth: `<phase>_compute` (FLOPs ÷ (seconds ×
+        peak)), `<phase>_bandwidth` (bytes ÷ (seconds × bandwidth)) and `<phase>`, the larger: the
+        ideal time is the longer of the two, so that one says how close the phase came to it. A phase
+        that took no measurable time has none ({})."""
+        if seconds <= 0:
+            return {}
+        compute = flops / (seconds * self.peak_flops_per_s)
+        bandwidth = moved_bytes / (seconds * self.bandwidth_bytes_per_s)
+        return {phase: max(compute, bandwidth), f"{phase}_compute": compute, f"{phase}_bandwidth": bandwidth}
+
+
+def append_fracs(per_iteration: dict[str, list[float]], found: dict[str, float]) -> None:
+    """Add one iteration's fractions to the per-phase lists."""
+    for phase, frac in found.items():
+        per_iteration.setdefault(phase, []).append(frac)
+
 
 @dataclass(frozen=True)
 class SolView:
@@ -115,3 +151,19 @@ def decoder_views(samples: dict, batch: int) -> list[tuple[SolView, dict[str, fl
         view = SolView(batch, p, g, ttft_s, median(intervals) if intervals else None)
         views.append((view, {stage: seconds[index] for stage, seconds in stages.items()}))
     return views
+
+
+def decoder_sol(found: SolInput) -> dict[str, list[float]]:
+    """A Llama-shaped decoder's prefill and decode fractions per timed iteration. A runner whose
+    decoder is one stage of several (Chameleon) says what its decoder saw (`sol_view`)."""
+    shape = DecoderShape.from_config(found.runner.model.config)
+    adapt = getattr(found.runner, "sol_view", lambda view, stages_s: view)
+    per_iteration: dict[str, list[float]] = {}
+    for plain, stages_s in decoder_views(found.samples, found.runner.case.batch_size):
+        view = adapt(plain, stages_s)
+        fracs = sol_fracs(
+            shape, found.dtype_bytes, view.rows, view.prompt_len, view.gen_len, view.prefill_s, view.per_token_s,
+            found.bandwidth_bytes_per_s, found.peak_flops_per_s, found.linear_bytes,
+        )
+        append_fracs(per_iteration, {view.decode_phase if phase == "decode" else phase: frac for phase, frac in fracs.items()})
+    return per_iteration
