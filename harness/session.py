@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.analyse.gate import compare_records, gate_status
 from harness.analyse.ladder import summarize
+from harness.errors import HarnessError
 from harness.measure.case import RunContext
 from harness.measure.env import environment
 from harness.measure.isolation import RecordedResult, measure_isolated
@@ -16,6 +17,7 @@ from harness.measure.rounds import run_figures
 from harness.measure.workload import WorkloadRun, execute
 from harness.publish.ladder import chart_stem, render_ladders, write_ladder
 from harness.publish.progress import ProgressDisplay
+from harness.publish.run_report import write_run_report
 from harness.publish.summary import counts_line, failed_lines, files_lines, ladder_lines, verdict_lines
 from harness.publish.terminal import render_text, render_text_table, rows
 from harness.publish.verdicts import markdown, render_verdicts, write_step_summary
@@ -151,6 +153,11 @@ class RunSession:
             written, lines = None, [f"no ladder chart: {exc}"]
         if written is not None and written[1]:
             lines.append(f"ladder chart written to {', '.join(str(p) for p in written[1])}")
+        try:
+            page = write_run_report(self.results_path, self.records, self.verdicts, f"harness results ({self.machine})")
+            lines.append(f"HTML report of the run written to {page}")
+        except (HarnessError, OSError, ValueError) as exc:  # the results are safe on disk; say why the page is not
+            lines.append(f"no HTML report: {exc}")
         if self.verdicts:
             title, allowed = f"verdicts vs baselines ({self.machine})", self.selection.allowed_unjudged
             if summary := write_step_summary(markdown(self.verdicts, title, allowed)):

@@ -68,6 +68,9 @@ def test_benchmark_run_writes_json_results_and_table(suite):
     assert "lever ladder" in out and "+sdpa" in out and "all families: geometric mean (1)" in out
     for fmt in ("png", "svg"):
         assert results_file.with_name(f"{results_file.stem}-ladder.{fmt}").stat().st_size > 1000
+    page = results_file.with_suffix(".html")  # the run's HTML report, beside its results file
+    assert f"HTML report of the run written to {page.name}" in out.replace(str(page.parent) + "/", "")
+    assert "llama-tt-tiny-b1-p128-g64-fp32-sdpa" in page.read_text()
 
 
 def test_without_tables_the_end_of_a_run_is_a_short_summary(suite):
