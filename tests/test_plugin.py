@@ -69,7 +69,7 @@ def test_benchmark_run_writes_json_results_and_table(suite):
     for fmt in ("png", "svg"):
         assert results_file.with_name(f"{results_file.stem}-ladder.{fmt}").stat().st_size > 1000
     page = results_file.with_suffix(".html")  # the run's HTML report, beside its results file
-    assert f"HTML report of the run written to {page.name}" in out.replace(str(page.parent) + "/", "")
+    assert any("HTML report of the run written to" in line and line.endswith(page.name) for line in out.splitlines())
     assert "llama-tt-tiny-b1-p128-g64-fp32-sdpa" in page.read_text()
 
 
