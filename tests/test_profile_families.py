@@ -43,7 +43,7 @@ def test_profiled_iteration_splits_by_the_family_stages(family, fragment, tmp_pa
 
 
 def test_text_to_image_profiles_its_first_tokens_and_says_so():
-    """A ti case's profiled iteration decodes only the first tokens of its 1024-token image, says so in the record,
+    """A ti case's profiled iteration decodes only the first tokens of its 256-token image, says so in the record,
     and splits them into prefill, guidance and image decode."""
     options = RunOptions(stacks="sdpa", quick_tokens=4)
     case, options = tiny_case("chameleon", "ti-tiny", options)
@@ -53,6 +53,6 @@ def test_text_to_image_profiles_its_first_tokens_and_says_so():
     run.profile(run.draws[0])
     record = run.result.to_record()
     window = record["profile_window"]
-    assert window == {"generated_tokens": 32, "of_generated_tokens": 1024, "steps": "first"}
+    assert window == {"generated_tokens": 32, "of_generated_tokens": 256, "steps": "first"}
     assert set(record["breakdown"]) == {"prefill", "cfg", "image_decode"} and profile_problems(record) == []
     assert record["top_ops"]["sampling"][0][0] == "aten::argmax"  # the guided choice, once per token

@@ -211,7 +211,7 @@ def test_chameleon_speed_of_light_sees_the_decoder_alone():
     assert plain == SolView(1, 16, 5, 0.3, pytest.approx(0.1)) and stages_s["image_decode_s"] == 0.4
     view = ChameleonRunner(ti, Model(), "cpu", 0).sol_view(plain, stages_s)
     assert (view.rows, view.prompt_len, view.prefill_s, view.per_token_s, view.decode_phase) == (3, 17, 0.2, 0.1, "image_decode")
-    assert ChameleonRunner(it, Model(), "cpu", 0).decoder_prompt_len(8) == 8 + 1024 + 2
+    assert ChameleonRunner(it, Model(), "cpu", 0).decoder_prompt_len(8) == 8 + 256 + 2
     shape = DecoderShape.from_config(config)
     with torch.device("meta"):
         decoder = ChameleonForConditionalGeneration(config).model

@@ -223,7 +223,7 @@ def test_real_pixels_go_through_the_tiny_vq_encoder():
     with torch.no_grad():
         ids, synthetic_ids = runner.encode(photo), runner.encode(synthetic)
     image = ids[0, photo.head.shape[1] : photo.head.shape[1] + runner.tokens_per_image]
-    assert ids.shape[1] == photo.head.shape[1] + 1024 + photo.tail.shape[1]
+    assert ids.shape[1] == photo.head.shape[1] + 256 + photo.tail.shape[1]
     assert torch.isin(image, runner.vocab.image_ids).all()
     assert not torch.equal(ids, synthetic_ids)
 

@@ -4,9 +4,9 @@ One decoder over text tokens and image tokens; images become tokens through a VQ
 (the model's `vqmodel`). `paper` is Chameleon 34B's shape, `paper-7b` Chameleon 7B's (docs/facts.md);
 both use the released VQ tokenizer's shape (transformers' ChameleonVQVAEConfig defaults:
 512x512 pixels, four 2x downsamplings, 32x32 = 1024 tokens per image, 8192 codes).
-`tiny` and `small` are this harness's own sizes; `tiny` has a tiny VQ tokenizer (64x64 pixels,
-one 2x downsampling) that still makes 32x32 = 1024 tokens per image: the sequence lengths the
-decoder sees are the paper's, only the pixels and channels are small.
+`tiny` and `small` are this harness's own sizes; `tiny` has a tiny VQ tokenizer (32x32 pixels,
+one 2x downsampling) that makes 16x16 = 256 tokens per image: a quarter of the paper's image
+length, so that the CPU's tiny matrix fits its time (docs/families/chameleon.md).
 
 Random weights need a vocabulary map (docs/facts.md): `<image>` and one `IMGIMG...Z` entry per codebook
 index. The layout here is this harness's choice, modelled on the released tokenizer (codes from

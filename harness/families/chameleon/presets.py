@@ -18,9 +18,11 @@ RELEASED_VQ: dict[str, Any] = dict(
     resolution=512, in_channels=3, base_channels=128, channel_multiplier=[1, 1, 2, 2, 4], num_res_blocks=2,
     embed_dim=256, latent_channels=256, num_embeddings=8192, double_latent=False, attn_resolutions=None,
 )
-# One halving of 64x64 pixels: the released tokenizer's 32x32 token grid at a fraction of its cost.
+# One halving of 32x32 pixels: a 16x16 token grid, 256 tokens an image (the released tokenizer's
+# 1024 at a quarter of the length). The tiny preset is the CPU's check of every path; with 1024
+# tokens its five `ti` stacks alone took about a third of the README's main job (docs/families/chameleon.md).
 TINY_VQ: dict[str, Any] = dict(
-    resolution=64, in_channels=3, base_channels=32, channel_multiplier=[1, 2], num_res_blocks=1,
+    resolution=32, in_channels=3, base_channels=32, channel_multiplier=[1, 2], num_res_blocks=1,
     embed_dim=32, latent_channels=32, num_embeddings=256, double_latent=False, attn_resolutions=None,
 )
 

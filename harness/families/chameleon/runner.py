@@ -37,7 +37,7 @@ from harness.measure.profile.sol import SolView
 from harness.spec.workload import prompt_ids
 
 # Under the profiler a tiny image token costs ~40 ms on the 2-core CPU, against ~2.4 ms timed (measured):
-# the whole 1024-token image took 67 s to profile and minutes to analyse; 32 tokens took 2.8 s (a loaded machine).
+# a whole 1024-token image took 67 s to profile and minutes to analyse; 32 tokens took 2.8 s (a loaded machine).
 PROFILE_IMAGE_TOKENS = 32
 
 
