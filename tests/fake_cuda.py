@@ -52,17 +52,16 @@ class FakeCuda:
         return [name for name, _ in self.calls]
 
 
-# Ops that make the host wait for the device (`.item()`, `bool(tensor)`, `.tolist()`, data-dependent
-# shapes): illegal inside a real capture, and a silent per-token stall in a timed loop.
-HOST_SYNC_OPS = ("_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique2", "item")
-
-
 class RecordingMode:
     """A dispatch mode that runs each op and records it, so that a fake graph can replay the same ops
-    on the same tensors, as a CUDA graph replays its kernels on the same memory."""
+    on the same tensors, as a CUDA graph replays its kernels on the same memory. An op that would make
+    the host wait for the device (tests/sync_guard.py's sync_kind: `.item()`, `bool(tensor)`,
+    data-dependent shapes, host data, a copy across devices) fails the capture, as it does on CUDA."""
 
     def __new__(cls):
         from torch.utils._python_dispatch import TorchDispatchMode
+
+        from tests.sync_guard import sync_kind
 
         class _Mode(TorchDispatchMode):
             def __init__(self) -> None:
@@ -71,8 +70,9 @@ class RecordingMode:
 
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 kwargs = kwargs or {}
-                if func.__name__.split(".")[0] in HOST_SYNC_OPS:
-                    raise AssertionError(f"host sync inside a captured step: {func}")
+                kind = sync_kind(func, args, kwargs)
+                if kind is not None:
+                    raise AssertionError(f"host sync inside a captured step: {func} ({kind})")
                 out = func(*args, **kwargs)
                 self.ops.append((func, args, kwargs, out))
                 return out

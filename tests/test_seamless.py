@@ -11,6 +11,7 @@ from harness.families.base import CHOICE_MARKS, timings
 from harness.families.models import build_model, count_parameters_on_meta
 from harness.families.seamless.beam import extend, reorder_index_select, reorder_inplace
 from harness.families.seamless.model import PRESETS, codes, config, generation_config, synthetic_subword
+from harness.families.seamless.positions import fix_positions, positions_without_growth
 from harness.families.seamless.runner import TASKS, SeamlessRunner, stage_names
 from harness.levers import LEVERS, LeverNotInEffect
 from harness.levers.plan import plan_for
@@ -90,6 +91,50 @@ def test_inplace_reorder_equals_index_select_on_random_caches_and_beams(seed, st
     for (want_k, want_v), (got_k, got_v) in zip(filled_states(reference, filled), filled_states(inplace, filled), strict=False):
         assert torch.equal(want_k, got_k) and torch.equal(want_v, got_v)
     assert self_buffers == [t.data_ptr() for layer in inplace.self_attention_cache.layers for t in (layer.keys, layer.values)]
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_index_select_reorder_equals_transformers_reorder_cache(static):
+    """The written-out index_select reorder (no host sync on a static cache) leaves every layer, self- and
+    cross-attention, as transformers' own reorder_cache does."""
+    generator = torch.Generator().manual_seed(3)
+    cfg = config("tiny")
+    ours = random_cache(cfg, 2, 3, 4, 8, 5, generator, static)
+    theirs = copy.deepcopy(ours)
+    for _ in range(2):
+        beam_idx = random_beam_idx(2, 3, generator)
+        reorder_index_select(ours, beam_idx, 4)
+        for cache in (theirs.self_attention_cache, theirs.cross_attention_cache):
+            for layer in cache.layers:
+                layer.reorder_cache(beam_idx)
+    for (want_k, want_v), (got_k, got_v) in zip(filled_states(theirs, 8), filled_states(ours, 8), strict=True):
+        assert torch.equal(want_k, got_k) and torch.equal(want_v, got_v)
+
+
+@pytest.mark.parametrize("cache_length", [0, 5, torch.tensor(5)])
+@pytest.mark.parametrize("by", ["input_ids", "inputs_embeds"])
+def test_positions_without_the_growth_test_equal_transformers_positions(model, cache_length, by):
+    """The decoder's position lookup without the per-step growth test gives transformers' positions, for a
+    host or a device cache length, from ids (padding kept at the padding position) or from embeddings."""
+    embedding = copy.deepcopy(model.text_decoder.embed_positions)
+    ids = torch.tensor([[5, 7, embedding.padding_idx, 9]])
+    inputs = {"input_ids": ids} if by == "input_ids" else {"inputs_embeds": torch.randn(1, 4, model.config.hidden_size)}
+    expected = type(embedding).forward(embedding, **inputs, cache_length=cache_length)
+    assert torch.equal(positions_without_growth(embedding, **inputs, cache_length=cache_length), expected)
+
+
+def test_fixed_positions_grow_the_table_once_for_the_longest_sequence(model):
+    """A session whose sequences pass the position table's end grows it up front, as the forward would
+    have on reaching those positions, and then looks positions up without the growth test."""
+    copied = copy.deepcopy(model)
+    embedding = copied.text_decoder.embed_positions
+    longest = embedding.weights.size(0) + 10
+    fix_positions(copied, longest)
+    assert embedding.weights.size(0) == embedding.padding_idx + 1 + longest + embedding.offset
+    ids = torch.full((1, 1), 5)
+    last = embedding(input_ids=ids, cache_length=torch.tensor(longest - 1))  # the last position a session reaches
+    grown = type(embedding).forward(copy.deepcopy(embedding), input_ids=ids, cache_length=longest - 1)
+    assert torch.equal(last, grown)
 
 
 def test_inplace_reorder_differs_from_no_reorder():

@@ -210,8 +210,10 @@ class HSTU(nn.Module):
             pieces = zip(q.split(lengths), k.split(lengths), v.split(lengths), per_user, strict=True)
             attended = [_attend_one(block, *piece) for piece in pieces]
             x = block.finish(x, u, torch.cat(attended).flatten(-2))
-        ends = torch.tensor(lengths, device=x.device).cumsum(0) - 1
-        return F.normalize(x[ends], dim=-1)
+        # each user's last position, as views of the split: an index tensor made from `lengths` here
+        # would be a host-to-device copy (a stream sync on CUDA) inside the timed encoder
+        last = torch.stack([user[-1] for user in x.split(lengths)])
+        return F.normalize(last, dim=-1)
 
 
 # -- builders (harness.families.models.FamilyModels) -------------------------------------------------------

@@ -18,10 +18,18 @@ from transformers import EncoderDecoderCache
 # -- the KV-cache reorder of beam search --------------------------------------------------------
 def reorder_index_select(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int) -> None:
     """transformers' reorder: every layer's keys and values, self- and cross-attention, replaced
-    by an index_select copy (4 x layers new tensors per step; the blog's 96 for 24 layers)."""
+    by an index_select copy (4 x layers new tensors per step; the blog's 96 for 24 layers).
+
+    Written out rather than calling `layer.reorder_cache`, which first asks `get_seq_length() > 0`:
+    a static layer answers with its device-side position counter, so that question is a host sync
+    per layer per step on CUDA (tests/test_sync_guard.py), a stall the in-place lever would then
+    seem to remove. Decoding has always filled every layer by the first reorder (`filled` > 0)."""
+    # an encoder-decoder cache holds only key/value layers (see reorder_inplace)
     for cache in (kv.self_attention_cache, kv.cross_attention_cache):
-        for layer in cache.layers:
-            layer.reorder_cache(cast("torch.LongTensor", beam_idx))
+        for layer in cast("list[Any]", cache.layers):
+            if filled > 0 and layer.is_initialized:
+                layer.keys = layer.keys.index_select(0, beam_idx)
+                layer.values = layer.values.index_select(0, beam_idx)
 
 
 def reorder_inplace(kv: EncoderDecoderCache, beam_idx: torch.Tensor, filled: int) -> None:

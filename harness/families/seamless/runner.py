@@ -33,6 +33,7 @@ from harness.families.base import CHOICE_MARKS, Output, RunnerBase, SessionBase,
 from harness.families.seamless import TASKS
 from harness.families.seamless.beam import REORDERS, choose, decode_text
 from harness.families.seamless.model import codes
+from harness.families.seamless.positions import fix_positions
 from harness.levers.plan import Plan
 from harness.measure.clock import make_clock
 from harness.measure.equivalence import Mismatch, first_mismatch
@@ -54,6 +55,7 @@ class SeamlessSession(SessionBase):
         self.rows = rows
         self.max_cache_len = max_cache_len
         model.set_attn_implementation(plan.attn_implementation)
+        fix_positions(model, max_cache_len)  # no host sync per step in the decoder's positions (positions.py)
         self.reorder_fn = REORDERS[plan.kv_reorder]
         self.kv: EncoderDecoderCache | None = None
         self.reorders = 0  # reorder calls over the session's runs
