@@ -139,13 +139,17 @@ class ScoreMismatch:
 
 
 def first_score_mismatch(expected: Scored, got: Scored, atol: float) -> ScoreMismatch | None:
-    """Scores must agree within atol; ids must be identical, except where two items' scores are
-    within atol of each other (a near-tie may swap places under changed numerics)."""
+    """Scores must agree within atol place by place; ids must be identical, except where a near-tie
+    swapped places under changed numerics: an item in another place must have got a score within
+    atol of its own in the baseline (an item new to a top-k: at most atol above the baseline's last)."""
     if expected.ids.shape != got.ids.shape:
         return ScoreMismatch(0, 0, (-1, float("nan")), (-1, float("nan")), atol)
     score_off = (expected.scores - got.scores).abs() > atol
-    swapped = (expected.ids != got.ids) & score_off
-    bad = (score_off | swapped).nonzero()
+    same_item = got.ids.unsqueeze(-1) == expected.ids.unsqueeze(-2)  # [B, n, n]: got's place -> baseline's place
+    known = same_item.any(-1)
+    own = torch.where(known, (same_item * expected.scores.unsqueeze(-2)).sum(-1), expected.scores[:, -1:])
+    item_off = torch.where(known, (got.scores - own).abs() > atol, got.scores - own > atol)
+    bad = (score_off | ((expected.ids != got.ids) & item_off)).nonzero()
     if not len(bad):
         return None
     row, rank = bad[0].tolist()
