@@ -72,6 +72,19 @@ def test_estimate_grows_with_batch_and_explains_its_parts():
     assert quantized.parts["weights"] == 2 * small.parts["weights"]  # float model + the copy it is built from
 
 
+@pytest.mark.parametrize(("dtype", "activations"), [
+    # llama tiny (vocab 1024, hidden 128, FFN 256, 4 heads), batch 2, prompt 32, sequence 48:
+    # logits 2x32x1024x4 + one layer 2x32x(4x128 + 2x256)x dtype + eager scores 2x4x32x48 x bytes per score
+    ("bfloat16", 2 * 32 * 1024 * 4 + 2 * 32 * 1024 * 2 + 2 * 4 * 32 * 48 * (2 + 4 + 4)),
+    ("float32", 2 * 32 * 1024 * 4 + 2 * 32 * 1024 * 4 + 2 * 4 * 32 * 48 * (4 + 4)),
+])
+def test_estimate_counts_eager_attentions_float32_softmax(dtype, activations):
+    """The activations part counts eager attention's scores in the dtype plus softmax's float32 upcast and
+    result (bfloat16: 10 bytes per score, float32: 8), by hand for llama tiny."""
+    found = estimate(llama("tiny", 2, dtype=dtype, stack=("eager",), lengths=Lengths(32, 16)))
+    assert found.parts["activations"] == activations
+
+
 def test_sweep_stops_at_the_largest_batch_that_fits():
     """On an 80 GiB device the sweep keeps a gap-free prefix of batch sizes up to the largest that fits and
     drops the rest saying why, everything when no batch fits."""

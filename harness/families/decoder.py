@@ -6,16 +6,17 @@ A hand-written loop gives prefill and per-token times directly and costs less th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
+from harness.families import family_spec
 from harness.families.base import CHOICE_MARKS, FORWARD_MARKS, Output, RunnerBase, SessionBase, fresh_cache, timings
 from harness.families.speculative import Bookkeeping, RoundPhaseClock, round_metrics, spec_marks, speculative_generate
-from harness.levers.plan import Plan
+from harness.levers.plan import Plan, plan_for
 from harness.levers.quantize_model import quantized_copy
 from harness.measure.clock import Marks, make_clock
-from harness.measure.equivalence import first_mismatch
+from harness.measure.equivalence import TIE_RELATIVE, first_mismatch, greedy_ties, row_mismatches, tie_note
 from harness.measure.profile.annotate import PhaseClock
 from harness.measure.profile.annotate import annotations as category_ranges
 from harness.spec.workload import prompt_ids
@@ -159,16 +160,11 @@ def forced_scores(
     return torch.stack(scores, dim=1).float().cpu()
 
 
-# A greedy divergence is accepted only where the two tokens' logits are this close, relative
-# to the largest logit: about two units in the last place of the dtype (bf16 has 8 bits).
-TIE_RELATIVE = {"float32": 1e-5, "bfloat16": 2.0**-7, "float16": 2.0**-10}
-
-
 class DecoderRunner(RunnerBase):
     """Greedy text generation: prefill, then one decode step per token."""
 
     compare = staticmethod(first_mismatch)
-    tie_relative = TIE_RELATIVE
+    tie_relative = TIE_RELATIVE  # near-ties (harness.measure.equivalence)
     profiles = True  # run(..., annotate=True) marks prefill and decode for the profiled iteration
 
     def session(self, plan: Plan) -> DecoderSession:
@@ -218,36 +214,18 @@ class DecoderRunner(RunnerBase):
         }
         return Output(value=generation.tokens, metrics=metrics, generated_tokens={"text": generation.tokens.shape[1]})
 
-    def near_tie(self, expected: torch.Tensor, got: torch.Tensor, draw: tuple[int, int]) -> str | None:
-        """Why reduced precision may legitimately change a greedy answer: where the model's top
-        two tokens are within rounding of each other. Every batch row's first divergence must be
-        such a tie (tokens after it are not comparable any more); None otherwise."""
-        notes = []
-        for row in range(expected.shape[0]):
-            mismatch = first_mismatch(expected[row : row + 1], got[row : row + 1])
-            if mismatch is None:
-                continue
-            note = self._tie_at(replace(mismatch, row=row), draw, expected)
-            if note is None:
-                return None
-            notes.append(note)
-        return "; ".join(notes) or None
-
-    @torch.no_grad()
-    def _tie_at(self, mismatch, draw: tuple[int, int], expected: torch.Tensor) -> str | None:
-        """One uncached forward of the prompt and the expected tokens before the divergence
-        (outside any timed region) says whether the two tokens' logits tie."""
-        if mismatch.expected is None or mismatch.got is None:
+    def near_tie(self, expected: torch.Tensor, got: torch.Tensor, draw: tuple[int, int], session=None) -> str | None:
+        """Why reduced precision may legitimately change a greedy answer: at every batch row's
+        first divergence (tokens after it are not comparable any more) the baseline's own logits
+        of the expected and the produced token are within the dtype's rounding of each other
+        (tie_relative x the largest logit there); None otherwise."""
+        mismatches = row_mismatches(expected, got)
+        if not mismatches:
             return None
-        ids, _ = self.inputs(draw)
-        row = mismatch.row
-        prefix = torch.cat([ids[row : row + 1], expected[row : row + 1, : mismatch.position].to(ids.device)], dim=1)
-        logits = self.model(input_ids=prefix, use_cache=False, logits_to_keep=1).logits[0, -1].float()
-        gap = abs(float(logits[mismatch.expected] - logits[mismatch.got]))
-        allowed = self.tie_relative[self.case.dtype] * float(logits.abs().max())
-        if gap > allowed:
-            return None
-        return (
-            f"row {row} diverges at token {mismatch.position} ({mismatch.expected} vs {mismatch.got}), "
-            f"a near-tie: logit gap {gap:.3g} <= {allowed:.3g}"
-        )
+        ids, positions = self.inputs(draw)
+        # The baseline's own session fed its own tokens up to the last divergence (teacher forcing,
+        # outside any timed region): the very logits it chose from, not a re-computation in another stack.
+        baseline = self.session(plan_for(family_spec(self.case.family).baseline))
+        scores = forced_scores(baseline, ids, positions[: max(m.position for m in mismatches)], expected)
+        allowed = self.tie_relative[self.case.dtype] * scores.abs().amax(-1)
+        return tie_note(greedy_ties(mismatches, scores, allowed))

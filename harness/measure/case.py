@@ -140,7 +140,8 @@ class CaseRun:
             return self.check_tolerance(reference, value, draw, tolerance)
         mismatch = self.runner.compare(reference, value)
         tie = getattr(self.runner, "near_tie", None)
-        note = tie(reference, value, draw) if mismatch and tie else None
+        note = tie(reference, value, draw, self.session) if mismatch and tie else None
+        self.session.activate()  # a tie check runs the baseline's session on the shared model: this stack's back
         if note:  # the two stacks' tokens differ only where the model's top choices tie
             self.result.equivalence_note, mismatch = note, None
         self.result.outputs_match = mismatch is None

@@ -10,8 +10,8 @@ measurement (peak_mem_bytes is measured per case):
   activations  decoders: the prefill's full-prompt logits ([rows, prompt, vocab]; transformers'
                LlamaForCausalLM computes them for every position) plus one layer's live tensors
                (hidden x 4 + FFN x 2 per token) and the eager baseline's attention scores
-               ([rows, heads, prompt, sequence]; every workload runs the eager baseline for
-               its expected outputs); recommenders: the item table, each block's fused
+               ([rows, heads, prompt, sequence] at EAGER_SCORE_BYTES each; every workload runs the
+               eager baseline for its expected outputs); recommenders: the item table, each block's fused
                projection and its [users, heads, len, len] attention scores.
 The device's capacity: CUDA total memory, or the CPU's physical memory, of which FIT_FRACTION
 may be used (allocator fragmentation, the CUDA context, other processes, the estimate's error).
@@ -33,6 +33,21 @@ from harness.spec.workload import DISTRIBUTIONS
 FIT_FRACTION = 0.8
 GIB = 1024**3
 LOGITS_BYTES = 4  # logits are compared and chosen in float32
+SOFTMAX_BYTES = 4  # eager attention's softmax runs in float32 whatever the model's dtype
+
+
+def eager_score_bytes(dtype: str) -> int:
+    """Bytes per element of [rows, heads, prompt, sequence] that transformers' eager attention
+    holds at once (eager_attention_forward in transformers 5.x: `softmax(scores, dtype=float32)
+    .to(dtype)`): the masked scores in the dtype stay alive while ATen's softmax first upcasts
+    them (`input.toType(float)`) and then writes a float32 result: bfloat16 2 + 4 + 4 = 10 bytes;
+    float32 4 + 4 (the upcast is the input itself). ATen's fused half-to-float softmax skips the
+    upcast for float16 on CUDA only (then 2 + 4, and 2 + 4 + 2 for the cast back: 8); counted as 10
+    here, an upper bound. The scaled and masked copies before the softmax hold two elements in
+    the dtype at most, and the cast back after it 2 + 4 + 2: both less."""
+    dtype_bytes = BYTES_PER_DTYPE[dtype]
+    upcast = 0 if dtype_bytes == SOFTMAX_BYTES else SOFTMAX_BYTES
+    return dtype_bytes + upcast + SOFTMAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -86,7 +101,7 @@ def decoder_estimate(case: Case) -> Estimate:
     kv = 2 * shape.layers * shape.kv_heads * shape.head_dim * sequence * rows * dtype_bytes
     logits = rows * prompt * shape.vocab * LOGITS_BYTES
     layer = rows * prompt * (4 * shape.hidden + 2 * shape.ffn) * dtype_bytes
-    scores = rows * shape.heads * prompt * sequence * dtype_bytes
+    scores = rows * shape.heads * prompt * sequence * eager_score_bytes(case.dtype)
     return Estimate({"weights": _weights_bytes(case), "kv_cache": kv, "activations": logits + layer + scores})
 
 

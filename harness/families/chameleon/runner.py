@@ -25,13 +25,14 @@ from dataclasses import dataclass, replace
 import torch
 
 from harness.errors import HarnessError
+from harness.families import family_spec
 from harness.families.base import CHOICE_MARKS, Output, RunnerBase, input_generator, timings
 from harness.families.chameleon.model import image_tokens_per_image, vocab_layout
 from harness.families.chameleon.presets import REFERENCE_GUIDANCE, TASKS, Guidance
 from harness.families.decoder import DecoderSession, clock_marks, decode_positions, forced_scores, generate
-from harness.levers.plan import Plan
+from harness.levers.plan import Plan, plan_for
 from harness.measure.clock import make_clock
-from harness.measure.equivalence import first_mismatch
+from harness.measure.equivalence import TIE_RELATIVE, first_mismatch, greedy_ties, row_mismatches, tie_note
 from harness.measure.profile.annotate import stage_clock, stage_phase
 from harness.measure.profile.sol import SolView
 from harness.spec.workload import prompt_ids
@@ -46,6 +47,16 @@ def cfg_combine(logits: torch.Tensor, guidance: Guidance) -> torch.Tensor:
     the reference: uncond + s_img * (img - uncond) + s_txt * (full - img))."""
     full, image, uncond = logits.chunk(3)
     return uncond + guidance.image_scale * (image - uncond) + guidance.text_scale * (full - image)
+
+
+def cfg_gain(guidance: Guidance | None) -> float:
+    """How much cfg_combine can grow a rounding error of its streams' logits: the sum of its
+    coefficients' magnitudes, (1 - s_img) uncond + (s_img - s_txt) image + s_txt full (the
+    reference's scales: 0.2 + 1.8 + 3 = 5); 1 without guidance."""
+    if guidance is None:
+        return 1.0
+    image, text = guidance.image_scale, guidance.text_scale
+    return abs(1 - image) + abs(image - text) + abs(text)
 
 
 def allow_only(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -192,9 +203,10 @@ class ChameleonRunner(RunnerBase):
             per_token_s=stages_s[decode_stage] / steps if steps else None, decode_phase=stage_phase(decode_stage),
         )
 
-    def forced_scores(self, session: ChameleonSession, prepared: Prepared, reference: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced scores of the task's own choice: masked (and guided, for ti) logits."""
-        score = self.image_scores if self.task.image_out else self.text_scores
+    def forced_scores(self, session: ChameleonSession, prepared: Prepared, reference: torch.Tensor, score=None) -> torch.Tensor:
+        """Teacher-forced scores of the task's own choice: masked (and guided, for ti) logits
+        (`score`, the choice's scores of one step's logits, defaults to that)."""
+        score = score or (self.image_scores if self.task.image_out else self.text_scores)
         encode = self.encode if self.task.image_in else None
         first = prepared if encode else prepared.head
         def feed(tokens):
@@ -216,3 +228,26 @@ class ChameleonRunner(RunnerBase):
         metrics, stages = timings(generation.marks, CHOICE_MARKS, stages_of_marks)
         kind = "image" if self.task.image_out else "text"
         return Output(value=generation.tokens, metrics=metrics, stages_s=stages, generated_tokens={kind: generation.tokens.shape[1]})
+
+    def near_tie(self, expected: torch.Tensor, got: torch.Tensor, draw: tuple[int, int], session=None) -> str | None:
+        """The decoder runner's near-tie rule on the scores this task chooses from: at every row's
+        first divergence the baseline's own scores (teacher-forced with its tokens) of the expected
+        and the produced token are within TIE_RELATIVE x the largest logit among the candidates
+        (over the three streams for ti), times cfg_gain: guidance scales each stream's rounding."""
+        mismatches = row_mismatches(expected, got)
+        if not mismatches:
+            return None
+        prepared = self.inputs(draw)
+        prepared = replace(prepared, positions=prepared.positions[: max(m.position for m in mismatches)])
+        allowed_ids = self.image_mask if self.task.image_out else self.text_mask
+        largest: list[torch.Tensor] = []  # per step: [batch] the largest |logit| of the candidates, over the streams
+
+        def score(logits: torch.Tensor) -> torch.Tensor:
+            candidates = logits.float().abs().masked_fill(~allowed_ids, 0)
+            largest.append(candidates.amax(-1).view(self.streams, -1).amax(0).cpu())
+            return self.image_scores(logits) if self.task.image_out else self.text_scores(logits)
+
+        baseline = self.session(plan_for(family_spec(self.case.family).baseline))
+        scores = self.forced_scores(baseline, prepared, expected, score)
+        allowed = TIE_RELATIVE[self.case.dtype] * cfg_gain(self.guidance) * torch.stack(largest, dim=1)
+        return tie_note(greedy_ties(mismatches, scores, allowed))

@@ -54,15 +54,32 @@ def extend(sequences: torch.Tensor, tokens: torch.Tensor, beam_idx: torch.Tensor
     return torch.cat([sequences if beam_idx is None else sequences[beam_idx], tokens], dim=1)
 
 
+def beam_totals(logits: torch.Tensor, scores: torch.Tensor | None, beams: int) -> torch.Tensor:
+    """[batch, beams, vocab] what one step's choice ranks: each row's score plus each token's
+    log-probability (beam search), or the logits themselves (greedy: scores None)."""
+    if scores is None:
+        return logits.float().view(-1, 1, logits.shape[-1])
+    return torch.log_softmax(logits.float(), dim=-1).view(scores.shape[0], beams, -1) + scores.unsqueeze(-1)
+
+
 def choose(logits: torch.Tensor, scores: torch.Tensor | None, offsets: torch.Tensor, beams: int):
     """(tokens [rows, 1], beam_idx [rows] or None, scores): greedy, or one beam-search step."""
     if scores is None:
         return logits.argmax(-1, keepdim=True), None, None
-    batch, vocab = offsets.shape[0], logits.shape[-1]
-    total = torch.log_softmax(logits.float(), dim=-1).view(batch, beams, vocab) + scores.unsqueeze(-1)
-    scores, flat = total.view(batch, -1).topk(beams, dim=-1)
+    vocab = logits.shape[-1]
+    total = beam_totals(logits, scores, beams)
+    scores, flat = total.view(offsets.shape[0], -1).topk(beams, dim=-1)
     beam_idx = (torch.div(flat, vocab, rounding_mode="floor") + offsets).view(-1)
     return (flat % vocab).view(-1, 1), beam_idx, scores
+
+
+def initial_scores(batch: int, beams: int, device) -> torch.Tensor | None:
+    """Beam scores before the first choice: only the first beam of each input is live (None: greedy)."""
+    if beams == 1:
+        return None
+    scores = torch.full((batch, beams), float("-inf"), device=device)
+    scores[:, 0] = 0.0
+    return scores
 
 
 # -- the loop, inside the timed region ----------------------------------------------------------
@@ -72,10 +89,7 @@ def decode_text(session, encoder: torch.Tensor, prepared, clock, beams: int) -> 
     encoder = encoder.repeat_interleave(beams, dim=0)
     logits = session.forward_step(prepared.prefix, encoder)
     clock.mark("prefill")
-    scores = None
-    if beams > 1:  # only the first beam of each input is live before the first choice
-        scores = torch.full((prepared.offsets.shape[0], beams), float("-inf"), device=encoder.device)
-        scores[:, 0] = 0.0
+    scores = initial_scores(prepared.offsets.shape[0], beams, encoder.device)
     tokens, beam_idx, scores = choose(logits, scores, prepared.offsets, beams)
     sequences = extend(prepared.prefix, tokens, beam_idx)
     clock.mark("prefill_choice")

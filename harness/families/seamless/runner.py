@@ -34,6 +34,7 @@ from harness.families.seamless import TASKS
 from harness.families.seamless.beam import REORDERS, choose, decode_text
 from harness.families.seamless.model import codes
 from harness.families.seamless.positions import fix_positions
+from harness.families.seamless.ties import near_tie as beam_and_unit_ties
 from harness.levers.plan import Plan
 from harness.measure.clock import make_clock
 from harness.measure.equivalence import Mismatch, first_mismatch
@@ -223,6 +224,12 @@ class SeamlessRunner(RunnerBase):
     def text_to_unit(self, sequences: torch.Tensor, encoder: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The reference's second pass: decoder hidden states of the best sequence, characters of
         its subwords, the text-to-unit model; returns (units [batch, n], padding mask [batch, n])."""
+        logits, padding = self.unit_logits(sequences, encoder)
+        return logits.argmax(-1), padding
+
+    def unit_logits(self, sequences: torch.Tensor, encoder: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """text_to_unit's scores before the choice: float32 [batch, n, t2u vocab], -inf where the
+        vocoder has no unit, and the padding mask [batch, n]."""
         model, pad = self.model, self.codes.pad_id
         hidden = model.text_decoder(input_ids=sequences, encoder_hidden_states=encoder).last_hidden_state
         text_ids = sequences[:, PREFIX_LEN:].masked_fill(sequences[:, PREFIX_LEN:] == self.codes.eos_id, pad)
@@ -234,8 +241,7 @@ class SeamlessRunner(RunnerBase):
         seq_lens = (sequences != pad).int().sum(1)
         mask = (torch.arange(hidden.shape[1], device=hidden.device) < seq_lens.unsqueeze(1)).to(hidden.dtype)
         out = model.t2u_model(inputs_embeds=hidden, char_input_ids=char_ids, char_count_per_id=char_counts, attention_mask=mask)
-        logits = out[0].float().masked_fill(~self.allowed_units, float("-inf"))
-        return logits.argmax(-1), out[1].bool()
+        return out[0].float().masked_fill(~self.allowed_units, float("-inf")), out[1].bool()
 
     def vocode(self, units: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         config = self.model.config
@@ -276,3 +282,8 @@ class SeamlessRunner(RunnerBase):
             generated.update(unit=units.shape[1], waveform_samples=waveform.shape[-1])
         value = Translation(text.cpu(), None if units is None else units.cpu())
         return Output(value=value, metrics=metrics, stages_s=stages, generated_tokens=generated)
+
+    def near_tie(self, expected: Translation, got: Translation, draw: tuple[int, int], session) -> str | None:
+        """Why reduced precision may legitimately change a translation: beam-search and unit
+        near-ties on the baseline's own scores (harness/families/seamless/ties.py); None otherwise."""
+        return beam_and_unit_ties(self, expected, got, draw, session)
