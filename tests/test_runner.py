@@ -157,6 +157,26 @@ def test_compile_evidence_and_no_recompile_in_timed_region(model):
     assert found["graphs"] >= 1 and found["graph_breaks"] == 0 and found["recompiles_during_timing"] == 0
 
 
+@pytest.mark.parametrize("marked", [True, False])
+def test_a_growing_dynamic_cache_compiles_one_symbolic_graph(model, monkeypatch, marked):
+    """Over a dynamic cache, whose length grows each step, the compiled step compiles one graph (the length
+    marked dynamic up front) where unmarked it compiled two (the first length, then symbolic); both keep the
+    tokens, and a timed run at another prompt length recompiles nothing."""
+    from harness.levers import compile as compile_lever
+
+    if not marked:
+        monkeypatch.setattr(compile_lever, "mark_growing_cache", lambda cache: None)
+    compile_lever.reset_compiled()  # as before each workload: no graph of an earlier test serves this one
+    session, reference = run(model, ("sdpa", "compile"))
+    assert LEVERS.get("compile").evidence(session)["graphs"] == (1 if marked else 2)
+    if marked:
+        ids = prompt_ids(2, PROMPT + 3, model.config.vocab_size, seed=1)
+        session.reset()
+        with session.timed():
+            generate(session, ids, decode_positions(2, PROMPT + 3, GEN, "cpu"), CpuClock(GEN))
+        assert torch.equal(reference.tokens, run(model, ("sdpa",))[1].tokens)
+
+
 def test_compile_fails_the_case_when_timing_recompiles(model):
     """A recompile inside timed iterations fails the case."""
     from harness.levers.compile import CompiledDuringTiming
