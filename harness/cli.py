@@ -61,8 +61,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         profile = render_profile(table_rows)
         if profile is not None:
             console.print(profile)
-        found = summarize(data["cases"])
-        if found.ladders or found.missing:  # the ladder table; `harness ladder` also draws its chart
+        # The ladder table (`harness ladder` also draws its chart); files from before cases had a task have none.
+        found = summarize(data["cases"]) if all("task" in case for case in data["cases"]) else None
+        if found and (found.ladders or found.missing):
             console.print(render_ladders(found.ladders, found.per_family, found.overall, found.missing))
     return 0
 

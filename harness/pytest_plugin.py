@@ -19,6 +19,7 @@ from harness.options import RunOptions, check_writable_dir, option_specs
 from harness.publish.progress import ProgressDisplay
 from harness.publish.summary import dropped_lines
 from harness.session import RunSession
+from harness.spec.matrix import Case
 from harness.spec.selection import select
 
 DEST_PREFIX = "harness_"
@@ -99,8 +100,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The cases left after every deselection (-k, --stacks): each workload's are measured together."""
-    cases = [item.callspec.params["case"] for item in session.items
-             if "case" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")]
+    # A suite whose every cell was dropped gets pytest's one "empty parameter set" item, whose case is no Case.
+    cases = [case for item in session.items if "case" in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")
+             and isinstance(case := item.callspec.params["case"], Case)]
     run = session.config.stash[RUN_KEY]
     run.display = _display(session.config) or run.display
     run.plan(cases)

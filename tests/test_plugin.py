@@ -81,12 +81,21 @@ def test_without_tables_the_end_of_a_run_is_a_short_summary(suite):
     assert result.ret == 0
     out = result.stdout.str()
     assert "harness results" not in out and "Name (time in" not in out
-    assert any(line.endswith(" cell(s): cudagraphs needs a cuda device (this run: cpu)") for line in out.splitlines())
     assert "harness: 2 case(s): 2 ok" in out and "llama  " in out and "every table of this run: harness show" in out
     assert len(json.loads((suite.path / "out.json").read_text())["benchmarks"]) == 2
     assert len(out.splitlines()) < 45, out
     again = suite.runpytest_subprocess(*args, "--allow-unjudged", "no_baseline", "--pytest-benchmark-table")
     assert "Name (time in" in again.stdout.str()
+
+
+def test_dropped_cells_are_grouped_by_reason_before_a_run(suite):
+    """Before a run, the cells dropped at expansion take one line per reason with their count, not one per cell
+    (--collect-only lists each)."""
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark", "--stacks", "sdpa+static+cudagraphs")
+    result.assert_outcomes(skipped=1)  # every cell dropped: pytest's one "empty parameter set" item
+    lines = result.stdout.str().splitlines()
+    grouped = [line for line in lines if line.endswith(" cell(s): cudagraphs needs a cuda device (this run: cpu)")]
+    assert len(grouped) == 1 and not any(line.startswith("  llama-tt-") for line in lines)
 
 
 def test_quick_mode_checks_without_measuring(suite):

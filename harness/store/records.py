@@ -188,7 +188,7 @@ CASE_KEYS = TEXT_KEYS + TIME_KEYS + LENGTH_KEYS + OBJECT_KEYS + ("peak_mem_bytes
 # The keys each reader uses without a default; a case missing one is refused naming it.
 COMPARE_KEYS = ("id", "status", "fingerprint")
 BASELINE_KEYS = ("id", "family", "status", "fingerprint")
-SHOW_KEYS = ("id", "workload_id", "family", "task", "stack", "status", "message", "batch_size", "outputs_match", "evidence",
+SHOW_KEYS = ("id", "workload_id", "family", "stack", "status", "message", "batch_size", "outputs_match", "evidence",
              "ttft_s", "tpot_s", "e2e_s", "gen_lens", "peak_mem_bytes")
 LADDER_KEYS = ("id", "workload_id", "family", "task", "stack", "status", "e2e_s")
 
