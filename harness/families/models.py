@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -11,6 +12,7 @@ from pathlib import Path
 import torch
 
 from harness.errors import HarnessError, unknown_choice
+from harness.families.dtype_build import built_in
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -53,12 +55,15 @@ def build_model(family: str, preset: str, dtype: str, device: str, seed: int, ch
         return models.load(folder, torch_dtype).to(device).eval()
     config = model_config(family, preset)
     torch.manual_seed(seed)
-    with torch.device(device):
+    # Parameters are made in the target dtype as they are registered, filled as a float32 build
+    # would fill them and rounded once: a float32 build's weights, cast, with no float32 copy of
+    # the model (harness/families/dtype_build.py). `.to` then casts the float buffers, as it did.
+    with torch.device(device), built_in(torch_dtype):
         model = models.random(config)
-    if weights:
-        from harness.spec.weights import weight_variant
+        if weights:
+            from harness.spec.weights import weight_variant
 
-        weight_variant(weights).apply(model)
+            weight_variant(weights).apply(model)
     return model.to(torch_dtype).eval()
 
 
@@ -113,10 +118,16 @@ def checkpoint_identity(checkpoint_dir: str) -> dict:
 
 def count_parameters_on_meta(family: str, preset: str) -> int:
     """Parameter count of a preset without allocating its weights."""
+    return parameter_sizes_on_meta(family, preset)[0]
+
+
+def parameter_sizes_on_meta(family: str, preset: str) -> tuple[int, int]:
+    """(all parameters, the largest parameter's) element counts of a preset, nothing allocated."""
     config = model_config(family, preset)
     with torch.device("meta"):
         model = family_models(family).random(config)
-    return sum(p.numel() for p in model.parameters())
+    sizes = [p.numel() for p in model.parameters()]
+    return sum(sizes), max(sizes, default=0)
 
 
 class ModelCache:
@@ -127,8 +138,22 @@ class ModelCache:
         self._model = None
 
     def get(self, *key):
+        """The model of `key` (build_model's arguments), built unless it is the one kept."""
         if key != self._key:
-            self._model = None  # drop the old model before building the next
+            self.drop()  # the old model goes before the next is built
             self._model = build_model(*key)
             self._key = key
         return self._model
+
+    def take(self, *key):
+        """The model of `key`, given away: the cache keeps no reference, so the caller may change
+        it in place (a quantized stack quantizes it) and the next `get` builds it afresh."""
+        model = self.get(*key)
+        self._key, self._model = None, None
+        return model
+
+    def drop(self) -> None:
+        """Forget the kept model, and collect garbage: sessions of earlier cases may hold it (or
+        a model taken before) in reference cycles, which would keep its weights allocated."""
+        self._key, self._model = None, None
+        gc.collect()
