@@ -57,12 +57,14 @@ def test_cuda_events_exist_before_timing_and_marks_neither_sync_nor_create(cuda)
 
 
 def test_the_cuda_peak_reads_the_allocator_of_its_own_device(cuda):
-    """CudaPeak resets and reads the peak of the device it was made for, not the current one."""
-    cuda.peak_bytes = 3 * 2**20
+    """CudaPeak resets and reads the allocator of the device it was made for, not the current one,
+    and gives the growth above what was allocated at its start."""
+    cuda.allocated_bytes, cuda.peak_bytes = 1 * 2**20, 3 * 2**20
     peak = CudaPeak("cuda:1")
     peak.start()
-    assert peak.peak_bytes() == 3 * 2**20
-    assert cuda.calls == [("reset_peak_memory_stats", ("cuda:1",)), ("max_memory_allocated", ("cuda:1",))]
+    assert peak.peak_bytes() == 2 * 2**20
+    assert cuda.calls == [("reset_peak_memory_stats", ("cuda:1",)), ("memory_allocated", ("cuda:1",)),
+                          ("max_memory_allocated", ("cuda:1",))]
 
 
 def test_the_smoke_clock_check_passes_on_the_cuda_clock(cuda, tmp_path):

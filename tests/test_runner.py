@@ -228,6 +228,7 @@ def test_no_peak_window_overlaps_timed_iterations(monkeypatch, ctx_factory):
     """The peak window (any device's) opens once, after every timed chunk of the rounds has ended."""
     from harness.families import FAMILIES
     from harness.measure import case as case_module
+    from harness.measure import footprint
     from harness.measure.workload import execute
     from harness.spec.matrix import expand
 
@@ -251,7 +252,7 @@ def test_no_peak_window_overlaps_timed_iterations(monkeypatch, ctx_factory):
             return 0
 
     monkeypatch.setattr(case_module.CaseRun, "timed_chunk", chunk)
-    monkeypatch.setattr(case_module, "make_peak", lambda device: Recorder())
+    monkeypatch.setattr(footprint, "make_peak", lambda device: Recorder())
     cases, _ = expand(FAMILIES["llama"], "tiny", ("float32",), "cpu", only_stacks=("eager",))
     assert execute(cases[0], ctx_factory(iterations=3, warmup=0), measure=True).status == "ok"
     assert events.count("peak") == 1 and events.count("chunk") == 3

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from harness.analyse.attribution import attribute, profile_of
-from harness.analyse.policy import GATED_METRICS
+from harness.analyse.policy import GATED_METRICS, METHOD_KEYS
 from harness.analyse.stats import median
 from harness.analyse.verdict import (
     CONTENDED,
@@ -73,6 +73,15 @@ def normalized(samples: list[float], metric: str, probes: list[float], reference
     return [value * reference_s / median(probes) for value in samples]
 
 
+def method_change(baseline: Mapping, record: Mapping, metric: str) -> str:
+    """Why the baseline's value of `metric` cannot be compared with the record's: it was measured
+    another way (METHOD_KEYS; a baseline from before the method was kept has none); "" when not."""
+    key = METHOD_KEYS.get(metric)
+    if key is None or baseline.get(key, "") == record.get(key, ""):
+        return ""
+    return f"measured another way than the baseline: {record.get(key, '')!r}, the baseline {baseline.get(key, '') or 'unrecorded'!r}"
+
+
 def compare_case(
     record: Mapping, entry: Mapping | None, environment: Mapping, policy: Policy, allowed_env: tuple[str, ...] = ()
 ) -> list[MetricResult]:
@@ -104,13 +113,13 @@ def compare_case(
         if factor:
             baseline = normalized(baseline, metric, base_probes, reference_s)
             current = normalized(current, metric, record["calibration_s"], reference_s)
-        verdict = judge(baseline, current, policy.for_metric(metric), policy.alpha)
+        changed = method_change(entry["samples"], record, metric) if baseline else ""
+        verdict = Verdict(NO_BASELINE, reason=changed) if changed else judge(baseline, current, policy.for_metric(metric), policy.alpha)
         if factor and metric.endswith("_s"):
             note = f"per-iteration machine-speed normalized (probe {factor:.3f}x the baseline's)"
             verdict = replace(verdict, reason=f"{verdict.reason}; {note}" if verdict.reason else note)
-        explained = ""
-        if verdict.status in (REGRESSED, IMPROVED):
-            explained = attribute(metric, entry.get("profile", {}), profile_of(record), verdict.status == REGRESSED)
+        moved = verdict.status in (REGRESSED, IMPROVED)
+        explained = attribute(metric, entry.get("profile", {}), profile_of(record), verdict.status == REGRESSED) if moved else ""
         results.append(MetricResult(case_id, metric, verdict, attribution=explained))
     return results
 

@@ -16,6 +16,10 @@ from dataclasses import dataclass, field, replace
 from harness.errors import HarnessError, unknown_choice
 
 GATED_METRICS = ("ttft_s", "tpot_s", "e2e_s", "peak_mem_bytes")
+# The record key saying how a gated value was measured: a baseline's value is compared only with
+# one measured the same way (a peak memory measured before footprints were counted is absolute on
+# CUDA and growth only on the CPU, not a footprint: harness.measure.footprint).
+METHOD_KEYS = {"peak_mem_bytes": "peak_mem_method"}
 DEFAULT_ALPHA = 0.001
 DEFAULT_THRESHOLD_FRAC = 0.05
 DEFAULT_POWER = 0.8

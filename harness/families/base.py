@@ -101,6 +101,11 @@ def fresh_cache(cache, kind: str, config, max_len: int):
 class RunnerBase:
     """A runner's constructor: the case, its model (built by the harness), the device and the seed."""
 
+    # True when the model is this runner's alone (the harness took it from its cache): a quantized
+    # stack's session then quantizes it in place. False: other sessions share it, so a quantized
+    # session quantizes a copy (harness.levers.quantize_model).
+    owns_model = False
+
     def __init__(self, case, model, device: str, seed: int) -> None:
         self.case = case
         self.model = model

@@ -14,7 +14,7 @@ from harness.families import family_spec
 from harness.families.base import CHOICE_MARKS, FORWARD_MARKS, Output, RunnerBase, SessionBase, fresh_cache, timings
 from harness.families.speculative import Bookkeeping, RoundPhaseClock, round_metrics, spec_marks, speculative_generate
 from harness.levers.plan import Plan, plan_for
-from harness.levers.quantize_model import quantized_copy
+from harness.levers.quantize_model import quantize_in_place, quantized_copy
 from harness.measure.clock import Marks, make_clock
 from harness.measure.equivalence import TIE_RELATIVE, first_mismatch, greedy_ties, row_mismatches, tie_note
 from harness.measure.profile.annotate import PhaseClock
@@ -36,8 +36,11 @@ class DecoderSession(SessionBase):
     """One model under one plan. The attention implementation is a property of the model, so
     sessions of one model take turns: `activate` sets it back before each of this session's runs."""
 
-    def __init__(self, model, plan: Plan, batch_size: int, max_cache_len: int) -> None:
-        self.quantized = quantized_copy(model, plan.quantization) if plan.quantization else None
+    def __init__(self, model, plan: Plan, batch_size: int, max_cache_len: int, owns_model: bool = False) -> None:
+        # A quantized stack quantizes the model in place when it is this session's alone
+        # (`owns_model`: RunnerBase.owns_model), so no float copy stays beside the quantized one.
+        quantize = quantize_in_place if owns_model else quantized_copy
+        self.quantized = quantize(model, plan.quantization) if plan.quantization else None
         super().__init__(self.quantized.model if self.quantized else model, plan)
         self.batch_size = batch_size
         self.max_cache_len = max_cache_len
@@ -168,7 +171,7 @@ class DecoderRunner(RunnerBase):
     profiles = True  # run(..., annotate=True) marks prefill and decode for the profiled iteration
 
     def session(self, plan: Plan) -> DecoderSession:
-        return DecoderSession(self.model, plan, self.case.batch_size, self.case.lengths.max_total_len())
+        return DecoderSession(self.model, plan, self.case.batch_size, self.case.lengths.max_total_len(), self.owns_model)
 
     def inputs(self, draw: tuple[int, int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         prompt_len, gen_len = draw

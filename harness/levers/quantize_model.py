@@ -1,11 +1,13 @@
 """Weight quantization of any nn.Module's linear layers, as data: one table of schemes.
 
-Generic on purpose: a runner applies `quantized_copy(model, scheme)` to whatever module it
+Generic on purpose: a runner applies `quantize_in_place(model, scheme)` to whatever module it
 runs (a decoder, a speech model's text decoder, ...), and `linear_census` says how many
 linear layers were replaced and by what, for the lever's evidence.
 
-The copy leaves the cached model untouched: other cases of the run share it. On a preset of
-the paper's size the copy needs the float weights twice plus the quantized ones for a moment.
+In place: each linear's float weight is freed as its quantized one replaces it, so quantizing
+never holds the float weights twice. A session whose float model other sessions share (a workload's
+stacks kept warm together, where the fit estimate found room for both) quantizes a copy instead,
+`quantized_copy`; the float weights are then held twice for a moment.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from harness.errors import unknown_choice
+from harness.errors import HarnessError, unknown_choice
 
 if TYPE_CHECKING:
     import torch
@@ -178,11 +180,18 @@ def inductor_config_kept() -> Iterator[None]:
                 setattr(inductor_config, key, saved[key])
 
 
-def quantized_copy(model: torch.nn.Module, name: str) -> Quantized:
-    """A quantized deep copy of `model` (its linear layers, by the named scheme); the inductor
-    configuration stays the run's (`inductor_config_kept`)."""
+def quantize_in_place(model: torch.nn.Module, name: str) -> Quantized:
+    """`model` with its linear layers quantized by the named scheme, in place (the float weights
+    are gone after it); the inductor configuration stays the run's (`inductor_config_kept`)."""
     found = scheme(name)
     before = linear_census(model)
+    if not any(kind in FLOAT_KINDS for kind in before):
+        raise HarnessError(f"{name}: the model holds no float linear layer to quantize ({dict(before)})")
     with inductor_config_kept():
-        result = found.apply(copy.deepcopy(model))
+        result = found.apply(model)
     return Quantized(result, name, dict(before), dict(linear_census(result)))
+
+
+def quantized_copy(model: torch.nn.Module, name: str) -> Quantized:
+    """A quantized deep copy of `model`, which stays as it was (`quantize_in_place` on the copy)."""
+    return quantize_in_place(copy.deepcopy(model), name)

@@ -22,7 +22,7 @@ from harness.levers.plan import plan_for
 from harness.levers.quantize_model import scheme as quant_scheme
 from harness.measure.calibration import probe_s
 from harness.measure.equivalence import agreement
-from harness.measure.memory import make_peak
+from harness.measure.footprint import measure_footprint
 from harness.measure.profile.analysis import DEVICE_OPS_UNIT
 from harness.measure.profile.capture import hta_idle_frac, profile_iteration
 from harness.measure.profile.iteration import profile_clock_s, profile_window
@@ -92,16 +92,24 @@ def case_fingerprint(case: Case, options: RunOptions) -> str:
                        family_spec(case.family).measurement_version)
 
 
+def quantizes(case: Case) -> bool:
+    return any(LEVERS.get(name).slot == "quantization" for name in case.stack)
+
+
 class CaseRun:
-    def __init__(self, case: Case, ctx: RunContext) -> None:
+    def __init__(self, case: Case, ctx: RunContext, keep_float: bool = True) -> None:
+        """`keep_float`: other cases need the float model while this one runs (a workload's stacks
+        kept warm together), so a quantized stack quantizes a copy of it; False: a quantized stack
+        takes the model from the cache and quantizes it in place (no float copy beside it)."""
         self.case = case
         self.ctx = ctx
         options = ctx.options
-        model = ctx.models.get(
-            case.family, case.preset, case.dtype, ctx.device, options.seed, options.checkpoint_dir, case.weights
-        )
+        key = (case.family, case.preset, case.dtype, ctx.device, options.seed, options.checkpoint_dir, case.weights)
+        owned = quantizes(case) and not keep_float
+        model = ctx.models.take(*key) if owned else ctx.models.get(*key)
         self.spec = family_spec(case.family)
         self.runner = resolve(self.spec.runner)(case, model, ctx.device, options.seed)
+        self.runner.owns_model = owned  # its baseline reference (check) runs before the stack's session quantizes it
         self.model = model
         self.draws = case.lengths.draws(options.iterations, options.seed)
         self.result = CaseResult(case, case_fingerprint(case, options), ctx.device)
@@ -203,15 +211,14 @@ class CaseRun:
                 samples.setdefault(key, []).append(value)
 
     def measure_peak(self) -> None:
-        """Peak memory over one extra, untimed iteration of the longest draw: no peak window ever
-        overlaps the timed iterations (a CPU peak releases the free heap first, a sampled one runs
-        a thread; docs/rounds.md)."""
-        peak = make_peak(self.ctx.device)
+        """The case's memory footprint over one extra, untimed iteration of the longest draw
+        (harness.measure.footprint): no peak window ever overlaps the timed iterations (a CPU peak
+        releases the free heap first, a sampled one runs a thread; docs/rounds.md)."""
         self.ctx.progress(f"{self.case.id}: peak-memory iteration")
-        peak.start()
-        self._run(max(self.draws, key=sum))
-        self.result.peak_mem_bytes = peak.peak_bytes()
-        self.result.peak_mem_method = peak.method
+        found = measure_footprint(self.session, lambda: self._run(max(self.draws, key=sum)), self.ctx.device)
+        self.result.peak_mem_bytes = found.total_bytes
+        self.result.peak_mem_parts = found.parts()
+        self.result.peak_mem_method = found.method
 
     def profile(self, draw: tuple[int, int], guard: Guard | None = None) -> None:
         """One profiled iteration, apart from the timed samples (their loop never sees the profiler).

@@ -1,4 +1,6 @@
-"""Peak memory over a window: the device allocator's peak on CUDA, peak RSS growth on CPU.
+"""Memory growth over a window: the device allocator's peak above its start on CUDA, peak RSS
+growth on CPU. It is the growth part of a case's footprint (harness.measure.footprint), the same
+on both devices: what the window itself held beyond what was held when it opened.
 
 On the CPU the kernel's high-water mark (VmHWM) is exact and free, but only where it can be
 reset (`/proc/self/clear_refs`); some sandboxes refuse that, or accept the write and ignore
@@ -71,16 +73,19 @@ def reset_hwm() -> bool:
 
 
 class CudaPeak:
-    method = "cuda_max_memory_allocated"
+    """The allocator's peak during the window minus what it held at the start."""
+
+    method = "cuda_allocated_growth"
 
     def __init__(self, device: str) -> None:
         self.device = device
 
     def start(self) -> None:
         torch.cuda.reset_peak_memory_stats(self.device)
+        self._start_bytes = int(torch.cuda.memory_allocated(self.device))
 
     def peak_bytes(self) -> int:
-        return int(torch.cuda.max_memory_allocated(self.device))
+        return max(0, int(torch.cuda.max_memory_allocated(self.device)) - self._start_bytes)
 
 
 class HwmPeak:
@@ -128,11 +133,6 @@ def cpu_peak(device: str) -> HwmPeak | SampledPeak:
 
 
 PEAKS = {"cpu": cpu_peak, "cuda": CudaPeak}
-
-
-def allocated_bytes(device: str) -> int:
-    """Bytes the device's allocator holds now (CUDA); 0 on the CPU, whose peaks are growth only."""
-    return int(torch.cuda.memory_allocated(device)) if device.startswith("cuda") else 0
 
 
 def make_peak(device: str):

@@ -20,7 +20,8 @@ class CaseResult:
     samples: dict = field(default_factory=dict)  # metric -> raw samples
     evidence: dict = field(default_factory=dict)
     outputs_match: bool | None = None
-    peak_mem_bytes: int | None = None
+    peak_mem_bytes: int | None = None  # the footprint: the sum of peak_mem_parts (harness.measure.footprint)
+    peak_mem_parts: dict = field(default_factory=dict)  # model_bytes, session_bytes, growth_bytes
     peak_mem_method: str = ""
     traceback: str = ""
     equivalence_note: str = ""  # set when outputs diverged only at a near-tie (runner.near_tie)
@@ -66,6 +67,7 @@ class CaseResult:
     def _outcome_keys(self) -> dict:
         return {
             "peak_mem_bytes": self.peak_mem_bytes,
+            "peak_mem_parts": self.peak_mem_parts,
             "peak_mem_method": self.peak_mem_method,
             "evidence": self.evidence,
             "outputs_match": self.outputs_match,

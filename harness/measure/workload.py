@@ -19,7 +19,6 @@ from harness.levers import LEVERS
 from harness.measure.calibration import probe_s
 from harness.measure.case import CaseRun, RunContext
 from harness.measure.device_state import state_reader
-from harness.measure.memory import allocated_bytes
 from harness.measure.record import CaseResult
 from harness.measure.rounds import (
     QUIET_WAIT_BUDGET_S,
@@ -95,8 +94,10 @@ class WorkloadRun:
         return self.results
 
     def _measure(self, cases: Sequence[Case], mode: str, why: str) -> None:
-        resident: dict[str, int] = {}
-        ready = [run for case in cases if (run := self._prepare(case, resident)) is not None]
+        # Interleaved, the float stacks share the float model while the quantized ones run: those
+        # quantize a copy. One after another, a quantized stack quantizes the model itself.
+        keep_float = mode == "interleaved"
+        ready = [run for case in cases if (run := self._prepare(case, keep_float)) is not None]
         if not ready:
             return
         self.readings = [p for run in ready for p in run.warmup_probe()]
@@ -111,17 +112,16 @@ class WorkloadRun:
         found = summary(logs, self.rounds, len(self.chunks[0]), self.ctx.options.seed, guard, mode, why)
         for run in ready:
             try:
-                self._finish(run, found, contended, guard, resident)
+                self._finish(run, found, contended, guard)
             except CASE_FAILURES as exc:
                 failed(run.result, exc)
 
-    def _prepare(self, case: Case, resident: dict[str, int]) -> CaseRun | None:
+    def _prepare(self, case: Case, keep_float: bool) -> CaseRun | None:
         """Build, check and warm up one case; None (its result recorded) if it cannot be measured."""
         run = None
-        before = allocated_bytes(self.ctx.device)
         try:
             self.ctx.on_case(case.id)
-            run = CaseRun(case, self.ctx)
+            run = CaseRun(case, self.ctx, keep_float)
             self.results[case.id] = run.result
             if not run.check(run.draws[0]):
                 return None
@@ -129,7 +129,6 @@ class WorkloadRun:
         except CASE_FAILURES as exc:
             self.results[case.id] = failed(run.result if run else CaseResult(case, "", self.ctx.device), exc)
             return None
-        resident[case.id] = allocated_bytes(self.ctx.device) - before  # what this warm session keeps on the device
         return run
 
     def _guard(self) -> Guard:
@@ -212,9 +211,11 @@ class WorkloadRun:
         self.ctx.progress(f"{self.cases[0].workload_id}: round {len(logs)} (schedule {log.index + 1}/{self.rounds}){again}"
                           f"{state}{': ' + log.contended if log.contended else ''}")
 
-    def _finish(self, run: CaseRun, found: dict, contended: str, guard: Guard, resident: dict[str, int]) -> None:
+    def _finish(self, run: CaseRun, found: dict, contended: str, guard: Guard) -> None:
         """After the rounds: the rounds' record, the contended status, then the untimed extras
-        (peak memory, the guarded profile, speed of light, the levers' evidence)."""
+        (the memory footprint, the guarded profile, speed of light, the levers' evidence). The
+        footprint counts this case's own model and session only: the other warm sessions are in
+        no part of it (harness.measure.footprint)."""
         self.ctx.on_case(run.case.id)
         result = run.result
         result.rounds = found
@@ -223,9 +224,6 @@ class WorkloadRun:
         if contended:
             result.status, result.message = "contended", contended
         run.measure_peak()
-        others = sum(bytes_ for case_id, bytes_ in resident.items() if case_id != run.case.id)  # 0 on the CPU
-        if result.peak_mem_bytes is not None:
-            result.peak_mem_bytes = max(0, result.peak_mem_bytes - others)  # the other warm sessions' memory is not this case's
         run.profile(run.draws[0], guard)
         run.speed_of_light()
         run.collect_evidence()
@@ -239,7 +237,7 @@ def execute(case: Case, ctx: RunContext, measure: bool) -> CaseResult:
     try:
         ctx.on_case(case.id)
         LEVERS.reset_state([case.stack])
-        run = CaseRun(case, ctx)
+        run = CaseRun(case, ctx, keep_float=fit_together([case], ctx.device)[0])
         prompt_len, gen_len = run.draws[0]
         first = (prompt_len, min(gen_len, quick_tokens(case, ctx.options)))
         if run.check(first) and ctx.options.trace_dir:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analyse.attribution import PROFILE_FIELDS, profile_of
+from harness.analyse.policy import METHOD_KEYS
 from harness.store.machine import env_subset
 from harness.store.records import (
     BASELINE_KEYS,
@@ -32,7 +33,7 @@ from harness.store.records import (
 
 BASELINE_KIND = "harness-baseline"
 SAMPLE_KEYS = ("ttft_s", "tpot_s", "e2e_s", "gen_lens", "calibration_s")  # lists of numbers
-VALUE_KEYS = ("peak_mem_bytes",)  # one number (or null) per run
+VALUE_KEYS = ("peak_mem_bytes",)  # one number (or null) per run, kept with how it was measured (METHOD_KEYS)
 
 
 def baseline_path(root: Path, machine: str, family: str) -> Path:
@@ -50,6 +51,7 @@ def case_entry(record: Mapping, environment: Mapping) -> dict:
     """What a baseline keeps of one measured case."""
     samples: dict[str, Any] = {key: list(record.get(key) or []) for key in SAMPLE_KEYS}
     samples.update({key: record.get(key) for key in VALUE_KEYS})
+    samples.update({method: record.get(method, "") for method in METHOD_KEYS.values()})
     entry = {
         "fingerprint": record["fingerprint"],
         "environment": env_subset(environment),
@@ -82,6 +84,9 @@ def _check_entry(path: Path, case_id: str, entry: object) -> None:
     for key in VALUE_KEYS:
         if samples.get(key) is not None and not (is_number(samples[key]) and samples[key] >= 0):
             raise bad(f"samples.{key} must be a non-negative number or null")
+    for key in METHOD_KEYS.values():
+        if not isinstance(samples.get(key, ""), str):
+            raise bad(f"samples.{key} must be a string")
     profile = entry.get("profile", {})
     if not isinstance(profile, dict) or not all(isinstance(profile.get(k, {}), dict) for k in PROFILE_FIELDS):
         raise bad(f"profile must be an object of {', '.join(PROFILE_FIELDS)} objects")

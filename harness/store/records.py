@@ -182,7 +182,7 @@ TIME_KEYS = ("ttft_s", "tpot_s", "e2e_s", "calibration_s", "warmup_e2e_s", "firs
 LENGTH_KEYS = ("gen_lens", "prompt_lens")  # tokens per iteration, integers >= 1
 TEXT_KEYS = ("id", "workload_id", "family", "stack", "status", "fingerprint", "message", "task", "preset", "dtype",
              "device")
-OBJECT_KEYS = ("evidence", "stages_s", "generated_tokens", "params", "profile_wall_s", "breakdown")
+OBJECT_KEYS = ("evidence", "stages_s", "generated_tokens", "params", "profile_wall_s", "breakdown", "peak_mem_parts")
 CASE_KEYS = TEXT_KEYS + TIME_KEYS + LENGTH_KEYS + OBJECT_KEYS + ("peak_mem_bytes", "batch_size", "outputs_match")
 
 # The keys each reader uses without a default; a case missing one is refused naming it.

@@ -127,7 +127,7 @@ class ChameleonRunner(RunnerBase):
 
     def session(self, plan: Plan) -> ChameleonSession:
         extra = self.tokens_per_image + 2 if self.task.image_in else int(self.task.image_out)  # image / boi
-        return ChameleonSession(self.model, plan, self.rows, self.case.lengths.max_total_len() + extra)
+        return ChameleonSession(self.model, plan, self.rows, self.case.lengths.max_total_len() + extra, self.owns_model)
 
     # -- inputs --------------------------------------------------------------------------
     def _text(self, rows: int, length: int) -> torch.Tensor:
