@@ -1,4 +1,4 @@
-"""A fake of the torch.cuda calls the clock, the peak-memory reader and the run context make, so
+"""A fake of the torch.cuda calls the clock, the peak-memory reader, the fit check and the run context make, so
 their CUDA paths run on the CPU: events stamp perf_counter when recorded, and every call is logged."""
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ class FakeCuda:
     events: list = field(default_factory=list)
     peak_bytes: int = 0
     allocated_bytes: int = 0
+    free_bytes: int = 80 * 2**30  # mem_get_info's free and total, and the allocator's reserved bytes
+    total_bytes: int = 80 * 2**30
+    reserved_bytes: int = 0
 
     def install(self, monkeypatch) -> FakeCuda:
         fake = self
@@ -42,6 +45,7 @@ class FakeCuda:
         for name, result in (
             ("synchronize", None), ("set_device", None), ("reset_peak_memory_stats", None),
             ("max_memory_allocated", lambda: fake.peak_bytes), ("memory_allocated", lambda: fake.allocated_bytes),
+            ("mem_get_info", lambda: (fake.free_bytes, fake.total_bytes)), ("memory_reserved", lambda: fake.reserved_bytes),
             ("is_available", True), ("device_count", 2),
         ):
             monkeypatch.setattr(torch.cuda, name, logged(name, result))

@@ -59,17 +59,17 @@ def llama(preset, batch, dtype="bfloat16", stack=("sdpa",), lengths=Lengths(1024
 
 
 def test_estimate_grows_with_batch_and_explains_its_parts():
-    """The memory estimate names its weights, KV cache and activations, matches Llama 2 7B by hand, grows its
-    KV cache with the batch, and counts a quantized stack's float model too."""
+    """The memory estimate names its weights, build, KV cache and activations, matches Llama 2 7B by hand, grows
+    its KV cache with the batch, and counts a lone quantized stack's float weights once."""
     small, large = estimate(llama("paper-7b", 1)), estimate(llama("paper-7b", 64))
-    assert set(small.parts) == {"weights", "kv_cache", "activations"}
+    assert set(small.parts) == {"weights", "build", "kv_cache", "activations"}
     assert small.parts["weights"] == large.parts["weights"]
     assert large.parts["kv_cache"] == 64 * small.parts["kv_cache"]
     # Llama 2 7B in bf16: about 6.7e9 parameters x 2 bytes; KV for 1280 positions: 2x32x4096x1280x2 bytes
     assert 12 * GIB < small.parts["weights"] < 14 * GIB
     assert small.parts["kv_cache"] == 2 * 32 * 4096 * 1280 * 2
     quantized = estimate(llama("paper-7b", 1, stack=("sdpa", "int8dq")))
-    assert quantized.parts["weights"] == 2 * small.parts["weights"]  # float model + the copy it is built from
+    assert quantized.parts["weights"] == small.parts["weights"]  # alone, a quantized stack quantizes the float model in place
 
 
 @pytest.mark.parametrize(("dtype", "activations"), [
@@ -111,7 +111,7 @@ def test_chameleon_guidance_triples_the_rows_it_estimates():
 
 
 def test_cpu_capacity_is_the_machines_memory():
-    """On CPU the memory capacity is the machine's memory."""
+    """On CPU the memory capacity is the memory available to this process, at least a GiB here."""
     assert capacity_bytes("cpu") > GIB
 
 

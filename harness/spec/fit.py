@@ -1,11 +1,13 @@
 """Does a case fit the device's memory? An estimate from the model config, explained by parts.
 
-Used at expansion to cut a batch-size sweep at the largest batch that fits (larger ones are
-dropped with the estimate as the reason). It is an upper-bound style estimate, not a
-measurement (peak_mem_bytes is measured per case):
-  weights      parameters x bytes per element (counted on the meta device: nothing allocated);
-               a quantized stack keeps the float model and builds its copy from a float copy,
-               so it counts the weights twice;
+Used at expansion for every case: a case that would not fit is dropped with the estimate as the
+reason (a batch-size sweep is so cut at the largest batch that fits), before anything is built.
+It is an upper-bound style estimate, not a measurement (peak_mem_bytes is measured per case):
+  weights      parameters x bytes per element of the case's dtype (counted on the meta device:
+               nothing allocated); the model is built in that dtype, and a quantized stack alone
+               quantizes it in place, so once;
+  build        building in a dtype other than float32 holds one parameter in float32 at a time
+               (harness/families/dtype_build.py): the largest one;
   kv_cache     decoders: 2 (K and V) x layers x kv heads x head dim x longest sequence x rows;
   activations  decoders: the prefill's full-prompt logits ([rows, prompt, vocab]; transformers'
                LlamaForCausalLM computes them for every position) plus one layer's live tensors
@@ -13,8 +15,10 @@ measurement (peak_mem_bytes is measured per case):
                ([rows, heads, prompt, sequence] at EAGER_SCORE_BYTES each; every workload runs the
                eager baseline for its expected outputs); recommenders: the item table, each block's fused
                projection and its [users, heads, len, len] attention scores.
-The device's capacity: CUDA total memory, or the CPU's physical memory, of which FIT_FRACTION
-may be used (allocator fragmentation, the CUDA context, other processes, the estimate's error).
+The device's capacity: the memory this process can have, free memory plus what its own allocator
+or heap already holds (CUDA: mem_get_info's free + memory_reserved; CPU: MemAvailable + resident
+size), of which FIT_FRACTION may be used (fragmentation, the estimate's error). Stacks kept warm
+together (fit_together) count the float weights once and each quantized stack's copy beside them.
 """
 
 from __future__ import annotations
@@ -64,10 +68,14 @@ class Estimate:
 
 
 @cache
-def _parameters(family: str, preset: str) -> int:
-    from harness.families.models import count_parameters_on_meta  # torch: only when a sweep is cut
+def _parameter_sizes(family: str, preset: str) -> tuple[int, int]:
+    from harness.families.models import parameter_sizes_on_meta  # torch: only once a case is estimated
 
-    return count_parameters_on_meta(family, preset)
+    return parameter_sizes_on_meta(family, preset)
+
+
+def _parameters(family: str, preset: str) -> int:
+    return _parameter_sizes(family, preset)[0]
 
 
 def _model_config(family: str, preset: str):
@@ -76,9 +84,18 @@ def _model_config(family: str, preset: str):
     return model_config(family, preset)
 
 
+def _quantizes(case: Case) -> bool:
+    return any(LEVERS.get(name).slot == "quantization" for name in case.stack)
+
+
 def _weights_bytes(case: Case) -> int:
-    copies = 2 if any(LEVERS.get(name).slot == "quantization" for name in case.stack) else 1
-    return copies * _parameters(case.family, case.preset) * BYTES_PER_DTYPE[case.dtype]
+    """The float weights once: a quantized stack measured alone quantizes them in place."""
+    return _parameters(case.family, case.preset) * BYTES_PER_DTYPE[case.dtype]
+
+
+def _build_bytes(case: Case) -> int:
+    """The one float32 parameter a build in another dtype holds at a time (its largest)."""
+    return 0 if case.dtype == "float32" else _parameter_sizes(case.family, case.preset)[1] * BYTES_PER_DTYPE["float32"]
 
 
 def _rows_and_extra(case: Case) -> tuple[int, int]:
@@ -125,16 +142,45 @@ def estimate(case: Case) -> Estimate | None:
     from harness.families import family_spec
 
     found = ESTIMATORS.get(family_spec(case.family).fit)
-    return found(case) if found else None
+    if found is None:
+        return None
+    parts = found(case).parts
+    return Estimate({"weights": parts["weights"], "build": _build_bytes(case), **parts})
 
 
 def capacity_bytes(device: str) -> int:
-    """Memory of this device: CUDA total memory, or the machine's physical memory for the CPU."""
+    """Memory this process can have on the device: what is free plus what it already holds (CUDA:
+    free memory and its allocator's reserved bytes; CPU: MemAvailable and its resident size)."""
     if device.startswith("cuda"):
         import torch
 
-        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+        free_bytes, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free_bytes) + int(torch.cuda.memory_reserved(device))
+    return _available_bytes() + _resident_bytes()
+
+
+MEMINFO = "/proc/meminfo"
+
+
+def _available_bytes() -> int:
+    """The kernel's MemAvailable (free memory plus reclaimable caches); physical memory where
+    /proc/meminfo cannot say."""
+    try:
+        with open(MEMINFO, encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def does_not_fit(case: Case, capacity: int) -> str:
@@ -144,25 +190,29 @@ def does_not_fit(case: Case, capacity: int) -> str:
     allowed = FIT_FRACTION * capacity
     if found is None or found.total_bytes <= allowed:
         return ""
-    return f"batch {case.batch_size} does not fit: estimated {found.describe()} > {FIT_FRACTION:.0%} of {capacity / GIB:.1f} GiB"
+    return (f"does not fit the device's memory: estimated {found.describe()} > {FIT_FRACTION:.0%} of "
+            f"{capacity / GIB:.1f} GiB available")
 
 
 def together_bytes(cases: Sequence[Case]) -> int | None:
     """Estimated bytes of all these cases' sessions kept warm at once: the shared float weights
-    once, then each case's own parts (its KV cache, activations, a quantized copy). None when a
-    family has no estimator."""
+    once, then each case's own parts (its KV cache, activations), and each quantized stack's copy
+    of the float weights (it quantizes a copy while the others keep the float model; counted at
+    the float size, an upper bound). None when a family has no estimator."""
     found = [estimate(case) for case in cases]
     if not cases or any(item is None for item in found):
         return None
-    shared = max(_parameters(case.family, case.preset) * BYTES_PER_DTYPE[case.dtype] for case in cases)
-    own = sum(item.total_bytes for item in found if item is not None) - shared * len(cases)
-    return shared + own
+    shared = max(item.parts["weights"] + item.parts["build"] for item in found if item is not None)  # built once
+    own = sum(item.total_bytes - item.parts["weights"] - item.parts["build"] for item in found if item is not None)
+    copies = sum(_weights_bytes(case) for case in cases if _quantizes(case))
+    return shared + own + copies
 
 
 def fit_together(cases: Sequence[Case], device: str) -> tuple[bool, str]:
     """Whether a workload's stacks can all stay warm on the device for interleaved rounds, and
-    the reason recorded with the choice."""
-    if len(cases) < 2:
+    the reason recorded with the choice. For a quantized stack, alone or not, that includes its
+    copy beside the float model; where that does not fit, it quantizes the float model itself."""
+    if len(cases) < 2 and not any(_quantizes(case) for case in cases):
         return True, "one stack"
     found = together_bytes(cases)
     if found is None:
@@ -170,5 +220,6 @@ def fit_together(cases: Sequence[Case], device: str) -> tuple[bool, str]:
     capacity = capacity_bytes(device)
     if found <= FIT_FRACTION * capacity:
         return True, ""
-    return False, (f"the {len(cases)} stacks kept warm together need an estimated {found / GIB:.2f} GiB "
-                   f"> {FIT_FRACTION:.0%} of {capacity / GIB:.1f} GiB: measured one after another")
+    return False, (f"the {len(cases)} stack(s) kept warm together, with each quantized stack's copy beside the float "
+                   f"model, need an estimated {found / GIB:.2f} GiB > {FIT_FRACTION:.0%} of {capacity / GIB:.1f} GiB: "
+                   "measured one after another, a quantized stack on the float model itself")

@@ -28,13 +28,11 @@ class Selection:
     allowed_unjudged: tuple[str, ...] = field(default=())  # verdict kinds the gate accepts (--allow-unjudged)
 
     def expand(self, family: str) -> tuple[list[Case], list[Dropped]]:
-        # Only a batch-size axis asked for is cut by the memory estimate; the declared
-        # workloads run as declared.
-        fits = None
-        if self.batch_sizes:
-            from harness.spec.fit import capacity_bytes, does_not_fit
+        # Every case, declared or from a batch-size sweep, is checked against the memory estimate
+        # before anything is built: one that would not fit is dropped with the estimate as its reason.
+        from harness.spec.fit import capacity_bytes, does_not_fit
 
-            fits = partial(does_not_fit, capacity=capacity_bytes(self.device))
+        fits = partial(does_not_fit, capacity=capacity_bytes(self.device))
         params = lever_params(self.options, family)
         cases, dropped = expand(
             family_spec(family), self.options.preset, self.dtypes, self.device, self.stacks, self.batch_sizes, fits, params
