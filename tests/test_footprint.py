@@ -84,6 +84,17 @@ def test_a_bfloat16_build_has_the_float32_builds_weights_cast(family):
     assert not different, different[:5]
 
 
+def test_a_synthetic_variant_keeps_the_float32_builds_weights_cast():
+    """The draft-friendly variant rescales float32 weights, so its bfloat16 build is still the float32 build,
+    rescaled, then cast (a rescale of rounded weights would move a quarter of them by one unit)."""
+    from harness.spec.weights import weight_variant
+
+    old = float32_build_cast("llama", 2, torch.float32)
+    weight_variant("draft-friendly").apply(old)
+    built = tensors(build_model("llama", "tiny", "bfloat16", "cpu", seed=2, weights="draft-friendly"))
+    assert all(torch.equal(built[name], value) for name, value in tensors(old.to(torch.bfloat16)).items())
+
+
 def test_bfloat16_weights_depend_on_the_seed_only():
     """Two bfloat16 builds with one seed are equal; another seed gives other weights."""
     a, b, c = (build_model("llama", "tiny", "bfloat16", "cpu", seed=s).lm_head.weight for s in (3, 3, 4))

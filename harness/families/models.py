@@ -58,12 +58,15 @@ def build_model(family: str, preset: str, dtype: str, device: str, seed: int, ch
     # Parameters are made in the target dtype as they are registered, filled as a float32 build
     # would fill them and rounded once: a float32 build's weights, cast, with no float32 copy of
     # the model (harness/families/dtype_build.py). `.to` then casts the float buffers, as it did.
-    with torch.device(device), built_in(torch_dtype):
+    # A synthetic variant rescales float32 weights after the build, which rounded weights cannot
+    # reproduce (a quarter of the scaled bfloat16 weights moved one unit): its presets (tiny and
+    # small) are built in float32 and cast after it, as before.
+    with torch.device(device), built_in(torch.float32 if weights else torch_dtype):
         model = models.random(config)
-        if weights:
-            from harness.spec.weights import weight_variant
+    if weights:
+        from harness.spec.weights import weight_variant
 
-            weight_variant(weights).apply(model)
+        weight_variant(weights).apply(model)
     return model.to(torch_dtype).eval()
 
 

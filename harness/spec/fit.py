@@ -7,7 +7,8 @@ It is an upper-bound style estimate, not a measurement (peak_mem_bytes is measur
                nothing allocated); the model is built in that dtype, and a quantized stack alone
                quantizes it in place, so once;
   build        building in a dtype other than float32 holds one parameter in float32 at a time
-               (harness/families/dtype_build.py): the largest one;
+               (harness/families/dtype_build.py): the largest one (a synthetic weight variant's
+               build: all of them, harness/families/models.py);
   kv_cache     decoders: 2 (K and V) x layers x kv heads x head dim x longest sequence x rows;
   activations  decoders: the prefill's full-prompt logits ([rows, prompt, vocab]; transformers'
                LlamaForCausalLM computes them for every position) plus one layer's live tensors
@@ -94,8 +95,12 @@ def _weights_bytes(case: Case) -> int:
 
 
 def _build_bytes(case: Case) -> int:
-    """The one float32 parameter a build in another dtype holds at a time (its largest)."""
-    return 0 if case.dtype == "float32" else _parameter_sizes(case.family, case.preset)[1] * BYTES_PER_DTYPE["float32"]
+    """The one float32 parameter a build in another dtype holds at a time (its largest); a synthetic
+    weight variant's build, the whole float32 model (build_model)."""
+    if case.dtype == "float32":
+        return 0
+    total, largest = _parameter_sizes(case.family, case.preset)
+    return (total if case.weights else largest) * BYTES_PER_DTYPE["float32"]
 
 
 def _rows_and_extra(case: Case) -> tuple[int, int]:
