@@ -32,7 +32,7 @@ def test_a_sampled_peak_is_measured_outside_the_timed_iterations(monkeypatch, tm
     ctx = ctx_factory(iterations=2, warmup=0)
     monkeypatch.setattr(ctx, "progress", progress.append)
     record = execute(cases[0], ctx, measure=True).to_record()
-    assert record["peak_mem_method"].startswith("rss_sampled")
+    assert record["peak_mem_method"].startswith("tensors+rss_sampled")
     assert isinstance(record["peak_mem_bytes"], int)  # a lower bound: a short spike can fall between samples
     assert progress.index(f"{cases[0].id}: peak-memory iteration") > progress.index(f"{cases[0].workload_id}: round 2 (schedule 2/2)")
 
@@ -50,6 +50,6 @@ def test_a_high_water_mark_peak_is_measured_outside_the_timed_iterations(monkeyp
     ctx = ctx_factory(iterations=2, warmup=1)
     monkeypatch.setattr(ctx, "progress", progress.append)
     record = execute(cases[0], ctx, measure=True).to_record()
-    assert record["peak_mem_method"] == "rss_hwm_delta"
-    assert record["peak_mem_bytes"] > 0  # the freed heap was handed back: the iteration's own memory counts
+    assert record["peak_mem_method"] == "tensors+rss_hwm_delta"
+    assert record["peak_mem_parts"]["growth_bytes"] > 0  # the freed heap was handed back: the iteration's own memory counts
     assert progress.index(f"{cases[0].id}: peak-memory iteration") > progress.index(f"{cases[0].workload_id}: round 2 (schedule 2/2)")
