@@ -81,7 +81,7 @@ class RunSession:
         """A case's record, handed to pytest: kept for the end of the run, and counted as done."""
         self.records.append(record)
         if self.selection.options.benchmark:
-            self.display.case_done(record)
+            self.display.case_done(record, finished=len(self.records) + len(self.measured))
 
     def open_results(self) -> None:
         """Results file, machine class and baselines: all checked before any model is built."""

@@ -1,6 +1,9 @@
 """Fixtures shared by the harness's own tests (the plugin is loaded by the root conftest)."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -40,3 +43,23 @@ def browser():
     session = Browser(binary, timeout_s=60.0)  # a loaded 2-core machine once took over 30 s for one reply
     yield session
     session.close()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# Two stacks of one varied-length Llama workload: a profiled iteration each, TPOT samples, drawn
+# lengths and a one-step ladder, in well under a minute on two cores.
+RECORDED_RUN = ["-p", "no:cacheprovider", "--benchmark", "--allow-unjudged", "all", "--contention-ratio", "0",
+                "--iterations", "3", "--warmup", "1", "--stacks", "eager,sdpa", "-k", "lognormal", "-q"]
+
+
+@pytest.fixture(scope="session")
+def recorded_run(tmp_path_factory) -> Path:
+    """The results file of one real tiny `pytest suites/test_llama.py --benchmark` run (RECORDED_RUN), shared
+    by the tests that draw pages and figures from a recorded run: it is run once per session."""
+    folder = tmp_path_factory.mktemp("recorded")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "pytest", "suites/test_llama.py", *RECORDED_RUN, "--results-dir", str(folder)],
+                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (path,) = folder.glob("run-*.json")
+    return path

@@ -1,10 +1,7 @@
 """`harness figures`: the characterization drawn from a real tiny recorded run and from hand-built
 records, and its self-contained page in headless chromium."""
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,24 +15,13 @@ from harness.publish.profile_table import recorded_phases
 from harness.store.records import ResultsFile, load_results
 from tests.test_report import record as table_record
 
-ROOT = Path(__file__).resolve().parents[1]
-# Two stacks of one varied-length Llama workload: a profiled iteration each, TPOT samples, drawn
-# lengths and a one-step ladder, in well under a minute on two cores.
-RUN = ["-p", "no:cacheprovider", "--benchmark", "--allow-unjudged", "all", "--contention-ratio", "0",
-       "--iterations", "3", "--warmup", "1", "--stacks", "eager,sdpa", "-k", "lognormal", "-q"]
 FIGURES = ("breakdown-llama", "idle", "e2e-split", "tpot-llama", "lengths-llama", "lengths-real-vs-synthetic", "ladder")
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> Path:
-    """The results file of one real tiny `pytest suites/test_llama.py --benchmark` run."""
-    folder = tmp_path_factory.mktemp("recorded")
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "pytest", "suites/test_llama.py", *RUN, "--results-dir", str(folder)],
-                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (path,) = folder.glob("run-*.json")
-    return path
+def recorded(recorded_run) -> Path:
+    """The results file of one real tiny `pytest suites/test_llama.py --benchmark` run (tests/conftest.py)."""
+    return recorded_run
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,14 @@ def test_a_log_gets_one_line_per_case_and_nothing_per_phase():
     assert "about" in lines[1] and "left" in lines[1]
 
 
+def test_the_pace_counts_a_workloads_cases_measured_together():
+    """Cases measured together (one workload) set the pace when the first is handed out: 3 of 6 finished
+    after 10 s leaves about 10 s, not the 50 s that counting only the one handed out would say."""
+    shown, screen = display(live=False, total=6)
+    shown.case_done(record("a"), finished=3)
+    assert screen.text.startswith("[1/6] a: ok") and "(0:10 elapsed, about 0:10 left)" in screen.text
+
+
 def test_a_terminal_gets_one_line_redrawn_in_place_and_cleared_before_others_write():
     """On a terminal every phase redraws the same line (a clear, then the bar), and clear() erases it once."""
     shown, screen = display(live=True)

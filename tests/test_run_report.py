@@ -2,11 +2,8 @@
 recorded run and from hand-built records, in headless chromium, and `harness page` on good and bad files."""
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ from harness.options import RunOptions
 from harness.publish.run_report import NOT_STORED, write_run_report
 from harness.store.baselines import case_entry
 from harness.store.records import load_results
-from tests.test_figures import ROOT, RUN, hstu, record, results
+from tests.test_figures import hstu, record, results
 from tests.test_layering import explain, harness, profiled_results
 
 FIGURES = ("ladder-chart", "breakdown-llama", "idle")
@@ -28,16 +25,10 @@ HOSTILE = "<script>console.error('injected')</script> tokens differ at row 0"
 
 
 @pytest.fixture(scope="module")
-def run_file(tmp_path_factory) -> Path:
-    """The results file of one real tiny Llama run: two stacks of one workload, each profiled (the run
-    tests/test_figures.py draws its figures from)."""
-    folder = tmp_path_factory.mktemp("recorded")
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "pytest", "suites/test_llama.py", *RUN, "--results-dir", str(folder)],
-                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (path,) = folder.glob("run-*.json")
-    return path
+def run_file(recorded_run) -> Path:
+    """The results file of one real tiny Llama run, two stacks of one workload, each profiled (tests/conftest.py;
+    tests/test_figures.py draws its figures from the same run)."""
+    return recorded_run
 
 
 @pytest.fixture

@@ -57,9 +57,11 @@ def outcome_text(record: Mapping) -> str:
     return f"ok, e2e p50 {median(e2e) * MS_PER_S:.1f} ms" if e2e else "ok"
 
 
-def case_line(index: int, total: int, record: Mapping, elapsed_s: float) -> str:
-    """The one line a log gets per finished case."""
-    return f"[{index}/{total}] {record.get('id', '?')}: {outcome_text(record)} ({timing_text(index, total, elapsed_s)})"
+def case_line(index: int, total: int, record: Mapping, elapsed_s: float, finished: int | None = None) -> str:
+    """The one line a log gets per finished case; `finished`: the cases measured so far, for the pace
+    (a workload's cases are all measured when its first is asked for, then handed out one by one)."""
+    pace = timing_text(max(index, finished or 0), total, elapsed_s)
+    return f"[{index}/{total}] {record.get('id', '?')}: {outcome_text(record)} ({pace})"
 
 
 def live_text(done: int, total: int, current: str, elapsed_s: float, width: int, color: bool) -> str:
@@ -94,12 +96,13 @@ class ProgressDisplay:
     clock: Callable[[], float] = time.monotonic
     started_s: float = field(default=-1.0)
     done: int = 0
+    finished: int = 0  # measured so far: done, plus the rest of the workload being handed out
     current: str = ""
     drawn: bool = False
 
     def start(self, total: int) -> None:
         """The run's cases are known: the clock starts (the first case's build and compile count)."""
-        self.total, self.done, self.started_s = total, 0, self.clock()
+        self.total, self.done, self.finished, self.started_s = total, 0, 0, self.clock()
 
     def elapsed_s(self) -> float:
         if self.started_s < 0:
@@ -112,14 +115,16 @@ class ProgressDisplay:
         if self.live:
             self._draw()
 
-    def case_done(self, record: Mapping) -> None:
+    def case_done(self, record: Mapping, finished: int | None = None) -> None:
+        """A case handed out; `finished`: how many cases are measured by now (its workload's others too)."""
         self.done += 1
+        self.finished = max(self.done, finished or 0)
         if self.live:
             self.current = f"{record.get('id', '?')}: {outcome_text(record)}"
             self._draw()
             return
         self.new_line()
-        self.write_raw(case_line(self.done, self.total, record, self.elapsed_s()) + "\n")
+        self.write_raw(case_line(self.done, self.total, record, self.elapsed_s(), self.finished) + "\n")
 
     def clear(self) -> None:
         """Take the live line off the screen, so that whatever else writes starts on an empty line."""
@@ -130,6 +135,6 @@ class ProgressDisplay:
     def _draw(self) -> None:
         if not self.drawn:
             self.new_line()
-        text = live_text(self.done, self.total, self.current, self.elapsed_s(), self.width, self.color)
+        text = live_text(max(self.done, self.finished), self.total, self.current, self.elapsed_s(), self.width, self.color)
         self.write_raw(CLEAR_LINE + text)
         self.drawn = True
