@@ -25,7 +25,7 @@ if DELAY_S:
 '''
 RUN = [
     "-p", "no:cacheprovider", "--benchmark", "--contention-ratio", "0", "--stacks", "eager,sdpa",
-    "--baseline-dir", "bl", "--results-dir", "res",
+    "--baseline-dir", "bl", "--results-dir", "res", "--tables",  # the verdict table, not only the summary
 ]
 
 
@@ -98,7 +98,7 @@ def test_a_failing_case_is_recorded_and_the_others_still_compared(pytester):
     pytester.makepyfile(test_llama=SUITE)
     args = [
         "-p", "no:cacheprovider", "--benchmark", "--contention-ratio", "0", "--baseline-dir", "bl",
-        "--results-dir", "res", "--iterations", "3",
+        "--results-dir", "res", "--iterations", "3", "--tables",
     ]
     result = pytester.runpytest_subprocess(*args)
     result.assert_outcomes(passed=10, failed=3)  # +2: eager and sdpa of the tiny HumanEval workload
