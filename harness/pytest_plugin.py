@@ -239,9 +239,9 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         return
     width, color = max(160, terminalreporter._tw.fullwidth), terminalreporter.hasmarkup
     terminalreporter.write_sep("=", "harness")
-    if run.selection.options.tables:
-        terminalreporter.write(run.tables_text(width, color))
-    for line in run.summary_lines(run.write_outputs()):
+    tables, summary = run.end_of_run(width, color, run.selection.options.tables)
+    terminalreporter.write(tables)
+    for line in summary:
         terminalreporter.write_line(line, red=_alarming(line), yellow="left out of ladders" in line or "no ladder" in line)
     if run.error:
         terminalreporter.write_line(f"harness error: {run.error}", red=True)

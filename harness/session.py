@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.analyse.gate import compare_records, gate_status
-from harness.analyse.ladder import summarize
+from harness.analyse.ladder import LadderSummary, summarize
 from harness.errors import HarnessError
 from harness.measure.case import RunContext
 from harness.measure.env import environment
@@ -143,12 +143,23 @@ class RunSession:
         within = f" ({lossy} of them lossy stacks within their stated tolerance)" if lossy else ""
         return f"harness: {len(self.records)} case(s) checked, {matched} matched the baseline outputs{within}"
 
-    def write_outputs(self) -> list[str]:
-        """The run's files beside its results file (the ladder chart) and the verdicts' Markdown in
-        the CI step summary; a line for each, saying where it went (or why it did not)."""
+    @property
+    def verdicts_title(self) -> str:
+        return f"verdicts vs baselines ({self.machine})"
+
+    def end_of_run(self, width: int, color: bool, tables: bool) -> tuple[str, list[str]]:
+        """The end of a benchmark run: the files written, then every table (with `tables`) and the
+        one-screen summary; the ladder is summarized once for the chart, the tables and the summary."""
+        ladder = summarize(self.records)
+        written = self.write_outputs(ladder)
+        return (self.tables_text(ladder, width, color) if tables else ""), self.summary_lines(ladder, written)
+
+    def write_outputs(self, ladder: LadderSummary) -> list[str]:
+        """The run's files beside its results file (the ladder chart, the HTML report) and the
+        verdicts' Markdown in the CI step summary; a line for each, saying where it went (or why not)."""
         lines = []
         try:
-            written = write_ladder(summarize(self.records), chart_stem(self.results_path))
+            written = write_ladder(ladder, chart_stem(self.results_path))
         except (OSError, ValueError) as exc:  # the results are safe on disk; say why the chart is not
             written, lines = None, [f"no ladder chart: {exc}"]
         if written is not None and written[1]:
@@ -159,29 +170,27 @@ class RunSession:
         except (HarnessError, OSError, ValueError) as exc:  # the results are safe on disk; say why the page is not
             lines.append(f"no HTML report: {exc}")
         if self.verdicts:
-            title, allowed = f"verdicts vs baselines ({self.machine})", self.selection.allowed_unjudged
-            if summary := write_step_summary(markdown(self.verdicts, title, allowed)):
-                lines.append(f"verdicts appended to {summary}")
+            found = write_step_summary(markdown(self.verdicts, self.verdicts_title, self.selection.allowed_unjudged))
+            if found:
+                lines.append(f"verdicts appended to {found}")
         return lines
 
-    def summary_lines(self, written: list[str]) -> list[str]:
+    def summary_lines(self, ladder: LadderSummary, written: list[str]) -> list[str]:
         """The end of the run on one screen (harness/publish/summary.py); the tables: tables_text."""
         lines = [counts_line(self.records, len(self.dropped)), *failed_lines(self.records)]
-        lines += ladder_lines(summarize(self.records))
+        lines += ladder_lines(ladder)
         lines += verdict_lines(self.verdicts, tuple(self.selection.allowed_unjudged), f"baselines ({self.machine})")
         if line := self.rounds_line():
             lines.append(line)
         return lines + files_lines(self.results_path, written)
 
-    def tables_text(self, width: int, color: bool) -> str:
+    def tables_text(self, ladder: LadderSummary, width: int, color: bool) -> str:
         """Every table of the run (--tables; `harness show` renders the same from the file)."""
         text = render_text(rows(self.records), width=width, color=color)
-        found = summarize(self.records)
-        if found.per_family or found.missing:
-            text += render_text_table(render_ladders(found.ladders, found.per_family, found.overall, found.missing),
+        if ladder.per_family or ladder.missing:
+            text += render_text_table(render_ladders(ladder.ladders, ladder.per_family, ladder.overall, ladder.missing),
                                       width=width, color=color)
         if self.verdicts:
-            title = f"verdicts vs baselines ({self.machine})"
-            text += render_text_table(render_verdicts(self.verdicts, title, self.selection.allowed_unjudged),
+            text += render_text_table(render_verdicts(self.verdicts, self.verdicts_title, self.selection.allowed_unjudged),
                                       width=width, color=color)
         return text
