@@ -17,6 +17,9 @@ def test_baseline_case_of_every_family_measures(family, ctx_factory):
     assert result.status == "ok", f"{cases[0].id}: {result.message}\n{result.traceback}"
     record = result.to_record()
     assert len(record["e2e_s"]) == 2 and record["outputs_match"]
+    phases = {"build", "check", "timed", "peak", "profile", "evidence"}
+    assert phases <= set(record["cost_s"]) and all(seconds >= 0 for seconds in record["cost_s"].values())
+    assert record["cost_s"]["timed"] >= sum(record["e2e_s"]), "the timed phase holds the timed iterations"
 
 
 def test_a_sampled_peak_is_measured_outside_the_timed_iterations(monkeypatch, tmp_path, ctx_factory):

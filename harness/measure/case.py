@@ -29,7 +29,7 @@ from harness.measure.profile.iteration import profile_clock_s, profile_window
 from harness.measure.profile.peaks import measure_peaks
 from harness.measure.profile.sol import BYTES_PER_DTYPE, SolInput
 from harness.measure.profile.trace import trace_file_name
-from harness.measure.record import CaseResult
+from harness.measure.record import CaseResult, costs
 from harness.measure.rounds import Guard
 from harness.options import RunOptions
 from harness.spec.matrix import Case, fingerprint
@@ -101,6 +101,7 @@ class CaseRun:
         """`keep_float`: other cases need the float model while this one runs (a workload's stacks
         kept warm together), so a quantized stack quantizes a copy of it; False: a quantized stack
         takes the model from the cache and quantizes it in place (no float copy beside it)."""
+        started = time.perf_counter()
         self.case = case
         self.ctx = ctx
         options = ctx.options
@@ -113,6 +114,7 @@ class CaseRun:
         self.model = model
         self.draws = case.lengths.draws(options.iterations, options.seed)
         self.result = CaseResult(case, case_fingerprint(case, options), ctx.device)
+        self.result.cost_s["build"] = time.perf_counter() - started
         self.session: Any = None  # the runner's session for the stack being run (each family has its own class)
 
     def _run(self, draw: tuple[int, int]) -> Output:
@@ -130,6 +132,7 @@ class CaseRun:
         return self.ctx.references[key]
 
     # -- phases -------------------------------------------------------------------------
+    @costs("check")
     def check(self, draw: tuple[int, int]) -> bool:
         """Run once with the case's stack and compare with the baseline stack's output."""
         reference = self._reference(draw)
@@ -176,6 +179,7 @@ class CaseRun:
             self.result.message = f"outputs outside the stated tolerance: {text} < {tolerance.minimum} ({tolerance.why})"
         return passed
 
+    @costs("warmup")
     def warmup(self) -> None:
         # Alternate the longest and the shortest draw, so compile sees the extreme shapes before timing.
         longest, shortest = max(self.draws, key=sum), min(self.draws, key=sum)
@@ -192,6 +196,7 @@ class CaseRun:
         """The machine-speed probe readings taken before each warm-up run (the guard's reference)."""
         return self.result.samples.get("warmup_probe_s", [])
 
+    @costs("timed")
     def timed_chunk(self, indices: range) -> list[tuple[tuple[int, int], Output]]:
         """Run the iterations `indices` of the case's draws in the session's timed guard (compile:
         no recompile), inputs made before it; the raw outputs, not yet merged into the samples."""
@@ -210,6 +215,7 @@ class CaseRun:
                                ("calibration_s", probe_s)):
                 samples.setdefault(key, []).append(value)
 
+    @costs("peak")
     def measure_peak(self) -> None:
         """The case's memory footprint over one extra, untimed iteration of the longest draw
         (harness.measure.footprint): no peak window ever overlaps the timed iterations (a CPU peak
@@ -220,6 +226,7 @@ class CaseRun:
         self.result.peak_mem_parts = found.parts()
         self.result.peak_mem_method = found.method
 
+    @costs("profile")
     def profile(self, draw: tuple[int, int], guard: Guard | None = None) -> None:
         """One profiled iteration, apart from the timed samples (their loop never sees the profiler).
 
@@ -263,6 +270,7 @@ class CaseRun:
                 summary["hta"] = hta_idle_frac(trace_path)
         return summary
 
+    @costs("sol")
     def speed_of_light(self) -> None:
         """sol_frac per phase from the timed samples (median over iterations) and this run's peaks."""
         family_sol = resolve(self.spec.sol) if self.spec.sol else None
@@ -281,5 +289,6 @@ class CaseRun:
         self.result.profile["sol_frac"] = {phase: median(fracs) for phase, fracs in per_iteration.items() if fracs}
         self.result.profile["device_peaks"] = peaks
 
+    @costs("evidence")
     def collect_evidence(self) -> None:
         self.result.evidence = {name: LEVERS.get(name).evidence(self.session) for name in self.case.stack}

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.families.speculative import acceptance_figures
@@ -29,6 +32,7 @@ class CaseResult:
     agreement: dict = field(default_factory=dict)  # lossy stacks: harness.measure.equivalence.agreement
     tolerance: dict = field(default_factory=dict)  # lossy stacks: the stated Tolerance that gated it
     rounds: dict = field(default_factory=dict)  # how it was measured: harness.measure.rounds.summary
+    cost_s: dict = field(default_factory=dict)  # the harness's own wall seconds on the case, by phase (costs)
 
     def to_record(self) -> dict:
         """The documented per-case keys (docs/records.md); also pytest-benchmark's extra_info."""
@@ -75,11 +79,28 @@ class CaseResult:
             "agreement": self.agreement,
             "tolerance": self.tolerance,
             "rounds": self.rounds,
+            "cost_s": self.cost_s,
             "status": self.status,
             "message": self.message,
             "traceback": self.traceback,
             **{key: self.profile.get(key, default) for key, default in PROFILE_KEYS.items()},
         }
+
+
+def costs(phase: str) -> Callable:
+    """A CaseRun method's wall seconds, added to its result's cost_s[phase]: where a run's time
+    goes outside the timed iterations too (builds, compiles in the check, warm-ups, the profile)."""
+    def wrap(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def timed(self, *args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                cost = self.result.cost_s
+                cost[phase] = cost.get(phase, 0.0) + time.perf_counter() - started
+        return timed
+    return wrap
 
 
 def weight_label(name: str) -> str:
