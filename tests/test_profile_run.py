@@ -22,7 +22,9 @@ SLACK_S = 0.003
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     traces = tmp_path_factory.mktemp("traces")
-    options = RunOptions(stacks=",".join(STACKS), iterations=2, warmup=0, benchmark=True, trace_dir=str(traces))
+    # contention_ratio 0, as tests/conftest.py's ctx_factory: a busy test machine must not turn the outcome into `contended`
+    options = RunOptions(stacks=",".join(STACKS), iterations=2, warmup=0, benchmark=True, trace_dir=str(traces),
+                         contention_ratio=0)
     selection = select(options, False)
     cases, _ = selection.expand("llama")
     base = [case for case in cases if case.batch_size == 1 and not case.lengths.dist and not case.weights]
